@@ -1,0 +1,170 @@
+//! The reverse-mode engine: one pass over the recorded graph, newest node first.
+
+use super::state;
+use crate::tensor::Tensor;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+/// Which nodes a backward pass reports gradients for.
+pub(crate) enum Targets<'a> {
+    /// These node ids (function transforms).
+    Nodes(&'a [u64]),
+    /// Every leaf variable reached ([`Tensor::backward`]).
+    Leaves,
+}
+
+/// Runs reverse mode from `root`, seeded with `seed` (root's shape), and returns the gradient of each
+/// target node that root depends on. With `create_graph`, the backward computation is itself recorded
+/// so its result can be differentiated again.
+pub(crate) fn run(
+    root: &Tensor,
+    seed: Tensor,
+    targets: Targets<'_>,
+    create_graph: bool,
+) -> FxHashMap<u64, Tensor> {
+    let mut results = FxHashMap::default();
+    let Some(root_node) = root.0.node.as_ref() else {
+        return results;
+    };
+    let is_target = |t: &Tensor| -> bool {
+        let n = t.0.node.as_ref().expect("tracked");
+        match targets {
+            Targets::Nodes(ids) => ids.contains(&n.id),
+            Targets::Leaves => n.inputs.is_empty(),
+        }
+    };
+
+    // Topological order by iterative depth-first search (inputs before outputs). For each node we also
+    // record the positions of its inputs (usize::MAX for untracked ones) and whether it reaches a target.
+    const NONE: usize = usize::MAX;
+    let mut order: Vec<Tensor> = Vec::new();
+    let mut reaches: Vec<bool> = Vec::new();
+    let mut edge_start: Vec<usize> = Vec::new();
+    let mut edges: Vec<usize> = Vec::new();
+    let mut pos: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut stack: Vec<(Tensor, usize)> = vec![(root.clone(), 0)];
+    pos.insert(root_node.id, NONE);
+    while let Some(top) = stack.last_mut() {
+        let node = top.0 .0.node.as_ref().expect("tracked");
+        if top.1 < node.inputs.len() {
+            let input = &node.inputs[top.1];
+            top.1 += 1;
+            if let Some(n) = input.0.node.as_ref() {
+                if let std::collections::hash_map::Entry::Vacant(e) = pos.entry(n.id) {
+                    e.insert(NONE);
+                    let input = input.clone();
+                    stack.push((input, 0));
+                }
+            }
+        } else {
+            let (t, _) = stack.pop().expect("non-empty");
+            let node = t.0.node.as_ref().expect("tracked");
+            edge_start.push(edges.len());
+            let mut r = is_target(&t);
+            for input in node.inputs.iter() {
+                match input.0.node.as_ref() {
+                    Some(n) => {
+                        let p = pos[&n.id];
+                        debug_assert_ne!(p, NONE, "graph cycle");
+                        r |= reaches[p];
+                        edges.push(p);
+                    }
+                    None => edges.push(NONE),
+                }
+            }
+            pos.insert(node.id, order.len());
+            reaches.push(r);
+            order.push(t);
+        }
+    }
+    edge_start.push(edges.len());
+
+    let n = order.len();
+    let mut grads: Vec<Option<Tensor>> = vec![None; n];
+    grads[n - 1] = Some(seed);
+    let _mode = state::GradModeGuard::set(create_graph);
+    let mut needs: SmallVec<[bool; 4]> = SmallVec::new();
+    for i in (0..n).rev() {
+        if !reaches[i] {
+            continue;
+        }
+        let Some(g) = grads[i].take() else { continue };
+        let t = &order[i];
+        let node = t.0.node.as_ref().expect("tracked");
+        if is_target(t) {
+            results.insert(node.id, g.clone());
+        }
+        let my_edges = &edges[edge_start[i]..edge_start[i + 1]];
+        needs.clear();
+        needs.extend(my_edges.iter().map(|&p| p != NONE && reaches[p]));
+        if !needs.iter().any(|&b| b) {
+            continue;
+        }
+        let input_grads = node.op.vjp(&node.inputs, t, &g, &needs);
+        for (k, gk) in input_grads.into_iter().enumerate() {
+            if !needs.get(k).copied().unwrap_or(false) {
+                continue;
+            }
+            let Some(gk) = gk else { continue };
+            let input = &node.inputs[k];
+            if gk.shape() != input.shape() || gk.dtype() != input.dtype() {
+                panic!(
+                    "internal: {} backward rule gave a gradient of shape {} {} for input {k} of shape {} {}",
+                    node.op.name(),
+                    gk.shape(),
+                    gk.dtype(),
+                    input.shape(),
+                    input.dtype()
+                );
+            }
+            let p = my_edges[k];
+            grads[p] = Some(match grads[p].take() {
+                Some(prev) => &prev + &gk,
+                None => gk,
+            });
+        }
+    }
+    results
+}
+
+/// Gradients of a scalar with respect to the variables it depends on, from [`Tensor::backward`].
+///
+/// ```
+/// use nabla::{DType, Tensor};
+/// let w = Tensor::from_vec(vec![1.0f64, 2.0], [2]).variable();
+/// let loss = (&w * &w).sum();
+/// let grads = loss.backward();
+/// assert_eq!(grads.get(&w).unwrap().to_vec::<f64>(), vec![2.0, 4.0]);
+/// ```
+#[derive(Clone, Default)]
+pub struct Grads {
+    pub(crate) map: FxHashMap<u64, Tensor>,
+}
+
+impl Grads {
+    /// The gradient for variable `var`, or `None` when the loss does not depend on it.
+    pub fn get(&self, var: &Tensor) -> Option<&Tensor> {
+        var.0.node.as_ref().and_then(|n| self.map.get(&n.id))
+    }
+    /// The gradient for `var`, or zeros of its shape when the loss does not depend on it.
+    pub fn get_or_zeros(&self, var: &Tensor) -> Tensor {
+        self.get(var).cloned().unwrap_or_else(|| var.zeros_like())
+    }
+    /// Removes and returns the gradient for `var`.
+    pub fn remove(&mut self, var: &Tensor) -> Option<Tensor> {
+        var.0.node.as_ref().and_then(|n| self.map.remove(&n.id))
+    }
+    /// Sets the gradient for `var` (which must be a variable).
+    pub fn insert(&mut self, var: &Tensor, grad: Tensor) {
+        let id = var.0.node.as_ref().expect("Grads::insert: not a variable (call .variable())").id;
+        self.map.insert(id, grad);
+    }
+    /// Number of variables with a gradient.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    /// Whether no variable received a gradient.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}

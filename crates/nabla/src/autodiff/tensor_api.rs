@@ -1,0 +1,95 @@
+//! The PyTorch-style face of autodiff on [`Tensor`]: variables, `backward`, `detach`.
+
+use super::backward::{self, Grads, Targets};
+use super::{state, Leaf, Node};
+use crate::tensor::Tensor;
+use smallvec::SmallVec;
+
+impl Tensor {
+    /// This value as a new differentiable variable (a leaf of the graph), for
+    /// [`backward`](Tensor::backward). The data is shared, not copied.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let w = Tensor::scalar(3.0f64).variable();
+    /// let g = (&w * &w).backward();
+    /// assert_eq!(g.get(&w).unwrap().item(), 6.0);
+    /// ```
+    pub fn variable(&self) -> Tensor {
+        let mut v = self.view_as(self.layout().clone());
+        std::sync::Arc::get_mut(&mut v.0).expect("fresh").node =
+            Some(Node { id: state::next_id(), op: Box::new(Leaf), inputs: SmallVec::new() });
+        v
+    }
+
+    /// Whether this tensor is part of a recorded computation (a variable, or computed from one while
+    /// recording was on).
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::ones([2], DType::F32);
+    /// assert!(!x.requires_grad());
+    /// assert!(x.variable().requires_grad());
+    /// ```
+    pub fn requires_grad(&self) -> bool {
+        self.0.node.is_some()
+    }
+
+    /// Whether this tensor is a leaf variable (created by [`variable`](Tensor::variable)).
+    pub fn is_leaf(&self) -> bool {
+        self.0.node.as_ref().is_some_and(|n| n.inputs.is_empty())
+    }
+
+    /// The same values cut off from differentiation: no graph link, no forward-mode tangents.
+    /// Gradients do not flow through the result (like `torch.Tensor.detach` and
+    /// `jax.lax.stop_gradient`).
+    ///
+    /// ```
+    /// use nabla::{grad, Tensor};
+    /// let f = grad(|x: &Tensor| (x * &x.detach()).sum());
+    /// assert_eq!(f(&Tensor::scalar(3.0f64)).item(), 3.0);
+    /// ```
+    pub fn detach(&self) -> Tensor {
+        if self.0.node.is_none() && self.0.tangents.is_empty() {
+            return self.clone();
+        }
+        self.view_as(self.layout().clone())
+    }
+
+    /// Alias of [`detach`](Tensor::detach), in JAX's words.
+    pub fn stop_gradient(&self) -> Tensor {
+        self.detach()
+    }
+
+    /// Reverse mode from this scalar: the gradient with respect to every variable it depends on.
+    ///
+    /// Inside a function transform (so that the result can be differentiated again) the backward
+    /// computation is recorded; at top level it is not.
+    ///
+    /// # Panics
+    /// If the tensor has more than one element.
+    pub fn backward(&self) -> Grads {
+        if self.numel() != 1 {
+            panic!(
+                "backward: needs a one-element loss, got shape {} (reduce it first, or use backward_with)",
+                self.shape()
+            );
+        }
+        self.backward_with(&self.ones_like())
+    }
+
+    /// Reverse mode seeded with the cotangent `seed` (same shape as this tensor).
+    pub fn backward_with(&self, seed: &Tensor) -> Grads {
+        if seed.shape() != self.shape() {
+            panic!(
+                "backward_with: seed shape {} differs from output shape {}",
+                seed.shape(),
+                self.shape()
+            );
+        }
+        let create_graph = state::depth() > 0 || seed.requires_grad();
+        Grads {
+            map: backward::run(self, seed.clone(), Targets::Leaves, create_graph),
+        }
+    }
+}

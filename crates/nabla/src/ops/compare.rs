@@ -1,0 +1,115 @@
+//! Comparisons (masks of 0.0 and 1.0, not differentiable) and `where_`, the differentiable select.
+
+use crate::autodiff::{record, InputGrads, Op};
+use crate::dtype::Element;
+#[allow(unused_imports)]
+use num_traits::{Float, One, Zero};
+use crate::tensor::cpu::{map, with_dtype, zip};
+use crate::tensor::layout::for_each_offset2;
+use crate::tensor::shape::broadcast_shapes;
+use crate::tensor::{same_dtype, storage, Tensor};
+use smallvec::smallvec;
+
+macro_rules! comparisons {
+    ($($name:ident, $sname:ident, $op:tt, $doc:literal;)*) => {
+        impl Tensor {
+            $(
+                #[doc = concat!("Elementwise `a ", stringify!($op), " b` with broadcasting, as 1.0 (true) or 0.0 (false) in `a`'s dtype. Not differentiable. ", $doc)]
+                pub fn $name(&self, other: &Tensor) -> Tensor {
+                    let dt = same_dtype(stringify!($name), self, other);
+                    with_dtype!(dt, zip::<T>(stringify!($name), self, other, |a, b| if a $op b { T::one() } else { T::zero() }))
+                }
+                #[doc = concat!("Elementwise `a ", stringify!($op), " c` for a Rust scalar, as 1.0 or 0.0.")]
+                pub fn $sname(&self, c: f64) -> Tensor {
+                    with_dtype!(self.dtype(), {
+                        let c = T::from_f64(c);
+                        map::<T>(self, move |a| if a $op c { T::one() } else { T::zero() })
+                    })
+                }
+            )*
+        }
+    };
+}
+
+comparisons! {
+    eq, eq_scalar, ==, "";
+    ne, ne_scalar, !=, "";
+    lt, lt_scalar, <, "";
+    le, le_scalar, <=, "";
+    gt, gt_scalar, >, "\n\n```\nuse nabla::Tensor;\nlet a = Tensor::from_vec(vec![1.0f64, 3.0], [2]);\nassert_eq!(a.gt_scalar(2.0).to_vec::<f64>(), vec![0.0, 1.0]);\n```";
+    ge, ge_scalar, >=, "";
+}
+
+impl Tensor {
+    /// Elementwise logical not of a 0/1 mask.
+    pub fn logical_not(&self) -> Tensor {
+        self.affine(-1.0, 1.0).detach()
+    }
+
+    /// Picks `on_true` where `self` (a mask) is non-zero and `on_false` elsewhere, broadcasting all
+    /// three (like `torch.where`). Differentiable in both branches; the mask is not.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![-1.0f64, 2.0], [2]);
+    /// let y = x.gt_scalar(0.0).where_(&x, &x.neg());
+    /// assert_eq!(y.to_vec::<f64>(), vec![1.0, 2.0]);
+    /// ```
+    pub fn where_(&self, on_true: &Tensor, on_false: &Tensor) -> Tensor {
+        let dt = same_dtype("where", on_true, on_false);
+        same_dtype("where", self, on_true);
+        let shape = broadcast_shapes(
+            "where",
+            &broadcast_shapes("where", self.shape(), on_true.shape()),
+            on_false.shape(),
+        );
+        let out = with_dtype!(dt, {
+            let (m, a, b) = (self.buffer::<T>(), on_true.buffer::<T>(), on_false.buffer::<T>());
+            let (lm, la, lb) = (self.layout(), on_true.layout(), on_false.layout());
+            let (sm, sa, sb) = (
+                lm.broadcast_strides(&shape),
+                la.broadcast_strides(&shape),
+                lb.broadcast_strides(&shape),
+            );
+            // First pass: pick from a or b per mask; two strided walks keep the kernel simple.
+            let n = shape.numel();
+            let mut pick = vec![false; n];
+            let mut i = 0;
+            for_each_offset2(&shape, &sm, lm.offset, &sm, lm.offset, |o, _| {
+                pick[i] = m[o] != T::zero();
+                i += 1;
+            });
+            let data = storage::build(n, |out: &mut [T]| {
+                let mut i = 0;
+                for_each_offset2(&shape, &sa, la.offset, &sb, lb.offset, |ia, ib| {
+                    out[i] = if pick[i] { a[ia] } else { b[ib] };
+                    i += 1;
+                });
+            });
+            Tensor::from_arc(data, shape.clone())
+        });
+        record(out, Where { mask: self.detach() }, &[on_true, on_false])
+    }
+}
+
+struct Where {
+    mask: Tensor,
+}
+
+impl Op for Where {
+    fn name(&self) -> &str {
+        "where"
+    }
+    fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
+        let zero = g.zeros_like();
+        smallvec![
+            needs[0].then(|| self.mask.where_(g, &zero).sum_to(i[0].shape())),
+            needs[1].then(|| self.mask.where_(&zero, g).sum_to(i[1].shape())),
+        ]
+    }
+    fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        let ta = t[0].clone().unwrap_or_else(|| i[0].zeros_like());
+        let tb = t[1].clone().unwrap_or_else(|| i[1].zeros_like());
+        self.mask.where_(&ta, &tb)
+    }
+}

@@ -1,0 +1,272 @@
+//! Matrix products: `matmul` with NumPy semantics (1-d operands, batch dimensions that broadcast),
+//! `dot`, `outer`. The kernel is the `gemm` crate, called with the operands' own strides so
+//! transposed views are never copied.
+
+use crate::autodiff::{record, InputGrads, Op};
+use crate::dtype::Element;
+#[allow(unused_imports)]
+use num_traits::{Float, One, Zero};
+use crate::tensor::cpu::with_dtype;
+use crate::tensor::layout::Layout;
+use crate::tensor::shape::{broadcast_shapes, Shape};
+use crate::tensor::{same_dtype, storage, Tensor};
+use rayon::prelude::*;
+use smallvec::smallvec;
+
+/// Below this many multiply-adds a plain loop beats gemm's dispatch.
+const SMALL: usize = 4096;
+
+struct MatMul;
+
+impl Op for MatMul {
+    fn name(&self) -> &str {
+        "matmul"
+    }
+    fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
+        let (a, b) = (&i[0], &i[1]);
+        smallvec![
+            needs[0].then(|| g.matmul(&b.t()).sum_to(a.shape())),
+            needs[1].then(|| a.t().matmul(g).sum_to(b.shape())),
+        ]
+    }
+    fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        let (a, b) = (&i[0], &i[1]);
+        match (&t[0], &t[1]) {
+            (Some(ta), Some(tb)) => ta.matmul(b) + a.matmul(tb),
+            (Some(ta), None) => ta.matmul(b),
+            (None, Some(tb)) => a.matmul(tb),
+            (None, None) => unreachable!(),
+        }
+    }
+}
+
+/// One `m×k @ k×n` product into a row-major `m×n` block.
+#[allow(clippy::too_many_arguments)]
+fn gemm_one<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    a_off: usize,
+    (a_rs, a_cs): (usize, usize),
+    b: &[T],
+    b_off: usize,
+    (b_rs, b_cs): (usize, usize),
+    dst: &mut [T],
+    threaded: bool,
+) {
+    if m * n * k <= SMALL {
+        for r in 0..m {
+            for c in 0..n {
+                let mut acc = T::zero();
+                for x in 0..k {
+                    acc += a[a_off + r * a_rs + x * a_cs] * b[b_off + x * b_rs + c * b_cs];
+                }
+                dst[r * n + c] = acc;
+            }
+        }
+        return;
+    }
+    let par = if threaded && rayon::current_num_threads() > 1 {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the pointers cover every element the strides address: `a` holds the m×k operand at
+    // a_off with strides (a_rs, a_cs) and `b` the k×n one, as checked by the caller's layouts; `dst`
+    // is a distinct, exclusively borrowed m×n row-major block.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr().add(a_off),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr().add(b_off),
+            b_cs as isize,
+            b_rs as isize,
+            T::zero(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// Batched, broadcasting `a @ b` for operands of rank ≥ 2.
+fn matmul_kernel<T: Element>(a: &Tensor, b: &Tensor, batch: &Shape, m: usize, k: usize, n: usize) -> Tensor {
+    let (la, lb) = (a.layout(), b.layout());
+    let (ra, rb) = (la.shape.rank(), lb.shape.rank());
+    let a_ms = (la.strides[ra - 2], la.strides[ra - 1]);
+    let b_ms = (lb.strides[rb - 2], lb.strides[rb - 1]);
+    // Batch strides of each operand broadcast to the common batch shape.
+    let batch_strides = |l: &Layout, r: usize| {
+        let bl = Layout {
+            shape: Shape::from(&l.shape[..r - 2]),
+            strides: l.strides[..r - 2].into(),
+            offset: 0,
+        };
+        bl.broadcast_strides(batch)
+    };
+    let (sa, sb) = (batch_strides(la, ra), batch_strides(lb, rb));
+    let nb = batch.numel();
+    let offsets: Vec<(usize, usize)> = (0..nb)
+        .map(|mut idx| {
+            let (mut oa, mut ob) = (la.offset, lb.offset);
+            for d in (0..batch.rank()).rev() {
+                let i = idx % batch[d];
+                idx /= batch[d];
+                oa += i * sa[d];
+                ob += i * sb[d];
+            }
+            (oa, ob)
+        })
+        .collect();
+    let (ba, bb) = (a.buffer::<T>(), b.buffer::<T>());
+    let mut out_dims = batch.to_vec();
+    out_dims.extend_from_slice(&[m, n]);
+    let data = storage::build(nb * m * n, |o: &mut [T]| {
+        if m * n == 0 {
+            return;
+        }
+        let per = m * n * k;
+        if nb > 1 && per * nb >= 1 << 16 && per < 1 << 20 {
+            o.par_chunks_mut(m * n).zip(offsets.par_iter()).for_each(|(dst, &(oa, ob))| {
+                gemm_one(m, n, k, ba, oa, a_ms, bb, ob, b_ms, dst, false)
+            });
+        } else {
+            for (dst, &(oa, ob)) in o.chunks_mut(m * n).zip(&offsets) {
+                gemm_one(m, n, k, ba, oa, a_ms, bb, ob, b_ms, dst, true);
+            }
+        }
+    });
+    Tensor::from_arc(data, Shape::from(out_dims))
+}
+
+impl Tensor {
+    /// Matrix product with NumPy semantics: 2-d @ 2-d is the matrix product; leading dimensions are
+    /// batch dimensions and broadcast; a 1-d operand is a vector (a row on the left, a column on the
+    /// right) whose dimension is removed from the result.
+    ///
+    /// # Panics
+    /// When the inner dimensions differ, e.g. `matmul: [2, 3] @ [4, 5]: inner dimensions 3 and 4 differ`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]);
+    /// let v = Tensor::from_vec(vec![1.0f32, 1.0], [2]);
+    /// assert_eq!(a.matmul(&v).to_vec::<f32>(), vec![3.0, 7.0]);
+    /// assert_eq!(a.matmul(&a).to_vec::<f32>(), vec![7.0, 10.0, 15.0, 22.0]);
+    /// ```
+    pub fn matmul(&self, other: &Tensor) -> Tensor {
+        let dt = same_dtype("matmul", self, other);
+        if self.rank() == 0 || other.rank() == 0 {
+            panic!("matmul: {} @ {}: operands must have at least one dimension", self.shape(), other.shape());
+        }
+        let a = if self.rank() == 1 { self.unsqueeze(0) } else { self.clone() };
+        let b = if other.rank() == 1 { other.unsqueeze(-1) } else { other.clone() };
+        let (ra, rb) = (a.rank(), b.rank());
+        let (m, k, k2, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 2], b.dims()[rb - 1]);
+        if k != k2 {
+            panic!(
+                "matmul: {} @ {}: inner dimensions {k} and {k2} differ",
+                self.shape(),
+                other.shape()
+            );
+        }
+        let batch = {
+            let sa = Shape::from(&a.dims()[..ra - 2]);
+            let sb = Shape::from(&b.dims()[..rb - 2]);
+            if sa == sb {
+                sa
+            } else {
+                broadcast_shapes(&format!("matmul: {} @ {}: batch dimensions", self.shape(), other.shape()), &sa, &sb)
+            }
+        };
+        let out = with_dtype!(dt, matmul_kernel::<T>(&a, &b, &batch, m, k, n));
+        let out = record(out, MatMul, &[&a, &b]);
+        match (self.rank(), other.rank()) {
+            (1, 1) => out.reshape(()),
+            (1, _) => out.squeeze(-2),
+            (_, 1) => out.squeeze(-1),
+            _ => out,
+        }
+    }
+
+    /// Inner product of two vectors of one length.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], [3]);
+    /// assert_eq!(a.dot(&a).item(), 14.0);
+    /// ```
+    pub fn dot(&self, other: &Tensor) -> Tensor {
+        if self.rank() != 1 || other.rank() != 1 || self.numel() != other.numel() {
+            panic!("dot: needs two vectors of one length, got {} and {}", self.shape(), other.shape());
+        }
+        self.matmul(other)
+    }
+
+    /// Outer product of two vectors: `out[i, j] = a[i] * b[j]`.
+    pub fn outer(&self, other: &Tensor) -> Tensor {
+        if self.rank() != 1 || other.rank() != 1 {
+            panic!("outer: needs two vectors, got {} and {}", self.shape(), other.shape());
+        }
+        self.unsqueeze(1) * other.unsqueeze(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{DType, Tensor};
+
+    fn naive(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for x in 0..k {
+                    c[i * n + j] += a[i * k + x] * b[x * n + j];
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn large_and_transposed_match_naive() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for &(m, k, n) in &[(3, 4, 5), (67, 45, 33), (128, 130, 129)] {
+            let a = Tensor::randn([m, k], DType::F64, &mut rng);
+            let bt = Tensor::randn([n, k], DType::F64, &mut rng);
+            let b = bt.t(); // strided view
+            let c = a.matmul(&b);
+            let want = naive(&a.to_vec(), &b.to_vec(), m, k, n);
+            for (x, y) in c.to_vec::<f64>().iter().zip(&want) {
+                assert!((x - y).abs() < 1e-9, "{m}x{k}x{n}");
+            }
+        }
+    }
+
+    #[test]
+    fn batch_broadcasting() {
+        let a = Tensor::ones([2, 1, 3, 4], DType::F32);
+        let b = Tensor::ones([5, 4, 2], DType::F32);
+        let c = a.matmul(&b);
+        assert_eq!(c.dims(), &[2, 5, 3, 2]);
+        assert!(c.to_vec::<f32>().iter().all(|&v| v == 4.0));
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul: [2, 3] @ [4, 5]: inner dimensions 3 and 4 differ")]
+    fn inner_mismatch_message() {
+        let _ = Tensor::zeros([2, 3], DType::F32).matmul(&Tensor::zeros([4, 5], DType::F32));
+    }
+}

@@ -1,0 +1,11 @@
+//! Tensor operations, one file per family. In each file an operation's forward kernel, its reverse
+//! rule (vjp) and its forward rule (jvp) sit together.
+
+mod arith;
+mod compare;
+pub(crate) mod estimators;
+mod matmul;
+mod reduce;
+mod shape;
+mod softmax;
+pub(crate) mod unary;

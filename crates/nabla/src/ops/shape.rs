@@ -1,0 +1,479 @@
+//! Shape operations. Views (reshape of compatible layouts, permute, narrow, broadcast_to, squeeze,
+//! unsqueeze) share the buffer; concat and non-view reshapes copy. Each op's rules are its adjoint
+//! view: permute ↔ inverse permute, broadcast ↔ sum, narrow ↔ concat with zeros.
+
+use crate::autodiff::{record, InputGrads, Identity, Op};
+use crate::dtype::DType;
+use crate::tensor::cpu::{gather_layout, with_dtype};
+use crate::tensor::layout::Layout;
+use crate::tensor::shape::{broadcast_shapes, norm_axis, Shape};
+use crate::tensor::{same_dtype, storage, Tensor};
+use smallvec::{smallvec, SmallVec};
+
+struct Reshape {
+    from: Shape,
+    to: Shape,
+}
+
+impl Op for Reshape {
+    fn name(&self) -> &str {
+        "reshape"
+    }
+    fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        smallvec![Some(g.reshape(&self.from))]
+    }
+    fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        t[0].as_ref().expect("tangent").reshape(&self.to)
+    }
+}
+
+struct Permute {
+    perm: SmallVec<[usize; 4]>,
+}
+
+impl Op for Permute {
+    fn name(&self) -> &str {
+        "permute"
+    }
+    fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        let mut inv: SmallVec<[usize; 4]> = smallvec![0; self.perm.len()];
+        for (i, &p) in self.perm.iter().enumerate() {
+            inv[p] = i;
+        }
+        smallvec![Some(g.permute(&inv))]
+    }
+    fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        t[0].as_ref().expect("tangent").permute(&self.perm)
+    }
+}
+
+struct BroadcastTo {
+    from: Shape,
+    to: Shape,
+}
+
+impl Op for BroadcastTo {
+    fn name(&self) -> &str {
+        "broadcast_to"
+    }
+    fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        smallvec![Some(g.sum_to(&self.from))]
+    }
+    fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        t[0].as_ref().expect("tangent").broadcast_to(&self.to)
+    }
+}
+
+struct Narrow {
+    axis: usize,
+    start: usize,
+    len: usize,
+}
+
+impl Op for Narrow {
+    fn name(&self) -> &str {
+        "narrow"
+    }
+    fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        let full = i[0].dims()[self.axis];
+        let mut parts: SmallVec<[Tensor; 3]> = SmallVec::new();
+        let zeros = |n: usize| {
+            let mut d = g.dims().to_vec();
+            d[self.axis] = n;
+            Tensor::zeros(d, g.dtype())
+        };
+        if self.start > 0 {
+            parts.push(zeros(self.start));
+        }
+        parts.push(g.clone());
+        if self.start + self.len < full {
+            parts.push(zeros(full - self.start - self.len));
+        }
+        smallvec![Some(Tensor::concat(&parts, self.axis as isize))]
+    }
+    fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        t[0].as_ref().expect("tangent").narrow(self.axis as isize, self.start, self.len)
+    }
+}
+
+struct Concat {
+    axis: usize,
+}
+
+impl Op for Concat {
+    fn name(&self) -> &str {
+        "concat"
+    }
+    fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
+        let mut start = 0;
+        i.iter()
+            .zip(needs)
+            .map(|(x, &need)| {
+                let len = x.dims()[self.axis];
+                let r = need.then(|| g.narrow(self.axis as isize, start, len));
+                start += len;
+                r
+            })
+            .collect()
+    }
+    fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        let ts: Vec<Tensor> = t
+            .iter()
+            .zip(i)
+            .map(|(t, x)| t.clone().unwrap_or_else(|| x.zeros_like()))
+            .collect();
+        Tensor::concat(&ts, self.axis as isize)
+    }
+}
+
+struct Cast {
+    from: DType,
+    to: DType,
+}
+
+impl Op for Cast {
+    fn name(&self) -> &str {
+        "to_dtype"
+    }
+    fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        smallvec![Some(g.to_dtype(self.from))]
+    }
+    fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        t[0].as_ref().expect("tangent").to_dtype(self.to)
+    }
+}
+
+impl Tensor {
+    /// The same elements in a new shape with as many elements. Shares the buffer when the layout
+    /// allows (always for contiguous tensors), copies otherwise.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::arange(0.0, 6.0, 1.0, DType::F32).reshape([2, 3]);
+    /// assert_eq!(x.dims(), &[2, 3]);
+    /// ```
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Tensor {
+        let to = shape.into();
+        if to.numel() != self.numel() {
+            panic!(
+                "reshape: cannot reshape {} ({} elements) into {} ({} elements)",
+                self.shape(),
+                self.numel(),
+                to,
+                to.numel()
+            );
+        }
+        if &to == self.shape() {
+            return self.clone();
+        }
+        let out = match self.layout().reshaped(&to) {
+            Some(l) => self.view_as(l),
+            None => {
+                let c = with_dtype!(self.dtype(), gather_layout::<T>(self, self.layout()));
+                c.view_as(Layout::contiguous(to.clone()))
+            }
+        };
+        record(out, Reshape { from: self.shape().clone(), to }, &[self])
+    }
+
+    /// Reorders the dimensions (a view): result dim `i` is input dim `perm[i]`.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::zeros([2, 3, 4], DType::F32);
+    /// assert_eq!(x.permute(&[2, 0, 1]).dims(), &[4, 2, 3]);
+    /// ```
+    pub fn permute(&self, perm: &[usize]) -> Tensor {
+        let r = self.rank();
+        let mut seen = vec![false; r];
+        if perm.len() != r || perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true)) {
+            panic!("permute: {perm:?} is not a permutation of the {r} dimensions of {}", self.shape());
+        }
+        if perm.iter().enumerate().all(|(i, &p)| i == p) {
+            return self.clone();
+        }
+        let out = self.view_as(self.layout().permuted(perm));
+        record(out, Permute { perm: perm.into() }, &[self])
+    }
+
+    /// Swaps two dimensions (a view).
+    pub fn transpose(&self, a: isize, b: isize) -> Tensor {
+        let r = self.rank();
+        let (a, b) = (norm_axis("transpose", a, r), norm_axis("transpose", b, r));
+        let mut perm: Vec<usize> = (0..r).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// Swaps the last two dimensions (the matrix transpose, batched); a no-op below rank 2.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::zeros([5, 2, 3], DType::F32).t().dims(), &[5, 3, 2]);
+    /// ```
+    pub fn t(&self) -> Tensor {
+        if self.rank() < 2 {
+            return self.clone();
+        }
+        self.transpose(-2, -1)
+    }
+
+    /// A view with size-1 (or missing leading) dimensions repeated to `shape`, by NumPy rules.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 2.0], [2, 1]);
+    /// assert_eq!(x.broadcast_to([2, 3]).to_vec::<f64>(), vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    /// ```
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Tensor {
+        let to = shape.into();
+        if &to == self.shape() {
+            return self.clone();
+        }
+        if broadcast_shapes("broadcast_to", self.shape(), &to) != to {
+            panic!("broadcast_to: cannot broadcast {} to {}", self.shape(), to);
+        }
+        let l = self.layout();
+        let layout = Layout { strides: l.broadcast_strides(&to), shape: to.clone(), offset: l.offset };
+        let out = self.view_as(layout);
+        record(out, BroadcastTo { from: self.shape().clone(), to }, &[self])
+    }
+
+    /// Alias of [`broadcast_to`](Tensor::broadcast_to) (PyTorch's name).
+    pub fn expand(&self, shape: impl Into<Shape>) -> Tensor {
+        self.broadcast_to(shape)
+    }
+
+    /// Removes dimension `axis`, which must have size 1.
+    pub fn squeeze(&self, axis: isize) -> Tensor {
+        let a = norm_axis("squeeze", axis, self.rank());
+        if self.dims()[a] != 1 {
+            panic!("squeeze: dimension {a} of {} has size {}, not 1", self.shape(), self.dims()[a]);
+        }
+        let mut d = self.dims().to_vec();
+        d.remove(a);
+        self.reshape(d)
+    }
+
+    /// Removes every size-1 dimension.
+    pub fn squeeze_all(&self) -> Tensor {
+        let d: Vec<usize> = self.dims().iter().copied().filter(|&d| d != 1).collect();
+        self.reshape(d)
+    }
+
+    /// Inserts a size-1 dimension at `axis` (`-1` appends).
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::zeros([3], DType::F32).unsqueeze(0).dims(), &[1, 3]);
+    /// assert_eq!(Tensor::zeros([3], DType::F32).unsqueeze(-1).dims(), &[3, 1]);
+    /// ```
+    pub fn unsqueeze(&self, axis: isize) -> Tensor {
+        let a = norm_axis("unsqueeze", axis, self.rank() + 1);
+        let mut d = self.dims().to_vec();
+        d.insert(a, 1);
+        self.reshape(d)
+    }
+
+    /// Merges dimensions `start..=end` into one.
+    pub fn flatten(&self, start: isize, end: isize) -> Tensor {
+        if self.rank() == 0 {
+            return self.reshape([1]);
+        }
+        let (s, e) = (norm_axis("flatten", start, self.rank()), norm_axis("flatten", end, self.rank()));
+        if s > e {
+            panic!("flatten: start axis {s} is after end axis {e}");
+        }
+        let d = self.dims();
+        let mut nd: Vec<usize> = d[..s].to_vec();
+        nd.push(d[s..=e].iter().product());
+        nd.extend_from_slice(&d[e + 1..]);
+        self.reshape(nd)
+    }
+
+    /// The elements `start..start+len` along `axis` (a view).
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::arange(0.0, 5.0, 1.0, DType::F64);
+    /// assert_eq!(x.narrow(0, 1, 3).to_vec::<f64>(), vec![1.0, 2.0, 3.0]);
+    /// ```
+    pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Tensor {
+        let a = norm_axis("narrow", axis, self.rank());
+        let size = self.dims()[a];
+        if start + len > size {
+            panic!(
+                "narrow: range {start}..{} is out of bounds for dimension {a} of {} (size {size})",
+                start + len,
+                self.shape()
+            );
+        }
+        if start == 0 && len == size {
+            return self.clone();
+        }
+        let out = self.view_as(self.layout().narrowed(a, start, len));
+        record(out, Narrow { axis: a, start, len }, &[self])
+    }
+
+    /// Row `index` along `axis`, with that dimension removed (`x.select(0, i)` is `x[i]`).
+    pub fn select(&self, axis: isize, index: usize) -> Tensor {
+        self.narrow(axis, index, 1).squeeze(axis)
+    }
+
+    /// A contiguous copy, or the tensor itself when it already is contiguous.
+    pub fn contiguous(&self) -> Tensor {
+        if self.is_contiguous() {
+            return self.clone();
+        }
+        let out = with_dtype!(self.dtype(), gather_layout::<T>(self, self.layout()));
+        record(out, Identity, &[self])
+    }
+
+    /// Converts the elements to another dtype (differentiable: gradients are converted back).
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::scalar(1.5f32).to_dtype(DType::F64).dtype(), DType::F64);
+    /// ```
+    pub fn to_dtype(&self, dtype: DType) -> Tensor {
+        let from = self.dtype();
+        if from == dtype {
+            return self.clone();
+        }
+        let src = self.contiguous_data_any();
+        let out = match (src, dtype) {
+            (AnyData::F32(v), DType::F64) => {
+                Tensor::from_arc(storage::build(v.len(), |o: &mut [f64]| {
+                    o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f64)
+                }), self.shape().clone())
+            }
+            (AnyData::F64(v), DType::F32) => {
+                Tensor::from_arc(storage::build(v.len(), |o: &mut [f32]| {
+                    o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f32)
+                }), self.shape().clone())
+            }
+            _ => unreachable!(),
+        };
+        record(out, Cast { from, to: dtype }, &[self])
+    }
+
+    fn contiguous_data_any(&self) -> AnyData<'_> {
+        match self.dtype() {
+            DType::F32 => AnyData::F32(self.contiguous_data::<f32>()),
+            DType::F64 => AnyData::F64(self.contiguous_data::<f64>()),
+        }
+    }
+
+    /// Joins tensors along an existing axis; all other dimensions must agree.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let a = Tensor::zeros([2, 3], DType::F32);
+    /// let b = Tensor::ones([1, 3], DType::F32);
+    /// assert_eq!(Tensor::concat(&[a, b], 0).dims(), &[3, 3]);
+    /// ```
+    pub fn concat(tensors: &[Tensor], axis: isize) -> Tensor {
+        let first = tensors.first().unwrap_or_else(|| panic!("concat: no tensors given"));
+        let a = norm_axis("concat", axis, first.rank());
+        let mut total = 0;
+        for t in tensors {
+            same_dtype("concat", first, t);
+            if t.rank() != first.rank()
+                || t.dims().iter().zip(first.dims()).enumerate().any(|(i, (x, y))| i != a && x != y)
+            {
+                let shapes: Vec<String> = tensors.iter().map(|t| t.shape().to_string()).collect();
+                panic!("concat: shapes {} differ outside axis {a}", shapes.join(", "));
+            }
+            total += t.dims()[a];
+        }
+        if tensors.len() == 1 {
+            return first.clone();
+        }
+        let mut out_dims = first.dims().to_vec();
+        out_dims[a] = total;
+        let outer: usize = out_dims[..a].iter().product();
+        let inner: usize = out_dims[a + 1..].iter().product();
+        let out = with_dtype!(first.dtype(), {
+            let data = storage::build(outer * total * inner, |o: &mut [T]| {
+                let mut start = 0;
+                for t in tensors {
+                    let len = t.dims()[a];
+                    let src = t.contiguous_data::<T>();
+                    let block = len * inner;
+                    for r in 0..outer {
+                        let dst = r * total * inner + start * inner;
+                        o[dst..dst + block].copy_from_slice(&src[r * block..(r + 1) * block]);
+                    }
+                    start += len;
+                }
+            });
+            Tensor::from_arc(data, Shape::from(out_dims))
+        });
+        let refs: Vec<&Tensor> = tensors.iter().collect();
+        record(out, Concat { axis: a }, &refs)
+    }
+
+    /// Joins tensors of one shape along a new axis.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let a = Tensor::zeros([3], DType::F32);
+    /// assert_eq!(Tensor::stack(&[a.clone(), a], 0).dims(), &[2, 3]);
+    /// ```
+    pub fn stack(tensors: &[Tensor], axis: isize) -> Tensor {
+        let first = tensors.first().unwrap_or_else(|| panic!("stack: no tensors given"));
+        for t in tensors {
+            if t.shape() != first.shape() {
+                panic!("stack: shapes {} and {} differ", first.shape(), t.shape());
+            }
+        }
+        let a = norm_axis("stack", axis, first.rank() + 1) as isize;
+        let parts: Vec<Tensor> = tensors.iter().map(|t| t.unsqueeze(a)).collect();
+        Tensor::concat(&parts, a)
+    }
+
+    /// Splits along `axis` into pieces of the given sizes (which must add up to the dimension).
+    pub fn split(&self, sizes: &[usize], axis: isize) -> Vec<Tensor> {
+        let a = norm_axis("split", axis, self.rank());
+        if sizes.iter().sum::<usize>() != self.dims()[a] {
+            panic!(
+                "split: sizes {sizes:?} do not add up to dimension {a} of {} ({})",
+                self.shape(),
+                self.dims()[a]
+            );
+        }
+        let mut start = 0;
+        sizes
+            .iter()
+            .map(|&len| {
+                let t = self.narrow(a as isize, start, len);
+                start += len;
+                t
+            })
+            .collect()
+    }
+
+    /// Splits along `axis` into `n` pieces of equal size (the last may be smaller), like
+    /// `torch.chunk`.
+    pub fn chunk(&self, n: usize, axis: isize) -> Vec<Tensor> {
+        let a = norm_axis("chunk", axis, self.rank());
+        if n == 0 {
+            panic!("chunk: cannot split into 0 pieces");
+        }
+        let size = self.dims()[a];
+        let step = size.div_ceil(n).max(1);
+        let mut sizes = vec![];
+        let mut left = size;
+        while left > 0 {
+            let s = step.min(left);
+            sizes.push(s);
+            left -= s;
+        }
+        self.split(&sizes, a as isize)
+    }
+}
+
+enum AnyData<'a> {
+    F32(std::borrow::Cow<'a, [f32]>),
+    F64(std::borrow::Cow<'a, [f64]>),
+}

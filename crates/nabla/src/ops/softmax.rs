@@ -1,0 +1,168 @@
+//! Softmax, log-softmax and cumulative sums along one axis.
+
+use crate::autodiff::{record, InputGrads, Op};
+use crate::dtype::Element;
+#[allow(unused_imports)]
+use num_traits::{Float, One, Zero};
+use crate::tensor::cpu::with_dtype;
+use crate::tensor::shape::norm_axis;
+use crate::tensor::{storage, Tensor};
+use smallvec::smallvec;
+
+/// Applies `f` to every 1-d lane along `axis` of a contiguous copy of `x`, writing lanes of the same
+/// length into a new tensor of x's shape.
+fn lanes<T: Element>(x: &Tensor, axis: usize, f: impl Fn(&[T], &mut [T])) -> Tensor {
+    let r = x.rank();
+    // Move the axis last, work on contiguous lanes, move it back.
+    let xp = if axis + 1 == r { x.detach() } else { x.detach().transpose(axis as isize, -1) };
+    let src = xp.contiguous_data::<T>();
+    let len = x.dims()[axis].max(1);
+    let data = storage::build(src.len(), |o: &mut [T]| {
+        for (oc, sc) in o.chunks_mut(len).zip(src.chunks(len)) {
+            f(sc, oc);
+        }
+    });
+    let y = Tensor::from_arc(data, xp.shape().clone());
+    if axis + 1 == r { y } else { y.transpose(axis as isize, -1).contiguous() }
+}
+
+struct Softmax {
+    axis: isize,
+}
+
+impl Op for Softmax {
+    fn name(&self) -> &str {
+        "softmax"
+    }
+    fn vjp(&self, _: &[Tensor], y: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        let gy = g * y;
+        smallvec![Some(&gy - &(y * &gy.sum_axes(&[self.axis], true)))]
+    }
+    fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        let y = i[0].softmax(self.axis);
+        let ty = t[0].as_ref().expect("tangent") * &y;
+        &ty - &(&y * &ty.sum_axes(&[self.axis], true))
+    }
+}
+
+struct LogSoftmax {
+    axis: isize,
+}
+
+impl Op for LogSoftmax {
+    fn name(&self) -> &str {
+        "log_softmax"
+    }
+    fn vjp(&self, _: &[Tensor], y: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        smallvec![Some(g - &(y.exp() * g.sum_axes(&[self.axis], true)))]
+    }
+    fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        let t = t[0].as_ref().expect("tangent");
+        let p = i[0].softmax(self.axis);
+        t - &(&p * t).sum_axes(&[self.axis], true)
+    }
+}
+
+struct Cumsum {
+    axis: isize,
+    reverse: bool,
+}
+
+impl Op for Cumsum {
+    fn name(&self) -> &str {
+        "cumsum"
+    }
+    fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        smallvec![Some(g.cumsum_dir(self.axis, !self.reverse))]
+    }
+    fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        t[0].as_ref().expect("tangent").cumsum_dir(self.axis, self.reverse)
+    }
+}
+
+impl Tensor {
+    /// `exp(x) / Σ exp(x)` along `axis`, computed stably.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let p = Tensor::from_vec(vec![1.0f64, 1.0], [2]).softmax(-1);
+    /// assert_eq!(p.to_vec::<f64>(), vec![0.5, 0.5]);
+    /// ```
+    pub fn softmax(&self, axis: isize) -> Tensor {
+        let a = norm_axis("softmax", axis, self.rank().max(1));
+        if self.rank() == 0 {
+            return self.reshape([1]).softmax(0).reshape(());
+        }
+        let out = with_dtype!(self.dtype(), lanes::<T>(self, a, |s, o| {
+            let m = s.iter().copied().fold(T::neg_infinity(), T::max);
+            let m = if m.is_finite() { m } else { T::zero() };
+            let mut z = T::zero();
+            for (o, &v) in o.iter_mut().zip(s) {
+                *o = (v - m).exp();
+                z += *o;
+            }
+            for o in o.iter_mut() {
+                *o /= z;
+            }
+        }));
+        record(out, Softmax { axis: a as isize }, &[self])
+    }
+
+    /// `x - logsumexp(x)` along `axis`: log-probabilities, computed stably.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let l = Tensor::from_vec(vec![0.0f64, 0.0], [2]).log_softmax(0);
+    /// assert!((l.to_vec::<f64>()[0] + 2f64.ln()).abs() < 1e-12);
+    /// ```
+    pub fn log_softmax(&self, axis: isize) -> Tensor {
+        let a = norm_axis("log_softmax", axis, self.rank().max(1));
+        if self.rank() == 0 {
+            return self.reshape([1]).log_softmax(0).reshape(());
+        }
+        let out = with_dtype!(self.dtype(), lanes::<T>(self, a, |s, o| {
+            let m = s.iter().copied().fold(T::neg_infinity(), T::max);
+            let m = if m.is_finite() { m } else { T::zero() };
+            let lse = s.iter().map(|&v| (v - m).exp()).sum::<T>().ln() + m;
+            for (o, &v) in o.iter_mut().zip(s) {
+                *o = v - lse;
+            }
+        }));
+        record(out, LogSoftmax { axis: a as isize }, &[self])
+    }
+
+    /// Running sums along `axis`: `out[i] = x[0] + … + x[i]`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], [3]);
+    /// assert_eq!(x.cumsum(0).to_vec::<f64>(), vec![1.0, 3.0, 6.0]);
+    /// ```
+    pub fn cumsum(&self, axis: isize) -> Tensor {
+        self.cumsum_dir(axis, false)
+    }
+
+    /// Running sums from the end: `out[i] = x[i] + … + x[n-1]`.
+    pub fn cumsum_reverse(&self, axis: isize) -> Tensor {
+        self.cumsum_dir(axis, true)
+    }
+
+    fn cumsum_dir(&self, axis: isize, reverse: bool) -> Tensor {
+        let a = norm_axis("cumsum", axis, self.rank());
+        let out = with_dtype!(self.dtype(), lanes::<T>(self, a, |s, o| {
+            let mut acc = T::zero();
+            if reverse {
+                for k in (0..s.len()).rev() {
+                    acc += s[k];
+                    o[k] = acc;
+                }
+            } else {
+                for k in 0..s.len() {
+                    acc += s[k];
+                    o[k] = acc;
+                }
+            }
+        }));
+        record(out, Cumsum { axis: a as isize, reverse }, &[self])
+    }
+}

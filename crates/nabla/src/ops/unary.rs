@@ -1,0 +1,209 @@
+//! Elementwise functions of one tensor: `exp`, `ln`, `sin`, activations, .... For each, the forward
+//! kernel and the derivative `dy/dx` (written with tensor ops, so it can be differentiated again) sit
+//! on one line; the reverse rule is `g * dy/dx` and the forward rule `t * dy/dx`.
+
+use crate::autodiff::{record, InputGrads, Op};
+use crate::dtype::Element;
+#[allow(unused_imports)]
+use num_traits::{Float, One, Zero};
+use crate::tensor::cpu::{map, with_dtype};
+use crate::tensor::Tensor;
+use smallvec::smallvec;
+
+/// SELU constants (Klambauer et al. 2017).
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+/// SELU scale.
+pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+
+const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// `erf` for either element type (libm: correctly rounded to within an ulp or so).
+#[inline]
+fn erf<T: Element>(v: T) -> T {
+    T::from_f64(libm::erf(v.to_f64()))
+}
+
+macro_rules! unary_ops {
+    ($( $(#[$doc:meta])* $Op:ident $name:ident: |$v:ident| $fwd:expr, d: |$x:ident, $y:ident| $deriv:expr; )*) => {
+        $(
+            struct $Op;
+            impl $Op {
+                #[allow(unused_variables)]
+                fn derivative($x: &Tensor, $y: &Tensor) -> Tensor {
+                    $deriv
+                }
+            }
+            impl Op for $Op {
+                fn name(&self) -> &str {
+                    stringify!($name)
+                }
+                fn vjp(&self, i: &[Tensor], out: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+                    smallvec![Some(g * &$Op::derivative(&i[0], out))]
+                }
+                fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+                    let y = i[0].$name();
+                    t[0].as_ref().expect("tangent") * &$Op::derivative(&i[0], &y)
+                }
+            }
+            impl Tensor {
+                $(#[$doc])*
+                pub fn $name(&self) -> Tensor {
+                    let out = with_dtype!(self.dtype(), map::<T>(self, |$v: T| $fwd));
+                    record(out, $Op, &[self])
+                }
+            }
+        )*
+    };
+}
+
+unary_ops! {
+    /// `eˣ` elementwise.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// assert_eq!(Tensor::scalar(0.0f64).exp().item(), 1.0);
+    /// ```
+    Exp exp: |v| v.exp(), d: |x, y| y.clone();
+    /// Natural logarithm elementwise.
+    Ln ln: |v| v.ln(), d: |x, y| x.recip();
+    /// `ln(1 + x)`, accurate near 0.
+    Log1p log1p: |v| v.ln_1p(), d: |x, y| (x + 1.0).recip();
+    /// `eˣ - 1`, accurate near 0.
+    Expm1 expm1: |v| v.exp_m1(), d: |x, y| y + 1.0;
+    /// Square root elementwise.
+    Sqrt sqrt: |v| v.sqrt(), d: |x, y| y.recip() * 0.5;
+    /// Absolute value; its derivative at 0 is taken as 0.
+    Abs abs: |v| v.abs(), d: |x, y| x.sign();
+    /// Sine.
+    Sin sin: |v| v.sin(), d: |x, y| x.cos();
+    /// Cosine.
+    Cos cos: |v| v.cos(), d: |x, y| x.sin().neg();
+    /// Tangent.
+    Tan tan: |v| v.tan(), d: |x, y| y.square() + 1.0;
+    /// Hyperbolic tangent.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// assert_eq!(Tensor::scalar(0.0f32).tanh().item(), 0.0);
+    /// ```
+    Tanh tanh: |v| v.tanh(), d: |x, y| 1.0 - y.square();
+    /// Logistic sigmoid `1 / (1 + e⁻ˣ)`.
+    Sigmoid sigmoid: |v| {
+        if v >= T::zero() { T::one() / (T::one() + (-v).exp()) } else { let e = v.exp(); e / (T::one() + e) }
+    }, d: |x, y| y * (1.0 - y);
+    /// Rectified linear unit `max(x, 0)`; its derivative at 0 is taken as 0.
+    Relu relu: |v| if v > T::zero() { v } else { T::zero() }, d: |x, y| x.gt_scalar(0.0);
+    /// Gaussian error linear unit, exact form `x Φ(x)` (PyTorch's default).
+    Gelu gelu: |v| v * T::from_f64(0.5) * (T::one() + erf(v * T::from_f64(FRAC_1_SQRT_2))),
+        d: |x, y| (x * FRAC_1_SQRT_2).erf().affine(0.5, 0.5) + x * (x.square() * -0.5).exp() * FRAC_1_SQRT_2PI;
+    /// The error function.
+    Erf erf: |v| erf(v), d: |x, y| (x.square().neg()).exp() * std::f64::consts::FRAC_2_SQRT_PI;
+    /// Scaled exponential linear unit (Klambauer et al.), self-normalising with LeCun-normal init.
+    Selu selu: |v| {
+        if v > T::zero() { T::from_f64(SELU_SCALE) * v } else { T::from_f64(SELU_SCALE * SELU_ALPHA) * v.exp_m1() }
+    }, d: |x, y| {
+        let pos = x.gt_scalar(0.0);
+        &pos * SELU_SCALE + (1.0 - &pos) * x.exp() * (SELU_SCALE * SELU_ALPHA)
+    };
+    /// Exponential linear unit with α = 1.
+    Elu elu: |v| if v > T::zero() { v } else { v.exp_m1() }, d: |x, y| {
+        let pos = x.gt_scalar(0.0);
+        &pos + (1.0 - &pos) * x.exp()
+    };
+    /// `ln(1 + eˣ)`, computed without overflow.
+    Softplus softplus: |v| v.max(T::zero()) + (-v.abs()).exp().ln_1p(), d: |x, y| x.sigmoid();
+    /// SiLU / swish `x · sigmoid(x)`.
+    Silu silu: |v| {
+        let s = if v >= T::zero() { T::one() / (T::one() + (-v).exp()) } else { let e = v.exp(); e / (T::one() + e) };
+        v * s
+    }, d: |x, y| { let s = x.sigmoid(); &s + x * &s * (1.0 - &s) };
+}
+
+impl Tensor {
+    /// Sign elementwise: -1, 0 or 1 (no gradient).
+    pub fn sign(&self) -> Tensor {
+        with_dtype!(self.dtype(), map::<T>(self, |v: T| {
+            if v > T::zero() { T::one() } else if v < T::zero() { -T::one() } else { T::zero() }
+        }))
+    }
+
+    /// Floor elementwise (no gradient: piecewise constant).
+    pub fn floor(&self) -> Tensor {
+        with_dtype!(self.dtype(), map::<T>(self, |v: T| v.floor()))
+    }
+
+    /// Ceiling elementwise (no gradient).
+    pub fn ceil(&self) -> Tensor {
+        with_dtype!(self.dtype(), map::<T>(self, |v: T| v.ceil()))
+    }
+
+    /// Round half away from zero (no gradient; see [`straight_through`](crate::straight_through) to
+    /// pass a gradient).
+    pub fn round(&self) -> Tensor {
+        with_dtype!(self.dtype(), map::<T>(self, |v: T| v.round()))
+    }
+
+    /// Leaky ReLU: `x` for `x > 0`, `slope · x` otherwise.
+    pub fn leaky_relu(&self, slope: f64) -> Tensor {
+        let pos = self.gt_scalar(0.0);
+        let factor = pos.affine(1.0 - slope, slope);
+        self * &factor
+    }
+
+    /// Base-2 logarithm.
+    pub fn log2(&self) -> Tensor {
+        self.ln() * std::f64::consts::LOG2_E
+    }
+
+    /// Clamps every element into `[min, max]`; the gradient is passed where the input is inside.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![-2.0f64, 0.5, 3.0], [3]);
+    /// assert_eq!(x.clamp(-1.0, 1.0).to_vec::<f64>(), vec![-1.0, 0.5, 1.0]);
+    /// ```
+    pub fn clamp(&self, min: f64, max: f64) -> Tensor {
+        if min > max {
+            panic!("clamp: min {min} is greater than max {max}");
+        }
+        let out = with_dtype!(self.dtype(), {
+            let (lo, hi) = (T::from_f64(min), T::from_f64(max));
+            map::<T>(self, move |v| if v < lo { lo } else if v > hi { hi } else { v })
+        });
+        record(out, Clamp { min, max }, &[self])
+    }
+
+    /// `clamp(min, +∞)`.
+    pub fn clamp_min(&self, min: f64) -> Tensor {
+        self.clamp(min, f64::INFINITY)
+    }
+
+    /// `clamp(-∞, max)`.
+    pub fn clamp_max(&self, max: f64) -> Tensor {
+        self.clamp(f64::NEG_INFINITY, max)
+    }
+}
+
+struct Clamp {
+    min: f64,
+    max: f64,
+}
+
+impl Clamp {
+    fn inside(&self, x: &Tensor) -> Tensor {
+        x.ge_scalar(self.min) * x.le_scalar(self.max)
+    }
+}
+
+impl Op for Clamp {
+    fn name(&self) -> &str {
+        "clamp"
+    }
+    fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        smallvec![Some(g * &self.inside(&i[0]))]
+    }
+    fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        t[0].as_ref().expect("tangent") * &self.inside(&i[0])
+    }
+}

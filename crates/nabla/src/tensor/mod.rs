@@ -1,0 +1,383 @@
+//! The [`Tensor`] type: an immutable n-d array of `f32` or `f64`, shared by reference counting, that
+//! remembers how it was computed when it depends on something being differentiated.
+
+pub(crate) mod cpu;
+mod display;
+pub(crate) mod layout;
+mod random;
+pub(crate) mod shape;
+pub(crate) mod storage;
+
+use crate::autodiff::Node;
+use crate::device::Device;
+use crate::dtype::{DType, Element};
+use layout::Layout;
+pub use shape::Shape;
+use std::sync::Arc;
+use storage::Storage;
+
+/// An n-dimensional array of `f32` or `f64` on a [`Device`], with automatic differentiation.
+///
+/// A `Tensor` is a cheap handle: cloning it copies a pointer. Values are immutable; every operation
+/// returns a new tensor, and views (`reshape` of contiguous data, `transpose`, `narrow`,
+/// `broadcast_to`, `squeeze`) share the underlying buffer without copying.
+///
+/// When a tensor depends on a variable being differentiated (see [`grad`](crate::grad),
+/// [`Tensor::variable`]), it also holds a link to the operation that produced it, so gradients can be
+/// taken through any Rust program that computed it.
+///
+/// ```
+/// use nabla::Tensor;
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [2, 2]);
+/// let y = (&x * &x).sum();
+/// assert_eq!(y.item(), 30.0);
+/// ```
+#[derive(Clone)]
+pub struct Tensor(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub(crate) storage: Storage,
+    pub(crate) layout: Layout,
+    /// The operation that produced this tensor, when it is part of a recorded computation.
+    pub(crate) node: Option<Node>,
+    /// Forward-mode tangents, one per active `jvp` level, ordered by level.
+    pub(crate) tangents: Vec<(u64, Tensor)>,
+}
+
+impl Drop for Inner {
+    /// Frees long graphs iteratively: a chain of a million recorded operations must not overflow the
+    /// stack when its last tensor is dropped.
+    fn drop(&mut self) {
+        let mut stack: Vec<Tensor> = Vec::new();
+        if let Some(node) = self.node.take() {
+            stack.extend(node.inputs);
+        }
+        stack.extend(std::mem::take(&mut self.tangents).into_iter().map(|(_, t)| t));
+        while let Some(t) = stack.pop() {
+            if let Ok(mut inner) = Arc::try_unwrap(t.0) {
+                if let Some(node) = inner.node.take() {
+                    stack.extend(node.inputs);
+                }
+                stack.extend(std::mem::take(&mut inner.tangents).into_iter().map(|(_, t)| t));
+            }
+        }
+    }
+}
+
+impl Tensor {
+    // ----- construction -----------------------------------------------------------------------
+
+    pub(crate) fn from_parts(storage: Storage, layout: Layout) -> Tensor {
+        Tensor(Arc::new(Inner { storage, layout, node: None, tangents: Vec::new() }))
+    }
+
+    pub(crate) fn from_arc<T: Element>(data: Arc<[T]>, shape: Shape) -> Tensor {
+        debug_assert_eq!(data.len(), shape.numel());
+        Tensor::from_parts(T::wrap(data), Layout::contiguous(shape))
+    }
+
+    /// A new tensor that shares this one's buffer under another layout (no graph, no tangents).
+    pub(crate) fn view_as(&self, layout: Layout) -> Tensor {
+        Tensor::from_parts(self.0.storage.clone(), layout)
+    }
+
+    /// A tensor that owns `data`, laid out row-major in `shape`.
+    ///
+    /// # Panics
+    /// If `data.len()` is not the number of elements of `shape`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
+    /// assert_eq!(t.dims(), &[2, 3]);
+    /// ```
+    pub fn from_vec<T: Element>(data: Vec<T>, shape: impl Into<Shape>) -> Tensor {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            panic!(
+                "from_vec: {} elements cannot have shape {shape} ({} elements)",
+                data.len(),
+                shape.numel()
+            );
+        }
+        Tensor::from_arc(Arc::from(data), shape)
+    }
+
+    /// A tensor that copies `data`, laid out row-major in `shape`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let t = Tensor::from_slice(&[1.0f64, 2.0], [2, 1]);
+    /// assert_eq!(t.to_vec::<f64>(), vec![1.0, 2.0]);
+    /// ```
+    pub fn from_slice<T: Element>(data: &[T], shape: impl Into<Shape>) -> Tensor {
+        let shape = shape.into();
+        if data.len() != shape.numel() {
+            panic!(
+                "from_slice: {} elements cannot have shape {shape} ({} elements)",
+                data.len(),
+                shape.numel()
+            );
+        }
+        Tensor::from_arc(Arc::from(data), shape)
+    }
+
+    /// A 0-d tensor holding one value; its dtype follows the Rust type (`f32` or `f64`).
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::scalar(2.5f64);
+    /// assert_eq!((x.rank(), x.dtype(), x.item()), (0, DType::F64, 2.5));
+    /// ```
+    pub fn scalar<T: Element>(value: T) -> Tensor {
+        Tensor::from_arc(storage::build(1, |o: &mut [T]| o[0] = value), Shape::scalar())
+    }
+
+    /// A 0-d tensor of the given dtype.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::scalar_of(1.5, DType::F32).dtype(), DType::F32);
+    /// ```
+    pub fn scalar_of(value: f64, dtype: DType) -> Tensor {
+        Tensor::full((), value, dtype)
+    }
+
+    /// A tensor filled with `value`.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::full([2], 7.0, DType::F32).to_vec::<f32>(), vec![7.0, 7.0]);
+    /// ```
+    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Tensor {
+        let shape = shape.into();
+        let n = shape.numel();
+        match dtype {
+            DType::F32 => {
+                Tensor::from_arc(storage::build(n, |o: &mut [f32]| o.fill(value as f32)), shape)
+            }
+            DType::F64 => Tensor::from_arc(storage::build(n, |o: &mut [f64]| o.fill(value)), shape),
+        }
+    }
+
+    /// A tensor of zeros.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::zeros([3], DType::F64).to_vec::<f64>(), vec![0.0; 3]);
+    /// ```
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Tensor {
+        let shape = shape.into();
+        let n = shape.numel();
+        match dtype {
+            DType::F32 => Tensor::from_arc(storage::zeroed::<f32>(n), shape),
+            DType::F64 => Tensor::from_arc(storage::zeroed::<f64>(n), shape),
+        }
+    }
+
+    /// A tensor of ones.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::ones([2, 2], DType::F32).sum().item(), 4.0);
+    /// ```
+    pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Tensor {
+        Tensor::full(shape, 1.0, dtype)
+    }
+
+    /// Zeros with this tensor's shape and dtype.
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::zeros(self.shape(), self.dtype())
+    }
+
+    /// Ones with this tensor's shape and dtype.
+    pub fn ones_like(&self) -> Tensor {
+        Tensor::ones(self.shape(), self.dtype())
+    }
+
+    /// `value` with this tensor's shape and dtype.
+    pub fn full_like(&self, value: f64) -> Tensor {
+        Tensor::full(self.shape(), value, self.dtype())
+    }
+
+    /// Values `start, start + step, …` below `end` (above it for a negative step), as in NumPy.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::arange(0.0, 5.0, 2.0, DType::F64).to_vec::<f64>(), vec![0.0, 2.0, 4.0]);
+    /// ```
+    pub fn arange(start: f64, end: f64, step: f64, dtype: DType) -> Tensor {
+        if step == 0.0 || !step.is_finite() {
+            panic!("arange: step must be finite and non-zero, got {step}");
+        }
+        let n = ((end - start) / step).ceil().max(0.0) as usize;
+        let v: Vec<f64> = (0..n).map(|i| start + i as f64 * step).collect();
+        Tensor::from_vec(v, [n]).to_dtype(dtype)
+    }
+
+    /// `steps` evenly spaced values from `start` to `end` inclusive.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::linspace(0.0, 1.0, 3, DType::F64).to_vec::<f64>(), vec![0.0, 0.5, 1.0]);
+    /// ```
+    pub fn linspace(start: f64, end: f64, steps: usize, dtype: DType) -> Tensor {
+        let v: Vec<f64> = match steps {
+            0 => vec![],
+            1 => vec![start],
+            _ => (0..steps)
+                .map(|i| start + (end - start) * i as f64 / (steps - 1) as f64)
+                .collect(),
+        };
+        Tensor::from_vec(v, [steps]).to_dtype(dtype)
+    }
+
+    /// The `n`×`n` identity matrix.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::eye(2, DType::F32).to_vec::<f32>(), vec![1.0, 0.0, 0.0, 1.0]);
+    /// ```
+    pub fn eye(n: usize, dtype: DType) -> Tensor {
+        let mut v = vec![0.0f64; n * n];
+        for i in 0..n {
+            v[i * n + i] = 1.0;
+        }
+        Tensor::from_vec(v, [n, n]).to_dtype(dtype)
+    }
+
+    // ----- metadata ---------------------------------------------------------------------------
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.0.layout.shape
+    }
+    /// The dimensions as a slice.
+    pub fn dims(&self) -> &[usize] {
+        &self.0.layout.shape.0
+    }
+    /// Size of one dimension (negative counts from the end).
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// assert_eq!(Tensor::zeros([2, 5], DType::F32).dim(-1), 5);
+    /// ```
+    pub fn dim(&self, axis: isize) -> usize {
+        self.dims()[shape::norm_axis("dim", axis, self.rank())]
+    }
+    /// Number of dimensions (0 for a scalar).
+    pub fn rank(&self) -> usize {
+        self.0.layout.shape.rank()
+    }
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.0.layout.numel()
+    }
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.0.storage.dtype()
+    }
+    /// Where the data lives.
+    pub fn device(&self) -> Device {
+        self.0.storage.device()
+    }
+    /// Whether the elements are dense and row-major (views may not be).
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+    /// The strides in elements (a view's strides may be 0 on broadcast dimensions).
+    pub fn strides(&self) -> &[usize] {
+        &self.0.layout.strides
+    }
+
+    pub(crate) fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+
+    /// Moves the tensor to `device` (a no-op on the CPU, the only device today).
+    pub fn to_device(&self, device: Device) -> Tensor {
+        match device {
+            Device::Cpu => self.clone(),
+        }
+    }
+
+    // ----- data out ---------------------------------------------------------------------------
+
+    /// The whole backing buffer of type `T` (which may be larger than the view).
+    pub(crate) fn buffer<T: Element>(&self) -> &[T] {
+        match T::slice(&self.0.storage) {
+            Some(s) => s,
+            None => panic!(
+                "internal: tensor of dtype {} read as {}",
+                self.dtype(),
+                T::DTYPE
+            ),
+        }
+    }
+
+    /// The elements as a slice when the layout is contiguous.
+    pub(crate) fn contiguous_slice<T: Element>(&self) -> Option<&[T]> {
+        self.0.layout.contiguous_range().map(|r| &self.buffer::<T>()[r])
+    }
+
+    /// The elements in row-major order, copied into a new buffer when the layout is not contiguous.
+    pub(crate) fn contiguous_data<T: Element>(&self) -> std::borrow::Cow<'_, [T]> {
+        match self.contiguous_slice::<T>() {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => {
+                let buf = self.buffer::<T>();
+                let mut v = Vec::with_capacity(self.numel());
+                layout::for_each_offset(&self.0.layout, |o| v.push(buf[o]));
+                std::borrow::Cow::Owned(v)
+            }
+        }
+    }
+
+    /// The elements in row-major order, converted to `T`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]).t();
+    /// assert_eq!(t.to_vec::<f64>(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// ```
+    pub fn to_vec<T: Element>(&self) -> Vec<T> {
+        match self.dtype() {
+            DType::F32 => self.contiguous_data::<f32>().iter().map(|&v| T::from_f64(v as f64)).collect(),
+            DType::F64 => self.contiguous_data::<f64>().iter().map(|&v| T::from_f64(v)).collect(),
+        }
+    }
+
+    /// The single value of a one-element tensor, as `f64`.
+    ///
+    /// # Panics
+    /// If the tensor does not have exactly one element.
+    pub fn item(&self) -> f64 {
+        if self.numel() != 1 {
+            panic!("item: tensor of shape {} has {} elements, not 1", self.shape(), self.numel());
+        }
+        let o = self.0.layout.offset;
+        match &self.0.storage {
+            Storage::F32(a) => a[o] as f64,
+            Storage::F64(a) => a[o],
+        }
+    }
+
+    /// The single value of a one-element tensor, as `T`.
+    pub fn to_scalar<T: Element>(&self) -> T {
+        T::from_f64(self.item())
+    }
+}
+
+/// Panics unless both tensors have the same dtype; the message names the op and both shapes.
+#[inline]
+pub(crate) fn same_dtype(op: &str, a: &Tensor, b: &Tensor) -> DType {
+    let (da, db) = (a.dtype(), b.dtype());
+    if da != db {
+        panic!(
+            "{op}: dtype mismatch: {da} {} and {db} {} (convert one with .to_dtype())",
+            a.shape(),
+            b.shape()
+        );
+    }
+    da
+}
