@@ -4,6 +4,13 @@ use super::state;
 use crate::tensor::Tensor;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
+use std::cell::Cell;
+
+thread_local! {
+    /// Size of the last graph traversed on this thread: training loops differentiate graphs of the
+    /// same size again and again, so the next traversal reserves that much up front.
+    static GRAPH_SIZE_HINT: Cell<usize> = const { Cell::new(16) };
+}
 
 /// Which nodes a backward pass reports gradients for.
 pub(crate) enum Targets<'a> {
@@ -34,50 +41,66 @@ pub(crate) fn run(
         }
     };
 
-    // Topological order by iterative depth-first search (inputs before outputs). For each node we also
-    // record the positions of its inputs (usize::MAX for untracked ones) and whether it reaches a target.
+    // Topological order by iterative depth-first search (inputs before outputs). Each node gets a slot
+    // when first discovered (one hash insert); when it finishes, its position in `order` is stored in
+    // its slot, along with the positions of its inputs (NONE for untracked ones) and whether it
+    // reaches a target.
     const NONE: usize = usize::MAX;
-    let mut order: Vec<Tensor> = Vec::new();
-    let mut reaches: Vec<bool> = Vec::new();
-    let mut edge_start: Vec<usize> = Vec::new();
-    let mut edges: Vec<usize> = Vec::new();
-    let mut pos: FxHashMap<u64, usize> = FxHashMap::default();
-    let mut stack: Vec<(Tensor, usize)> = vec![(root.clone(), 0)];
-    pos.insert(root_node.id, NONE);
+    let hint = GRAPH_SIZE_HINT.with(|h| h.get());
+    let mut slot_of: FxHashMap<u64, usize> =
+        FxHashMap::with_capacity_and_hasher(hint, Default::default());
+    let mut slot_pos: Vec<usize> = Vec::with_capacity(hint);
+    // The graph is immutable and kept alive by `root`, so the traversal borrows its tensors.
+    let mut order: Vec<&Tensor> = Vec::with_capacity(hint);
+    let mut reaches: Vec<bool> = Vec::with_capacity(hint);
+    let mut edge_start: Vec<usize> = Vec::with_capacity(hint + 1);
+    let mut edges: Vec<usize> = Vec::with_capacity(2 * hint);
+    // A frame: the tensor, the next input to visit, its slot, and its inputs' slots (NONE for
+    // untracked inputs), gathered as they are discovered so finishing needs no second lookup.
+    let mut stack: Vec<(&Tensor, usize, usize, SmallVec<[usize; 2]>)> =
+        vec![(root, 0, 0, SmallVec::new())];
+    slot_of.insert(root_node.id, 0);
+    slot_pos.push(NONE);
     while let Some(top) = stack.last_mut() {
-        let node = top.0 .0.node.as_ref().expect("tracked");
+        let node = top.0.0.node.as_ref().expect("tracked");
         if top.1 < node.inputs.len() {
             let input = &node.inputs[top.1];
             top.1 += 1;
-            if let Some(n) = input.0.node.as_ref() {
-                if let std::collections::hash_map::Entry::Vacant(e) = pos.entry(n.id) {
-                    e.insert(NONE);
-                    let input = input.clone();
-                    stack.push((input, 0));
+            let Some(n) = input.0.node.as_ref() else {
+                top.3.push(NONE);
+                continue;
+            };
+            match slot_of.entry(n.id) {
+                std::collections::hash_map::Entry::Occupied(e) => top.3.push(*e.get()),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let slot = slot_pos.len();
+                    e.insert(slot);
+                    slot_pos.push(NONE);
+                    top.3.push(slot);
+                    stack.push((input, 0, slot, SmallVec::new()));
                 }
             }
         } else {
-            let (t, _) = stack.pop().expect("non-empty");
-            let node = t.0.node.as_ref().expect("tracked");
+            let (t, _, slot, input_slots) = stack.pop().expect("non-empty");
             edge_start.push(edges.len());
-            let mut r = is_target(&t);
-            for input in node.inputs.iter() {
-                match input.0.node.as_ref() {
-                    Some(n) => {
-                        let p = pos[&n.id];
-                        debug_assert_ne!(p, NONE, "graph cycle");
-                        r |= reaches[p];
-                        edges.push(p);
-                    }
-                    None => edges.push(NONE),
+            let mut r = is_target(t);
+            for &s in &input_slots {
+                if s == NONE {
+                    edges.push(NONE);
+                } else {
+                    let p = slot_pos[s];
+                    debug_assert_ne!(p, NONE, "graph cycle");
+                    r |= reaches[p];
+                    edges.push(p);
                 }
             }
-            pos.insert(node.id, order.len());
+            slot_pos[slot] = order.len();
             reaches.push(r);
             order.push(t);
         }
     }
     edge_start.push(edges.len());
+    GRAPH_SIZE_HINT.with(|h| h.set(order.len().min(1 << 20)));
 
     let n = order.len();
     let mut grads: Vec<Option<Tensor>> = vec![None; n];
@@ -89,7 +112,7 @@ pub(crate) fn run(
             continue;
         }
         let Some(g) = grads[i].take() else { continue };
-        let t = &order[i];
+        let t = order[i];
         let node = t.0.node.as_ref().expect("tracked");
         if is_target(t) {
             results.insert(node.id, g.clone());

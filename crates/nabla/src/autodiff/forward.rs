@@ -4,12 +4,36 @@ use super::{record, state, Identity, Op};
 use crate::tensor::{Shape, Tensor};
 use smallvec::SmallVec;
 
+/// A tensor's forward-mode tangents, one per level, ordered by level. Usually absent, so it costs one
+/// pointer in every tensor.
+#[derive(Clone, Default)]
+pub(crate) struct Tangents(Option<Box<Vec<(u64, Tensor)>>>);
+
+impl Tangents {
+    pub(crate) fn from_vec(v: Vec<(u64, Tensor)>) -> Tangents {
+        Tangents(if v.is_empty() { None } else { Some(Box::new(v)) })
+    }
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+    pub(crate) fn iter(&self) -> std::slice::Iter<'_, (u64, Tensor)> {
+        match &self.0 {
+            Some(v) => v.iter(),
+            None => [].iter(),
+        }
+    }
+    pub(crate) fn into_vec(self) -> Vec<(u64, Tensor)> {
+        self.0.map(|b| *b).unwrap_or_default()
+    }
+}
+
 /// The tangents of an operation's output, one per active level that some input carries.
 pub(crate) fn output_tangents(
     op: &dyn Op,
     inputs: &[&Tensor],
     out_shape: &Shape,
-) -> Vec<(u64, Tensor)> {
+) -> Tangents {
     let active = state::active_levels();
     let mut levels: SmallVec<[u64; 2]> = inputs
         .iter()
@@ -34,7 +58,7 @@ pub(crate) fn output_tangents(
         }
         out.push((level, t));
     }
-    out
+    Tangents::from_vec(out)
 }
 
 /// The tangent of `x` at `level`, if it has one.
@@ -64,7 +88,7 @@ pub(crate) fn strip_from(x: &Tensor, level: u64) -> Tensor {
     } else {
         view
     };
-    std::sync::Arc::get_mut(&mut y.0).expect("fresh").tangents = keep;
+    std::sync::Arc::get_mut(&mut y.0).expect("fresh").tangents = Tangents::from_vec(keep);
     y
 }
 
@@ -76,11 +100,10 @@ pub(crate) fn with_tangent(x: &Tensor, level: u64, tangent: Tensor) -> Tensor {
         x.view_as(x.layout().clone())
     };
     let inner = std::sync::Arc::get_mut(&mut y.0).expect("fresh");
-    if inner.tangents.is_empty() {
-        inner.tangents = x.0.tangents.clone();
-    }
-    inner.tangents.retain(|(l, _)| *l != level);
-    inner.tangents.push((level, tangent));
-    inner.tangents.sort_by_key(|(l, _)| *l);
+    let mut ts: Vec<(u64, Tensor)> =
+        x.0.tangents.iter().filter(|(l, _)| *l != level).cloned().collect();
+    ts.push((level, tangent));
+    ts.sort_by_key(|(l, _)| *l);
+    inner.tangents = Tangents::from_vec(ts);
     y
 }

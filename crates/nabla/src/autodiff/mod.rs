@@ -14,7 +14,7 @@
 mod backward;
 mod checkpoint;
 mod custom;
-mod forward;
+pub(crate) mod forward;
 pub(crate) mod state;
 mod tensor_api;
 mod transforms;
@@ -93,7 +93,7 @@ pub(crate) fn record<O: Op>(mut out: Tensor, op: O, inputs: &[&Tensor]) -> Tenso
     if !track && !fwd {
         return out;
     }
-    let tangents = if fwd { forward::output_tangents(&op, inputs, out.shape()) } else { Vec::new() };
+    let tangents = if fwd { forward::output_tangents(&op, inputs, out.shape()) } else { Default::default() };
     let inner = std::sync::Arc::get_mut(&mut out.0).expect("record: output must be fresh");
     if track {
         inner.node = Some(Node {

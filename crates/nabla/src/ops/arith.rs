@@ -103,10 +103,11 @@ impl Op for Affine {
         "affine"
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
-        smallvec![Some(g.scale(self.c))]
+        smallvec![Some(if self.c == 1.0 { g.clone() } else { g.scale(self.c) })]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
-        t[0].as_ref().expect("tangent").scale(self.c)
+        let t = t[0].as_ref().expect("tangent");
+        if self.c == 1.0 { t.clone() } else { t.scale(self.c) }
     }
 }
 

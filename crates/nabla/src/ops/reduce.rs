@@ -192,7 +192,7 @@ impl Tensor {
                 Some(s) => sum_slice(s),
                 None => sum_slice(&self.contiguous_data::<T>()),
             };
-            Tensor::from_arc(storage::build(1, |o| o[0] = v), Shape::scalar())
+            Tensor::from_one(v, Shape::scalar())
         });
         let axes: Axes = (0..self.rank()).collect();
         record(out, Sum { axes, keepdim: false, in_shape: self.shape().clone() }, &[self])

@@ -39,8 +39,7 @@ pub(crate) fn map<T: Element>(x: &Tensor, f: impl Fn(T) -> T + Sync + Send) -> T
     let shape = x.shape().clone();
     if let Some(src) = x.contiguous_slice::<T>() {
         if n == 1 {
-            let v = f(src[0]);
-            return Tensor::from_arc(storage::build(1, |o| o[0] = v), shape);
+            return Tensor::from_one(f(src[0]), shape);
         }
         let data = storage::build(n, |o: &mut [T]| {
             if n >= PAR_THRESHOLD {
@@ -76,7 +75,7 @@ pub(crate) fn zip<T: Element>(
     // Scalar fast path: simulators live here.
     if la.shape.rank() == 0 && lb.shape.rank() == 0 {
         let v = f(a.buffer::<T>()[la.offset], b.buffer::<T>()[lb.offset]);
-        return Tensor::from_arc(storage::build(1, |o| o[0] = v), Shape::scalar());
+        return Tensor::from_one(v, Shape::scalar());
     }
     let shape = broadcast_shapes(op, &la.shape, &lb.shape);
     let n = shape.numel();
@@ -161,7 +160,7 @@ pub(crate) fn reduce<T: Element>(
     if out_n == 1 {
         if let Some(r) = l.contiguous_range() {
             let v = buf[r].iter().fold(init, |acc, &v| fold(acc, v));
-            return Tensor::from_arc(storage::build(1, |o| o[0] = v), out_shape);
+            return Tensor::from_one(v, out_shape);
         }
     }
     let mut out_strides = out_shape.contiguous_strides();

@@ -41,24 +41,32 @@ pub(crate) struct Inner {
     /// The operation that produced this tensor, when it is part of a recorded computation.
     pub(crate) node: Option<Node>,
     /// Forward-mode tangents, one per active `jvp` level, ordered by level.
-    pub(crate) tangents: Vec<(u64, Tensor)>,
+    pub(crate) tangents: crate::autodiff::forward::Tangents,
 }
 
 impl Drop for Inner {
     /// Frees long graphs iteratively: a chain of a million recorded operations must not overflow the
     /// stack when its last tensor is dropped.
     fn drop(&mut self) {
+        if self.node.is_none() && self.tangents.is_empty() {
+            return;
+        }
+        // Only tensors that we own alone (and that own a graph in turn) can cascade; drop the rest
+        // right away and walk the others with an explicit stack.
+        let cascades = |t: &Tensor| {
+            Arc::strong_count(&t.0) == 1 && (t.0.node.is_some() || !t.0.tangents.is_empty())
+        };
         let mut stack: Vec<Tensor> = Vec::new();
         if let Some(node) = self.node.take() {
-            stack.extend(node.inputs);
+            stack.extend(node.inputs.into_iter().filter(cascades));
         }
-        stack.extend(std::mem::take(&mut self.tangents).into_iter().map(|(_, t)| t));
+        stack.extend(std::mem::take(&mut self.tangents).into_vec().into_iter().map(|(_, t)| t).filter(cascades));
         while let Some(t) = stack.pop() {
             if let Ok(mut inner) = Arc::try_unwrap(t.0) {
                 if let Some(node) = inner.node.take() {
                     stack.extend(node.inputs);
                 }
-                stack.extend(std::mem::take(&mut inner.tangents).into_iter().map(|(_, t)| t));
+                stack.extend(std::mem::take(&mut inner.tangents).into_vec().into_iter().map(|(_, t)| t));
             }
         }
     }
@@ -68,12 +76,19 @@ impl Tensor {
     // ----- construction -----------------------------------------------------------------------
 
     pub(crate) fn from_parts(storage: Storage, layout: Layout) -> Tensor {
-        Tensor(Arc::new(Inner { storage, layout, node: None, tangents: Vec::new() }))
+        Tensor(Arc::new(Inner { storage, layout, node: None, tangents: Default::default() }))
     }
 
     pub(crate) fn from_arc<T: Element>(data: Arc<[T]>, shape: Shape) -> Tensor {
         debug_assert_eq!(data.len(), shape.numel());
         Tensor::from_parts(T::wrap(data), Layout::contiguous(shape))
+    }
+
+    /// A one-element tensor of the given shape, held inline (no buffer allocation).
+    #[inline]
+    pub(crate) fn from_one<T: Element>(value: T, shape: Shape) -> Tensor {
+        debug_assert_eq!(shape.numel(), 1);
+        Tensor::from_parts(T::wrap_one(value), Layout::contiguous(shape))
     }
 
     /// A new tensor that shares this one's buffer under another layout (no graph, no tangents).
@@ -130,7 +145,7 @@ impl Tensor {
     /// assert_eq!((x.rank(), x.dtype(), x.item()), (0, DType::F64, 2.5));
     /// ```
     pub fn scalar<T: Element>(value: T) -> Tensor {
-        Tensor::from_arc(storage::build(1, |o: &mut [T]| o[0] = value), Shape::scalar())
+        Tensor::from_one(value, Shape::scalar())
     }
 
     /// A 0-d tensor of the given dtype.
@@ -356,9 +371,9 @@ impl Tensor {
             panic!("item: tensor of shape {} has {} elements, not 1", self.shape(), self.numel());
         }
         let o = self.0.layout.offset;
-        match &self.0.storage {
-            Storage::F32(a) => a[o] as f64,
-            Storage::F64(a) => a[o],
+        match self.dtype() {
+            DType::F32 => self.buffer::<f32>()[o] as f64,
+            DType::F64 => self.buffer::<f64>()[o],
         }
     }
 
@@ -380,4 +395,18 @@ pub(crate) fn same_dtype(op: &str, a: &Tensor, b: &Tensor) -> DType {
         );
     }
     da
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn print_sizes() {
+        eprintln!(
+            "Inner {} Layout {} Storage {} Node {}",
+            std::mem::size_of::<super::Inner>(),
+            std::mem::size_of::<super::Layout>(),
+            std::mem::size_of::<super::Storage>(),
+            std::mem::size_of::<Option<crate::autodiff::Node>>()
+        );
+    }
 }

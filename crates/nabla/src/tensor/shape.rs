@@ -37,6 +37,9 @@ impl Shape {
     }
     /// Row-major (C order) strides for this shape.
     pub fn contiguous_strides(&self) -> SmallVec<[usize; 4]> {
+        if self.0.is_empty() {
+            return SmallVec::new();
+        }
         let mut strides: SmallVec<[usize; 4]> = SmallVec::from_elem(0, self.0.len());
         let mut acc = 1;
         for i in (0..self.0.len()).rev() {

@@ -9,13 +9,17 @@ use std::sync::Arc;
 pub enum Storage {
     F32(Arc<[f32]>),
     F64(Arc<[f64]>),
+    /// One value held inline: scalars (the common case in simulators) cost no buffer allocation.
+    F32One(f32),
+    /// One value held inline.
+    F64One(f64),
 }
 
 impl Storage {
     pub(crate) fn dtype(&self) -> DType {
         match self {
-            Storage::F32(_) => DType::F32,
-            Storage::F64(_) => DType::F64,
+            Storage::F32(_) | Storage::F32One(_) => DType::F32,
+            Storage::F64(_) | Storage::F64One(_) => DType::F64,
         }
     }
 
@@ -45,6 +49,7 @@ pub trait StorageElem: Sized {
     fn slice(s: &Storage) -> Option<&[Self]>;
     fn slice_mut(s: &mut Storage) -> Option<&mut [Self]>;
     fn wrap(a: Arc<[Self]>) -> Storage;
+    fn wrap_one(v: Self) -> Storage;
 }
 
 impl StorageElem for f32 {
@@ -52,6 +57,7 @@ impl StorageElem for f32 {
     fn slice(s: &Storage) -> Option<&[f32]> {
         match s {
             Storage::F32(a) => Some(a),
+            Storage::F32One(v) => Some(std::slice::from_ref(v)),
             _ => None,
         }
     }
@@ -59,12 +65,17 @@ impl StorageElem for f32 {
     fn slice_mut(s: &mut Storage) -> Option<&mut [f32]> {
         match s {
             Storage::F32(a) => Arc::get_mut(a),
+            Storage::F32One(v) => Some(std::slice::from_mut(v)),
             _ => None,
         }
     }
     #[inline(always)]
     fn wrap(a: Arc<[f32]>) -> Storage {
         Storage::F32(a)
+    }
+    #[inline(always)]
+    fn wrap_one(v: f32) -> Storage {
+        Storage::F32One(v)
     }
 }
 
@@ -73,6 +84,7 @@ impl StorageElem for f64 {
     fn slice(s: &Storage) -> Option<&[f64]> {
         match s {
             Storage::F64(a) => Some(a),
+            Storage::F64One(v) => Some(std::slice::from_ref(v)),
             _ => None,
         }
     }
@@ -80,11 +92,16 @@ impl StorageElem for f64 {
     fn slice_mut(s: &mut Storage) -> Option<&mut [f64]> {
         match s {
             Storage::F64(a) => Arc::get_mut(a),
+            Storage::F64One(v) => Some(std::slice::from_mut(v)),
             _ => None,
         }
     }
     #[inline(always)]
     fn wrap(a: Arc<[f64]>) -> Storage {
         Storage::F64(a)
+    }
+    #[inline(always)]
+    fn wrap_one(v: f64) -> Storage {
+        Storage::F64One(v)
     }
 }
