@@ -28,16 +28,20 @@
 //! assert_eq!(grads.get(&w).unwrap().to_vec::<f64>(), vec![1.0, -2.0]);
 //! ```
 
+extern crate self as nabla;
+
 pub mod autodiff;
 mod device;
 mod dtype;
+pub mod nn;
 mod ops;
+pub mod optim;
 mod tensor;
 pub mod testing;
 
 pub use autodiff::{
-    checkpoint, grad, hessian_vector_product, hvp, jacobian, jvp, no_grad, value_and_grad, vjp,
-    CustomOp, Grads, NoGradGuard,
+    CustomOp, Grads, NoGradGuard, checkpoint, grad, hessian_vector_product, hvp, jacobian, jvp,
+    no_grad, value_and_grad, vjp,
 };
 pub use device::Device;
 pub use dtype::{DType, Element};
@@ -52,7 +56,7 @@ pub use rand;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        checkpoint, grad, hvp, jacobian, jvp, no_grad, straight_through, value_and_grad, vjp,
-        CustomOp, DType, Device, Grads, Shape, Tensor,
+        CustomOp, DType, Device, Grads, Shape, Tensor, checkpoint, grad, hvp, jacobian, jvp,
+        no_grad, straight_through, value_and_grad, vjp,
     };
 }

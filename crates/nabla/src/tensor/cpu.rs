@@ -1,9 +1,9 @@
 //! CPU kernels shared by the operations: elementwise maps with broadcasting, strided copies and
 //! axis reductions. Generic over the element type; large inputs are split across rayon threads.
 
-use super::layout::{for_each_offset, for_each_offset2, Layout};
-use super::shape::{broadcast_shapes, Shape};
-use super::{storage, Tensor};
+use super::layout::{Layout, for_each_offset, for_each_offset2};
+use super::shape::{Shape, broadcast_shapes};
+use super::{Tensor, storage};
 use crate::dtype::Element;
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
@@ -157,11 +157,11 @@ pub(crate) fn reduce<T: Element>(
     let out_n = out_shape.numel();
     let buf = x.buffer::<T>();
     // Reducing everything from a contiguous buffer: a straight fold.
-    if out_n == 1 {
-        if let Some(r) = l.contiguous_range() {
-            let v = buf[r].iter().fold(init, |acc, &v| fold(acc, v));
-            return Tensor::from_one(v, out_shape);
-        }
+    if out_n == 1
+        && let Some(r) = l.contiguous_range()
+    {
+        let v = buf[r].iter().fold(init, |acc, &v| fold(acc, v));
+        return Tensor::from_one(v, out_shape);
     }
     let mut out_strides = out_shape.contiguous_strides();
     for &a in axes {

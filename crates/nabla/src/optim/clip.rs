@@ -1,0 +1,42 @@
+//! Gradient clipping.
+
+use crate::Grads;
+
+/// The Euclidean norm of all gradients together.
+pub fn global_norm(grads: &Grads) -> f64 {
+    grads
+        .map
+        .values()
+        .map(|g| g.square().sum().item())
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Scales all gradients so their global norm is at most `max_norm` (like
+/// `torch.nn.utils.clip_grad_norm_`); returns the norm before clipping.
+///
+/// ```
+/// use nabla::{optim::clip_grad_norm, Tensor};
+/// let w = Tensor::from_vec(vec![3.0f64, 4.0], [2]).variable();
+/// let mut g = (&w * &w).sum().scale(0.5).backward(); // gradient = w, norm 5
+/// assert_eq!(clip_grad_norm(&mut g, 1.0), 5.0);
+/// let clipped = g.get(&w).unwrap().to_vec::<f64>();
+/// assert!((clipped[0] - 0.6).abs() < 1e-9 && (clipped[1] - 0.8).abs() < 1e-9);
+/// ```
+pub fn clip_grad_norm(grads: &mut Grads, max_norm: f64) -> f64 {
+    let norm = global_norm(grads);
+    if norm > max_norm && norm > 0.0 {
+        let s = max_norm / (norm + 1e-12 * max_norm);
+        for g in grads.map.values_mut() {
+            *g = g.scale(s);
+        }
+    }
+    norm
+}
+
+/// Clamps every gradient element into `[-value, value]`.
+pub fn clip_grad_value(grads: &mut Grads, value: f64) {
+    for g in grads.map.values_mut() {
+        *g = g.clamp(-value, value);
+    }
+}
