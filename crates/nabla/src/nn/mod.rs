@@ -5,15 +5,19 @@
 //! and an [`optim`](crate::optim) optimiser updates them.
 
 mod activation;
+mod attention;
 mod dropout;
 pub mod init;
 mod linear;
 mod module;
+mod norm;
 
 pub use activation::{
     Elu, Flatten, Gelu, LeakyRelu, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Tanh,
 };
+pub use attention::{MultiHeadAttention, scaled_dot_product_attention};
 pub use dropout::{AlphaDropout, Dropout};
 pub use linear::Linear;
 pub use module::{Forward, Layer, Module, ParamKind, Sequential, join};
 pub use nabla_derive::Module;
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
