@@ -71,7 +71,7 @@ pub struct MultiHeadAttention {
 impl MultiHeadAttention {
     /// `embed` features split into `heads` heads (f32; Xavier-uniform projections, zero biases).
     pub fn new<R: Rng + ?Sized>(embed: usize, heads: usize, rng: &mut R) -> MultiHeadAttention {
-        if heads == 0 || embed % heads != 0 {
+        if heads == 0 || !embed.is_multiple_of(heads) {
             panic!("MultiHeadAttention: embed dim {embed} is not divisible by {heads} heads");
         }
         let in_proj_weight =
