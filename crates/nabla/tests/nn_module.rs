@@ -63,6 +63,7 @@ fn derive_names_every_tensor() {
         ("blocks.1.running", ParamKind::Buffer),
         ("head.weight", ParamKind::Trainable),
         ("extra", ParamKind::Trainable),
+        ("drop.rng_state", ParamKind::Buffer),
     ];
     assert_eq!(
         names,
@@ -198,4 +199,17 @@ fn in_place_updates_when_the_graph_is_gone() {
             .zip(&after)
             .all(|(b, a)| (b - a - 0.2).abs() < 1e-6)
     );
+}
+
+#[test]
+fn dropout_state_restores_the_mask_sequence() {
+    let mut r = rng();
+    let a = Dropout::new(0.5, &mut r);
+    let x = Tensor::ones([64], DType::F32);
+    let _ = a.forward(&x);
+    // copy a's state (seed and draw count) into a fresh layer: the next masks agree
+    let state = a.named_tensors()[0].1.clone();
+    let mut b = Dropout::new(0.5, &mut StdRng::seed_from_u64(99));
+    b.visit_mut("", &mut |_, t, _| *t = state.clone());
+    assert_eq!(a.forward(&x).to_vec::<f32>(), b.forward(&x).to_vec::<f32>());
 }
