@@ -46,6 +46,7 @@ pub use autodiff::{
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use ops::estimators::{soft_select, straight_through};
+pub use ops::index::Indices;
 pub use ops::unary::{SELU_ALPHA, SELU_SCALE};
 pub use tensor::{Shape, Tensor};
 
@@ -56,7 +57,7 @@ pub use rand;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        CustomOp, DType, Device, Grads, Shape, Tensor, checkpoint, grad, hvp, jacobian, jvp,
-        no_grad, straight_through, value_and_grad, vjp,
+        CustomOp, DType, Device, Grads, Indices, Shape, Tensor, checkpoint, grad, hvp, jacobian,
+        jvp, no_grad, straight_through, value_and_grad, vjp,
     };
 }

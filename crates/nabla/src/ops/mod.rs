@@ -4,6 +4,7 @@
 mod arith;
 mod compare;
 pub(crate) mod estimators;
+pub(crate) mod index;
 mod matmul;
 mod reduce;
 mod shape;
