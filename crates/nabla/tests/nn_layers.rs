@@ -146,3 +146,128 @@ fn layer_gradients_match_finite_differences() {
     )
     .unwrap();
 }
+
+mod losses {
+    use super::*;
+    use nabla::Indices;
+    use nabla::nn::{
+        ClassLossOpts, Reduction, binary_cross_entropy_with_logits, cross_entropy,
+        cross_entropy_with, huber_loss, l1_loss, mse_loss, nll_loss,
+    };
+
+    fn idx(v: &Value, shape: &[usize]) -> Indices {
+        Indices::new(
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as usize)
+                .collect(),
+            shape,
+        )
+    }
+
+    fn close(a: f64, b: &Value) {
+        let b = b.as_f64().unwrap();
+        assert!((a - b).abs() < 1e-10 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+
+    #[test]
+    fn classification_losses_match_pytorch() {
+        let f = &fixture()["losses"];
+        let logits = t(&f["logits"], &[5, 4]);
+        let y = idx(&f["targets"], &[5]);
+        let w = t(&f["weight"], &[4]);
+        close(cross_entropy(&logits, &y).item(), &f["ce"]);
+        let with = |weight: Option<&Tensor>, ls: f64, reduction: Reduction| ClassLossOpts {
+            weight: weight.cloned(),
+            label_smoothing: ls,
+            reduction,
+        };
+        close(
+            cross_entropy_with(&logits, &y, &with(Some(&w), 0.0, Reduction::Mean)).item(),
+            &f["ce_weighted"],
+        );
+        close(
+            cross_entropy_with(&logits, &y, &with(None, 0.2, Reduction::Mean)).item(),
+            &f["ce_smooth"],
+        );
+        close(
+            cross_entropy_with(&logits, &y, &with(Some(&w), 0.1, Reduction::Mean)).item(),
+            &f["ce_weighted_smooth"],
+        );
+        close(
+            cross_entropy_with(&logits, &y, &with(None, 0.0, Reduction::Sum)).item(),
+            &f["ce_sum"],
+        );
+        assert_close(
+            &cross_entropy_with(&logits, &y, &with(None, 0.0, Reduction::None)),
+            &t(&f["ce_none"], &[5]),
+            1e-10,
+        );
+        close(nll_loss(&logits.log_softmax(1), &y).item(), &f["nll"]);
+        close(
+            cross_entropy(&t(&f["logits3"], &[2, 3, 4]), &idx(&f["targets3"], &[2, 4])).item(),
+            &f["ce3"],
+        );
+        let (bx, bt) = (t(&f["bx"], &[6]), t(&f["bt"], &[6]));
+        close(
+            binary_cross_entropy_with_logits(&bx, &bt, None).item(),
+            &f["bce"],
+        );
+        close(
+            binary_cross_entropy_with_logits(&bx, &bt, Some(&Tensor::scalar(2.5f64))).item(),
+            &f["bce_pos"],
+        );
+        let (p, q) = (t(&f["pred"], &[7]), t(&f["tgt"], &[7]));
+        close(mse_loss(&p, &q).item(), &f["mse"]);
+        close(l1_loss(&p, &q).item(), &f["l1"]);
+        close(huber_loss(&p, &q, 1.5).item(), &f["huber"]);
+    }
+
+    #[test]
+    fn loss_gradients_match_finite_differences() {
+        let f = &fixture()["losses"];
+        let y = idx(&f["targets"], &[5]);
+        let w = t(&f["weight"], &[4]);
+        let opts = ClassLossOpts {
+            weight: Some(w),
+            label_smoothing: 0.1,
+            reduction: Reduction::Mean,
+        };
+        let logits = t(&f["logits"], &[5, 4]);
+        check_grad(
+            |p: &[Tensor]| cross_entropy_with(&p[0], &y, &opts),
+            std::slice::from_ref(&logits),
+        )
+        .unwrap();
+        check_grad2(
+            |p: &[Tensor]| cross_entropy(&p[0], &y),
+            std::slice::from_ref(&logits),
+        )
+        .unwrap();
+        let (bx, bt) = (t(&f["bx"], &[6]), t(&f["bt"], &[6]));
+        check_grad2(
+            |p: &[Tensor]| {
+                binary_cross_entropy_with_logits(&p[0], &bt, Some(&Tensor::scalar(2.5f64)))
+            },
+            &[bx],
+        )
+        .unwrap();
+        let (p, q) = (t(&f["pred"], &[7]), t(&f["tgt"], &[7]));
+        check_grad(
+            |x: &[Tensor]| huber_loss(&x[0], &q, 1.5),
+            std::slice::from_ref(&p),
+        )
+        .unwrap();
+        check_grad(|x: &[Tensor]| l1_loss(&x[0], &q), std::slice::from_ref(&p)).unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "cross_entropy")]
+    fn out_of_range_class_panics() {
+        let _ = cross_entropy(
+            &Tensor::zeros([2, 3], DType::F64),
+            &Indices::from(vec![0, 3]),
+        );
+    }
+}

@@ -9,6 +9,7 @@ mod attention;
 mod dropout;
 pub mod init;
 mod linear;
+mod loss;
 mod module;
 mod norm;
 
@@ -18,6 +19,10 @@ pub use activation::{
 pub use attention::{MultiHeadAttention, scaled_dot_product_attention};
 pub use dropout::{AlphaDropout, Dropout};
 pub use linear::Linear;
+pub use loss::{
+    ClassLossOpts, Reduction, accuracy, binary_cross_entropy_with_logits, cross_entropy,
+    cross_entropy_with, huber_loss, l1_loss, mse_loss, nll_loss, nll_loss_with,
+};
 pub use module::{Forward, Layer, Module, ParamKind, Sequential, join};
 pub use nabla_derive::Module;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
