@@ -31,8 +31,10 @@
 extern crate self as nabla;
 
 pub mod autodiff;
+pub mod data;
 mod device;
 mod dtype;
+pub mod io;
 pub mod nn;
 mod ops;
 pub mod optim;
