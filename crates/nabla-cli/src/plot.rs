@@ -1,0 +1,101 @@
+//! PNG line plots of a report's curves (plotters, with an embedded font so no system fonts are
+//! needed).
+
+use nabla_zoo::experiment::Curve;
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+fn ensure_font() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // The bytes are a valid TrueType font; registration only fails on malformed data.
+        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// Writes `curve` as a PNG at `path`.
+pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
+    ensure_font();
+    let err = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
+    let pts: Vec<(f64, f64)> = curve
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!curve.log_y || *y > 0.0))
+        .collect();
+    if pts.is_empty() {
+        return Ok(());
+    }
+    let (mut x0, mut x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut y0, mut y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    if x1 <= x0 {
+        x0 -= 0.5;
+        x1 += 0.5;
+    }
+    if y1 <= y0 {
+        let d = if y0 == 0.0 { 1.0 } else { y0.abs() * 0.1 };
+        y0 -= d;
+        y1 += d;
+    }
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(&curve.title, ("sans-serif", 24))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70);
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(&curve.x_label)
+                .y_desc(&curve.y_label)
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(|e| err(&e))?;
+            for (i, s) in curve.series.iter().enumerate() {
+                let color = COLORS[i % COLORS.len()];
+                let points: Vec<(f64, f64)> = s
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|(x, y)| x.is_finite() && y.is_finite() && (!curve.log_y || *y > 0.0))
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                    .map_err(|e| err(&e))?
+                    .label(s.label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(|e| err(&e))?;
+        }};
+    }
+    if curve.log_y {
+        draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(|e| err(&e))?);
+    } else {
+        draw!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(|e| err(&e))?);
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
