@@ -86,17 +86,17 @@ impl Op for Custom {
             );
         }
         for (k, (gk, x)) in grads.iter().zip(inputs).enumerate() {
-            if let Some(gk) = gk {
-                if gk.shape() != x.shape() || gk.dtype() != x.dtype() {
-                    panic!(
-                        "{}: backward gave gradient {k} of shape {} {} for an input of shape {} {}",
-                        self.0.name(),
-                        gk.shape(),
-                        gk.dtype(),
-                        x.shape(),
-                        x.dtype()
-                    );
-                }
+            if let Some(gk) = gk
+                && (gk.shape() != x.shape() || gk.dtype() != x.dtype())
+            {
+                panic!(
+                    "{}: backward gave gradient {k} of shape {} {} for an input of shape {} {}",
+                    self.0.name(),
+                    gk.shape(),
+                    gk.dtype(),
+                    x.shape(),
+                    x.dtype()
+                );
             }
         }
         grads.into_iter().collect()

@@ -6,6 +6,8 @@ use smallvec::SmallVec;
 
 /// A tensor's forward-mode tangents, one per level, ordered by level. Usually absent, so it costs one
 /// pointer in every tensor.
+// The box is deliberate: `Option<Box<Vec>>` is one pointer, `Option<Vec>` three.
+#[allow(clippy::box_collection)]
 #[derive(Clone, Default)]
 pub(crate) struct Tangents(Option<Box<Vec<(u64, Tensor)>>>);
 

@@ -157,11 +157,11 @@ pub(crate) fn reduce<T: Element>(
     let out_n = out_shape.numel();
     let buf = x.buffer::<T>();
     // Reducing everything from a contiguous buffer: a straight fold.
-    if out_n == 1 {
-        if let Some(r) = l.contiguous_range() {
-            let v = buf[r].iter().fold(init, |acc, &v| fold(acc, v));
-            return Tensor::from_one(v, out_shape);
-        }
+    if out_n == 1
+        && let Some(r) = l.contiguous_range()
+    {
+        let v = buf[r].iter().fold(init, |acc, &v| fold(acc, v));
+        return Tensor::from_one(v, out_shape);
     }
     let mut out_strides = out_shape.contiguous_strides();
     for &a in axes {
