@@ -36,8 +36,8 @@ mod tensor;
 pub mod testing;
 
 pub use autodiff::{
-    checkpoint, grad, hessian_vector_product, hvp, jacobian, jvp, no_grad, value_and_grad, vjp,
-    CustomOp, Grads, NoGradGuard,
+    CustomOp, Grads, NoGradGuard, checkpoint, grad, hessian_vector_product, hvp, jacobian, jvp,
+    no_grad, value_and_grad, vjp,
 };
 pub use device::Device;
 pub use dtype::{DType, Element};
@@ -52,7 +52,7 @@ pub use rand;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        checkpoint, grad, hvp, jacobian, jvp, no_grad, straight_through, value_and_grad, vjp,
-        CustomOp, DType, Device, Grads, Shape, Tensor,
+        CustomOp, DType, Device, Grads, Shape, Tensor, checkpoint, grad, hvp, jacobian, jvp,
+        no_grad, straight_through, value_and_grad, vjp,
     };
 }

@@ -1,7 +1,7 @@
 //! Gradient checking against central finite differences, like `torch.autograd.gradcheck`: use it to
 //! test your own operations and models.
 
-use crate::{jvp, vjp, DType, Tensor};
+use crate::{DType, Tensor, jvp, vjp};
 use rand::SeedableRng;
 
 /// Options for [`check_grad_with`].
@@ -21,7 +21,13 @@ pub struct GradCheck {
 
 impl Default for GradCheck {
     fn default() -> Self {
-        GradCheck { eps: 1e-6, atol: 1e-5, rtol: 1e-4, seed: 0, forward_mode: true }
+        GradCheck {
+            eps: 1e-6,
+            atol: 1e-5,
+            rtol: 1e-4,
+            seed: 0,
+            forward_mode: true,
+        }
     }
 }
 
@@ -29,7 +35,9 @@ impl Default for GradCheck {
 #[derive(Debug, thiserror::Error)]
 pub enum GradCheckError {
     /// Reverse mode disagrees at one element of one input.
-    #[error("reverse mode: input {input}, element {index}: gradient {analytic} but finite differences give {numeric}")]
+    #[error(
+        "reverse mode: input {input}, element {index}: gradient {analytic} but finite differences give {numeric}"
+    )]
     Reverse {
         /// Which input.
         input: usize,
@@ -41,7 +49,9 @@ pub enum GradCheckError {
         numeric: f64,
     },
     /// Forward mode disagrees with finite differences along a random direction.
-    #[error("forward mode: directional derivative {analytic} but finite differences give {numeric}")]
+    #[error(
+        "forward mode: directional derivative {analytic} but finite differences give {numeric}"
+    )]
     Forward {
         /// What `jvp` said (projected).
         analytic: f64,
@@ -80,7 +90,11 @@ where
 {
     for x in inputs {
         if x.dtype() != DType::F64 {
-            panic!("check_grad: inputs must be f64, got {} {}", x.shape(), x.dtype());
+            panic!(
+                "check_grad: inputs must be f64, got {} {}",
+                x.shape(),
+                x.dtype()
+            );
         }
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
@@ -105,15 +119,22 @@ where
             };
             let numeric = (shifted(opts.eps) - shifted(-opts.eps)) / (2.0 * opts.eps);
             if !close(g[k], numeric, opts) {
-                return Err(GradCheckError::Reverse { input: i, index: k, analytic: g[k], numeric });
+                return Err(GradCheckError::Reverse {
+                    input: i,
+                    index: k,
+                    analytic: g[k],
+                    numeric,
+                });
             }
         }
     }
 
     // forward mode along a random direction
     if opts.forward_mode {
-        let dirs: Vec<Tensor> =
-            plain.iter().map(|x| Tensor::randn(x.shape(), DType::F64, &mut rng)).collect();
+        let dirs: Vec<Tensor> = plain
+            .iter()
+            .map(|x| Tensor::randn(x.shape(), DType::F64, &mut rng))
+            .collect();
         let (_, t) = jvp(|xs: &[Tensor]| f(xs), &plain, &dirs);
         let analytic = (t * &u).sum().item();
         let at = |s: f64| {
@@ -140,12 +161,19 @@ pub fn check_grad2<F>(f: F, inputs: &[Tensor]) -> Result<(), GradCheckError>
 where
     F: Fn(&[Tensor]) -> Tensor,
 {
-    let opts = GradCheck { atol: 1e-4, rtol: 1e-3, ..GradCheck::default() };
+    let opts = GradCheck {
+        atol: 1e-4,
+        rtol: 1e-3,
+        ..GradCheck::default()
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed + 1);
     let plain: Vec<Tensor> = inputs.iter().map(|x| x.detach()).collect();
     let out0 = crate::no_grad(|| f(&plain));
     let u = Tensor::randn(out0.shape(), DType::F64, &mut rng);
-    let ws: Vec<Tensor> = plain.iter().map(|x| Tensor::randn(x.shape(), DType::F64, &mut rng)).collect();
+    let ws: Vec<Tensor> = plain
+        .iter()
+        .map(|x| Tensor::randn(x.shape(), DType::F64, &mut rng))
+        .collect();
     let first = |xs: &[Tensor]| -> Tensor {
         let (_, pullback) = vjp(|ys: &[Tensor]| f(ys), xs);
         let gs = pullback(&u);

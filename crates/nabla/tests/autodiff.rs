@@ -81,7 +81,14 @@ fn third_derivative_by_nesting_grad() {
 fn forward_over_forward_second_derivative() {
     // d²/dx² of x³ at 2 is 12, by jvp of jvp
     let f = |x: &Tensor| x * x * x;
-    let d1 = |x: &Tensor| jvp(|xs: &[Tensor]| f(&xs[0]), std::slice::from_ref(x), &[s(1.0)]).1;
+    let d1 = |x: &Tensor| {
+        jvp(
+            |xs: &[Tensor]| f(&xs[0]),
+            std::slice::from_ref(x),
+            &[s(1.0)],
+        )
+        .1
+    };
     let (_, d2) = jvp(|xs: &[Tensor]| d1(&xs[0]), &[s(2.0)], &[s(1.0)]);
     assert!(close(d2.item(), 12.0));
 }
@@ -103,13 +110,21 @@ fn hessian_vector_product_matches_reverse_over_reverse() {
 fn jacobian_forward_and_reverse_agree() {
     let x = Tensor::from_vec(vec![0.3f64, -0.2], [2]);
     // wide output: forward mode
-    let j1 = jacobian(|x: &Tensor| Tensor::concat(&[x.sin(), x * x, x.exp()], 0), &x);
+    let j1 = jacobian(
+        |x: &Tensor| Tensor::concat(&[x.sin(), x * x, x.exp()], 0),
+        &x,
+    );
     assert_eq!(j1.dims(), &[6, 2]);
     // narrow output: reverse mode
     let j2 = jacobian(|x: &Tensor| (x * x).sum().reshape([1]), &x);
     assert_eq!(j2.to_vec::<f64>(), vec![0.6, -0.4]);
     let v = j1.to_vec::<f64>();
-    assert!(close(v[0], 0.3f64.cos()) && close(v[1], 0.0) && close(v[2], 0.0) && close(v[3], (-0.2f64).cos()));
+    assert!(
+        close(v[0], 0.3f64.cos())
+            && close(v[1], 0.0)
+            && close(v[2], 0.0)
+            && close(v[3], (-0.2f64).cos())
+    );
 }
 
 /// Rust control flow: a loop with a data-dependent branch, recursion and an early return.
@@ -117,7 +132,11 @@ fn collatz_like(x: &Tensor, depth: usize) -> Tensor {
     if depth == 0 {
         return x.clone();
     }
-    let y = if x.item() > 1.0 { x.sqrt() } else { x * x + 1.0 };
+    let y = if x.item() > 1.0 {
+        x.sqrt()
+    } else {
+        x * x + 1.0
+    };
     if y.item() > 100.0 {
         return y; // early return
     }
@@ -137,14 +156,16 @@ fn gradients_flow_through_control_flow() {
 
 #[test]
 fn loop_with_accumulation_and_closure() {
-    let poly = |coeffs: Vec<f64>| move |x: &Tensor| {
-        let mut acc = x.zeros_like();
-        let mut p = x.ones_like();
-        for c in &coeffs {
-            acc = acc + &p * *c;
-            p = &p * x;
+    let poly = |coeffs: Vec<f64>| {
+        move |x: &Tensor| {
+            let mut acc = x.zeros_like();
+            let mut p = x.ones_like();
+            for c in &coeffs {
+                acc = acc + &p * *c;
+                p = &p * x;
+            }
+            acc.sum()
         }
-        acc.sum()
     };
     let df = grad(poly(vec![1.0, 2.0, 3.0])); // 1 + 2x + 3x² -> 2 + 6x
     assert!(close(df(&s(2.0)).item(), 14.0));
@@ -182,7 +203,11 @@ fn pytorch_style_backward_and_no_grad() {
 fn detach_stops_gradient() {
     let f = grad(|x: &Tensor| (x * &x.detach()).sum());
     assert_eq!(f(&s(3.0)).item(), 3.0);
-    let (_, t) = jvp(|xs: &[Tensor]| &xs[0] * &xs[0].stop_gradient(), &[s(3.0)], &[s(1.0)]);
+    let (_, t) = jvp(
+        |xs: &[Tensor]| &xs[0] * &xs[0].stop_gradient(),
+        &[s(3.0)],
+        &[s(1.0)],
+    );
     assert_eq!(t.item(), 3.0);
 }
 
@@ -198,7 +223,11 @@ fn straight_through_and_soft_select() {
     let g = grad(|x: &Tensor| f(x).sum())(&x).to_vec::<f64>();
     let sig = |v: f64| 1.0 / (1.0 + (-v).exp());
     assert!(close(g[0], sig(-1.0) * (1.0 - sig(-1.0))));
-    check_grad(|xs: &[Tensor]| soft_select(&xs[0].sigmoid(), &xs[1].sin(), &xs[1].cos()), &[x.clone(), x.clone()]).unwrap();
+    check_grad(
+        |xs: &[Tensor]| soft_select(&xs[0].sigmoid(), &xs[1].sin(), &xs[1].cos()),
+        &[x.clone(), x.clone()],
+    )
+    .unwrap();
 }
 
 struct Cube;
@@ -232,10 +261,22 @@ fn checkpoint_matches_plain_and_recomputes() {
     };
     let x = Tensor::from_vec(vec![0.1f64, 0.2, 0.3, 0.4], [2, 2]);
     let w = Tensor::from_vec(vec![0.5f64, -0.3, 0.8, 0.1], [2, 2]);
-    let plain = value_and_grad(|p: &[Tensor]| block(p).square().sum(), &[x.clone(), w.clone()]).1;
+    let plain = value_and_grad(
+        |p: &[Tensor]| block(p).square().sum(),
+        &[x.clone(), w.clone()],
+    )
+    .1;
     CALLS.store(0, Ordering::SeqCst);
-    let ck = value_and_grad(|p: &[Tensor]| checkpoint(block, p).square().sum(), &[x.clone(), w.clone()]).1;
-    assert_eq!(CALLS.load(Ordering::SeqCst), 2, "forward once, recomputed once in backward");
+    let ck = value_and_grad(
+        |p: &[Tensor]| checkpoint(block, p).square().sum(),
+        &[x.clone(), w.clone()],
+    )
+    .1;
+    assert_eq!(
+        CALLS.load(Ordering::SeqCst),
+        2,
+        "forward once, recomputed once in backward"
+    );
     for (a, b) in plain.iter().zip(&ck) {
         for (u, v) in a.to_vec::<f64>().iter().zip(b.to_vec::<f64>()) {
             assert!(close(*u, v));
@@ -273,12 +314,22 @@ fn gradients_accumulate_over_reuse() {
         let c = &a + &b;
         (&c * &a).sum()
     };
-    check_grad(|xs: &[Tensor]| f(&xs[0]), &[Tensor::from_vec(vec![0.3f64, 1.1], [2])]).unwrap();
-    check_grad2(|xs: &[Tensor]| f(&xs[0]), &[Tensor::from_vec(vec![0.3f64, 1.1], [2])]).unwrap();
+    check_grad(
+        |xs: &[Tensor]| f(&xs[0]),
+        &[Tensor::from_vec(vec![0.3f64, 1.1], [2])],
+    )
+    .unwrap();
+    check_grad2(
+        |xs: &[Tensor]| f(&xs[0]),
+        &[Tensor::from_vec(vec![0.3f64, 1.1], [2])],
+    )
+    .unwrap();
 }
 
 #[test]
-#[should_panic(expected = "value_and_grad: the function must return a one-element tensor, got shape [2]")]
+#[should_panic(
+    expected = "value_and_grad: the function must return a one-element tensor, got shape [2]"
+)]
 fn grad_of_non_scalar_panics() {
     let _ = grad(|x: &Tensor| x * 2.0)(&Tensor::zeros([2], DType::F64));
 }

@@ -179,7 +179,12 @@ impl Grads {
     }
     /// Sets the gradient for `var` (which must be a variable).
     pub fn insert(&mut self, var: &Tensor, grad: Tensor) {
-        let id = var.0.node.as_ref().expect("Grads::insert: not a variable (call .variable())").id;
+        let id = var
+            .0
+            .node
+            .as_ref()
+            .expect("Grads::insert: not a variable (call .variable())")
+            .id;
         self.map.insert(id, grad);
     }
     /// Number of variables with a gradient.

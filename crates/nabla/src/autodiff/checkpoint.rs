@@ -1,7 +1,7 @@
 //! Gradient checkpointing: trade compute for memory by recomputing a block in the backward pass.
 
 use super::backward::{self, Targets};
-use super::{fresh_variable, record, state, InputGrads, Op};
+use super::{InputGrads, Op, fresh_variable, record, state};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -50,7 +50,10 @@ impl Op for Checkpoint {
             let _on = state::GradModeGuard::set(true);
             (self.0)(&vars)
         };
-        let ids: Vec<u64> = vars.iter().map(|v| v.0.node.as_ref().expect("var").id).collect();
+        let ids: Vec<u64> = vars
+            .iter()
+            .map(|v| v.0.node.as_ref().expect("var").id)
+            .collect();
         let mut map = backward::run(&y, g.clone(), Targets::Nodes(&ids), create_graph);
         ids.iter()
             .zip(needs)

@@ -2,7 +2,7 @@
 //! `jax.custom_vjp`).
 
 use super::backward::{self, Targets};
-use super::{fresh_variable, record, state, InputGrads, Op};
+use super::{InputGrads, Op, fresh_variable, record, state};
 use crate::tensor::Tensor;
 use std::sync::Arc;
 
@@ -38,8 +38,12 @@ pub trait CustomOp: Send + Sync + 'static {
 
     /// Cotangents of the inputs (each of its input's shape; `None` for zero) given the output's
     /// cotangent `grad_output`.
-    fn backward(&self, inputs: &[Tensor], output: &Tensor, grad_output: &Tensor)
-    -> Vec<Option<Tensor>>;
+    fn backward(
+        &self,
+        inputs: &[Tensor],
+        output: &Tensor,
+        grad_output: &Tensor,
+    ) -> Vec<Option<Tensor>>;
 
     /// The output's tangent given the inputs' tangents (`None` for zero). Return `None` (the default)
     /// to have it derived from [`backward`](CustomOp::backward).
@@ -129,7 +133,12 @@ impl Op for Custom {
         };
         let id = u.0.node.as_ref().expect("var").id;
         let create_graph = state::grad_enabled();
-        let mut map = backward::run(&inner, inner.ones_like(), Targets::Nodes(&[id]), create_graph);
+        let mut map = backward::run(
+            &inner,
+            inner.ones_like(),
+            Targets::Nodes(&[id]),
+            create_graph,
+        );
         map.remove(&id).unwrap_or_else(|| out.zeros_like().detach())
     }
 }

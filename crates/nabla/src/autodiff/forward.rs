@@ -1,6 +1,6 @@
 //! Forward-mode tangent propagation.
 
-use super::{record, state, Identity, Op};
+use super::{Identity, Op, record, state};
 use crate::tensor::{Shape, Tensor};
 use smallvec::SmallVec;
 
@@ -13,7 +13,11 @@ pub(crate) struct Tangents(Option<Box<Vec<(u64, Tensor)>>>);
 
 impl Tangents {
     pub(crate) fn from_vec(v: Vec<(u64, Tensor)>) -> Tangents {
-        Tangents(if v.is_empty() { None } else { Some(Box::new(v)) })
+        Tangents(if v.is_empty() {
+            None
+        } else {
+            Some(Box::new(v))
+        })
     }
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -31,11 +35,7 @@ impl Tangents {
 }
 
 /// The tangents of an operation's output, one per active level that some input carries.
-pub(crate) fn output_tangents(
-    op: &dyn Op,
-    inputs: &[&Tensor],
-    out_shape: &Shape,
-) -> Tangents {
+pub(crate) fn output_tangents(op: &dyn Op, inputs: &[&Tensor], out_shape: &Shape) -> Tangents {
     let active = state::active_levels();
     let mut levels: SmallVec<[u64; 2]> = inputs
         .iter()
@@ -65,7 +65,10 @@ pub(crate) fn output_tangents(
 
 /// The tangent of `x` at `level`, if it has one.
 pub(crate) fn tangent_at(x: &Tensor, level: u64) -> Option<Tensor> {
-    x.0.tangents.iter().find(|(l, _)| *l == level).map(|(_, t)| t.clone())
+    x.0.tangents
+        .iter()
+        .find(|(l, _)| *l == level)
+        .map(|(_, t)| t.clone())
 }
 
 /// `x` without its tangents at `level` and above: the same data, the same reverse-mode dependence.
@@ -74,7 +77,11 @@ pub(crate) fn strip_from(x: &Tensor, level: u64) -> Tensor {
         return x.clone();
     }
     let keep: Vec<(u64, Tensor)> =
-        x.0.tangents.iter().filter(|(l, _)| *l < level).cloned().collect();
+        x.0.tangents
+            .iter()
+            .filter(|(l, _)| *l < level)
+            .cloned()
+            .collect();
     let view = x.view_as(x.layout().clone());
     // An identity node keeps the reverse-mode link to x (record propagates no tangents here:
     // the view has none and x's are deliberately not copied).
@@ -103,7 +110,11 @@ pub(crate) fn with_tangent(x: &Tensor, level: u64, tangent: Tensor) -> Tensor {
     };
     let inner = std::sync::Arc::get_mut(&mut y.0).expect("fresh");
     let mut ts: Vec<(u64, Tensor)> =
-        x.0.tangents.iter().filter(|(l, _)| *l != level).cloned().collect();
+        x.0.tangents
+            .iter()
+            .filter(|(l, _)| *l != level)
+            .cloned()
+            .collect();
     ts.push((level, tangent));
     ts.sort_by_key(|(l, _)| *l);
     inner.tangents = Tangents::from_vec(ts);

@@ -26,8 +26,7 @@ pub use backward::Grads;
 pub use checkpoint::checkpoint;
 pub use custom::CustomOp;
 pub use transforms::{
-    grad, hessian_vector_product, hvp, jacobian, jvp, no_grad, value_and_grad, vjp,
-    NoGradGuard,
+    NoGradGuard, grad, hessian_vector_product, hvp, jacobian, jvp, no_grad, value_and_grad, vjp,
 };
 
 /// Gradients returned by a reverse rule, one per input (`None` for zero or not needed).
@@ -93,7 +92,11 @@ pub(crate) fn record<O: Op>(mut out: Tensor, op: O, inputs: &[&Tensor]) -> Tenso
     if !track && !fwd {
         return out;
     }
-    let tangents = if fwd { forward::output_tangents(&op, inputs, out.shape()) } else { Default::default() };
+    let tangents = if fwd {
+        forward::output_tangents(&op, inputs, out.shape())
+    } else {
+        Default::default()
+    };
     let inner = std::sync::Arc::get_mut(&mut out.0).expect("record: output must be fresh");
     if track {
         inner.node = Some(Node {
@@ -115,7 +118,11 @@ pub(crate) fn fresh_variable(x: &Tensor) -> Tensor {
     }
     let mut v = x.view_as(x.layout().clone());
     let inner = std::sync::Arc::get_mut(&mut v.0).expect("fresh");
-    inner.node = Some(Node { id: state::next_id(), op: Box::new(Leaf), inputs: SmallVec::new() });
+    inner.node = Some(Node {
+        id: state::next_id(),
+        op: Box::new(Leaf),
+        inputs: SmallVec::new(),
+    });
     inner.tangents = x.0.tangents.clone();
     v
 }

@@ -1,7 +1,7 @@
 //! The PyTorch-style face of autodiff on [`Tensor`]: variables, `backward`, `detach`.
 
 use super::backward::{self, Grads, Targets};
-use super::{state, Leaf, Node};
+use super::{Leaf, Node, state};
 use crate::tensor::Tensor;
 use smallvec::SmallVec;
 
@@ -17,8 +17,11 @@ impl Tensor {
     /// ```
     pub fn variable(&self) -> Tensor {
         let mut v = self.view_as(self.layout().clone());
-        std::sync::Arc::get_mut(&mut v.0).expect("fresh").node =
-            Some(Node { id: state::next_id(), op: Box::new(Leaf), inputs: SmallVec::new() });
+        std::sync::Arc::get_mut(&mut v.0).expect("fresh").node = Some(Node {
+            id: state::next_id(),
+            op: Box::new(Leaf),
+            inputs: SmallVec::new(),
+        });
         v
     }
 

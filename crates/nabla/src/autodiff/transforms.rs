@@ -59,7 +59,10 @@ where
     };
     check_scalar("value_and_grad", &out);
     let create_graph = state::depth() > 1 || inputs.iter().any(|x| x.requires_grad());
-    let ids: Vec<u64> = vars.iter().map(|v| v.0.node.as_ref().expect("var").id).collect();
+    let ids: Vec<u64> = vars
+        .iter()
+        .map(|v| v.0.node.as_ref().expect("var").id)
+        .collect();
     let mut map = backward::run(&out, out.ones_like(), Targets::Nodes(&ids), create_graph);
     let grads = vars
         .iter()
@@ -92,8 +95,15 @@ where
         let _on = state::GradModeGuard::set(true);
         f(&vars)
     };
-    let ids: Vec<u64> = vars.iter().map(|v| v.0.node.as_ref().expect("var").id).collect();
-    let value = if state::depth() > 1 || outer_tracked { out.clone() } else { out.detach() };
+    let ids: Vec<u64> = vars
+        .iter()
+        .map(|v| v.0.node.as_ref().expect("var").id)
+        .collect();
+    let value = if state::depth() > 1 || outer_tracked {
+        out.clone()
+    } else {
+        out.detach()
+    };
     let pullback = move |cotangent: &Tensor| -> Vec<Tensor> {
         if cotangent.shape() != out.shape() {
             panic!(
@@ -173,7 +183,12 @@ where
     F: Fn(&Tensor) -> Tensor,
 {
     let g = super::grad(f);
-    jvp(|xs: &[Tensor]| g(&xs[0]), std::slice::from_ref(x), std::slice::from_ref(v)).1
+    jvp(
+        |xs: &[Tensor]| g(&xs[0]),
+        std::slice::from_ref(x),
+        std::slice::from_ref(v),
+    )
+    .1
 }
 
 /// Short name for [`hessian_vector_product`].
@@ -217,9 +232,13 @@ where
     } else {
         let cols: Vec<Tensor> = (0..n)
             .map(|j| {
-                jvp(|xs: &[Tensor]| f(&xs[0]), std::slice::from_ref(x), &[basis(j, x)])
-                    .1
-                    .reshape([m])
+                jvp(
+                    |xs: &[Tensor]| f(&xs[0]),
+                    std::slice::from_ref(x),
+                    &[basis(j, x)],
+                )
+                .1
+                .reshape([m])
             })
             .collect();
         Tensor::stack(&cols, 1).reshape(dims)

@@ -1,18 +1,22 @@
 //! Arithmetic: `+ - * /`, `pow`, elementwise `maximum`/`minimum`, with NumPy broadcasting, and the
 //! same with a Rust scalar on either side. Each op's forward kernel and its rules sit together.
 
-use crate::autodiff::{record, InputGrads, Op};
+use crate::autodiff::{InputGrads, Op, record};
+use crate::dtype::Element;
 use crate::tensor::cpu::{map, with_dtype, zip};
 use crate::tensor::shape::broadcast_shapes;
-use crate::tensor::{same_dtype, Tensor};
-use crate::dtype::Element;
+use crate::tensor::{Tensor, same_dtype};
 use smallvec::smallvec;
 
 /// The tangent of one operand, broadcast to the output shape, or `None`.
 fn bt(t: &Option<Tensor>, a: &Tensor, b: &Tensor) -> Option<Tensor> {
     t.as_ref().map(|t| {
         let s = broadcast_shapes("broadcast", a.shape(), b.shape());
-        if t.shape() == &s { t.clone() } else { t.broadcast_to(&s) }
+        if t.shape() == &s {
+            t.clone()
+        } else {
+            t.broadcast_to(&s)
+        }
     })
 }
 
@@ -103,11 +107,19 @@ impl Op for Affine {
         "affine"
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
-        smallvec![Some(if self.c == 1.0 { g.clone() } else { g.scale(self.c) })]
+        smallvec![Some(if self.c == 1.0 {
+            g.clone()
+        } else {
+            g.scale(self.c)
+        })]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         let t = t[0].as_ref().expect("tangent");
-        if self.c == 1.0 { t.clone() } else { t.scale(self.c) }
+        if self.c == 1.0 {
+            t.clone()
+        } else {
+            t.scale(self.c)
+        }
     }
 }
 
@@ -291,10 +303,14 @@ macro_rules! impl_binop {
     };
 }
 
-impl_binop!(Add, add, add, |x, c| x.affine(1.0, c), |x, c| x.affine(1.0, c));
-impl_binop!(Sub, sub, sub, |x, c| x.affine(1.0, -c), |x, c| x.affine(-1.0, c));
-impl_binop!(Mul, mul, mul, |x, c| x.affine(c, 0.0), |x, c| x.affine(c, 0.0));
-impl_binop!(Div, div, div, |x, c| x.affine(1.0 / c, 0.0), |x, c| x.rdiv_scalar(c));
+impl_binop!(Add, add, add, |x, c| x.affine(1.0, c), |x, c| x
+    .affine(1.0, c));
+impl_binop!(Sub, sub, sub, |x, c| x.affine(1.0, -c), |x, c| x
+    .affine(-1.0, c));
+impl_binop!(Mul, mul, mul, |x, c| x.affine(c, 0.0), |x, c| x
+    .affine(c, 0.0));
+impl_binop!(Div, div, div, |x, c| x.affine(1.0 / c, 0.0), |x, c| x
+    .rdiv_scalar(c));
 
 impl std::ops::Neg for &Tensor {
     type Output = Tensor;
@@ -311,7 +327,7 @@ impl std::ops::Neg for Tensor {
 
 #[cfg(test)]
 mod tests {
-    use crate::{grad, Tensor};
+    use crate::{Tensor, grad};
 
     #[test]
     fn scalar_ops_and_operators() {

@@ -1,13 +1,13 @@
 //! Comparisons (masks of 0.0 and 1.0, not differentiable) and `where_`, the differentiable select.
 
-use crate::autodiff::{record, InputGrads, Op};
+use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
-#[allow(unused_imports)]
-use num_traits::{Float, One, Zero};
 use crate::tensor::cpu::{map, with_dtype, zip};
 use crate::tensor::layout::for_each_offset2;
 use crate::tensor::shape::broadcast_shapes;
-use crate::tensor::{same_dtype, storage, Tensor};
+use crate::tensor::{Tensor, same_dtype, storage};
+#[allow(unused_imports)]
+use num_traits::{Float, One, Zero};
 use smallvec::smallvec;
 
 macro_rules! comparisons {
@@ -64,7 +64,11 @@ impl Tensor {
             on_false.shape(),
         );
         let out = with_dtype!(dt, {
-            let (m, a, b) = (self.buffer::<T>(), on_true.buffer::<T>(), on_false.buffer::<T>());
+            let (m, a, b) = (
+                self.buffer::<T>(),
+                on_true.buffer::<T>(),
+                on_false.buffer::<T>(),
+            );
             let (lm, la, lb) = (self.layout(), on_true.layout(), on_false.layout());
             let (sm, sa, sb) = (
                 lm.broadcast_strides(&shape),
@@ -88,7 +92,13 @@ impl Tensor {
             });
             Tensor::from_arc(data, shape.clone())
         });
-        record(out, Where { mask: self.detach() }, &[on_true, on_false])
+        record(
+            out,
+            Where {
+                mask: self.detach(),
+            },
+            &[on_true, on_false],
+        )
     }
 }
 

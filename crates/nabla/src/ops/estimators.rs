@@ -1,6 +1,6 @@
 //! Gradient estimators for discrete choices: straight-through, and the soft conditional.
 
-use crate::autodiff::{record, InputGrads, Op};
+use crate::autodiff::{InputGrads, Op, record};
 use crate::tensor::Tensor;
 use smallvec::smallvec;
 

@@ -2,14 +2,14 @@
 //! `dot`, `outer`. The kernel is the `gemm` crate, called with the operands' own strides so
 //! transposed views are never copied.
 
-use crate::autodiff::{record, InputGrads, Op};
+use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
-#[allow(unused_imports)]
-use num_traits::{Float, One, Zero};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::layout::Layout;
-use crate::tensor::shape::{broadcast_shapes, Shape};
-use crate::tensor::{same_dtype, storage, Tensor};
+use crate::tensor::shape::{Shape, broadcast_shapes};
+use crate::tensor::{Tensor, same_dtype, storage};
+#[allow(unused_imports)]
+use num_traits::{Float, One, Zero};
 use rayon::prelude::*;
 use smallvec::smallvec;
 
@@ -101,7 +101,14 @@ fn gemm_one<T: Element>(
 }
 
 /// Batched, broadcasting `a @ b` for operands of rank ≥ 2.
-fn matmul_kernel<T: Element>(a: &Tensor, b: &Tensor, batch: &Shape, m: usize, k: usize, n: usize) -> Tensor {
+fn matmul_kernel<T: Element>(
+    a: &Tensor,
+    b: &Tensor,
+    batch: &Shape,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Tensor {
     let (la, lb) = (a.layout(), b.layout());
     let (ra, rb) = (la.shape.rank(), lb.shape.rank());
     let a_ms = (la.strides[ra - 2], la.strides[ra - 1]);
@@ -138,9 +145,11 @@ fn matmul_kernel<T: Element>(a: &Tensor, b: &Tensor, batch: &Shape, m: usize, k:
         }
         let per = m * n * k;
         if nb > 1 && per * nb >= 1 << 16 && per < 1 << 20 {
-            o.par_chunks_mut(m * n).zip(offsets.par_iter()).for_each(|(dst, &(oa, ob))| {
-                gemm_one(m, n, k, ba, oa, a_ms, bb, ob, b_ms, dst, false)
-            });
+            o.par_chunks_mut(m * n)
+                .zip(offsets.par_iter())
+                .for_each(|(dst, &(oa, ob))| {
+                    gemm_one(m, n, k, ba, oa, a_ms, bb, ob, b_ms, dst, false)
+                });
         } else {
             for (dst, &(oa, ob)) in o.chunks_mut(m * n).zip(&offsets) {
                 gemm_one(m, n, k, ba, oa, a_ms, bb, ob, b_ms, dst, true);
@@ -168,12 +177,29 @@ impl Tensor {
     pub fn matmul(&self, other: &Tensor) -> Tensor {
         let dt = same_dtype("matmul", self, other);
         if self.rank() == 0 || other.rank() == 0 {
-            panic!("matmul: {} @ {}: operands must have at least one dimension", self.shape(), other.shape());
+            panic!(
+                "matmul: {} @ {}: operands must have at least one dimension",
+                self.shape(),
+                other.shape()
+            );
         }
-        let a = if self.rank() == 1 { self.unsqueeze(0) } else { self.clone() };
-        let b = if other.rank() == 1 { other.unsqueeze(-1) } else { other.clone() };
+        let a = if self.rank() == 1 {
+            self.unsqueeze(0)
+        } else {
+            self.clone()
+        };
+        let b = if other.rank() == 1 {
+            other.unsqueeze(-1)
+        } else {
+            other.clone()
+        };
         let (ra, rb) = (a.rank(), b.rank());
-        let (m, k, k2, n) = (a.dims()[ra - 2], a.dims()[ra - 1], b.dims()[rb - 2], b.dims()[rb - 1]);
+        let (m, k, k2, n) = (
+            a.dims()[ra - 2],
+            a.dims()[ra - 1],
+            b.dims()[rb - 2],
+            b.dims()[rb - 1],
+        );
         if k != k2 {
             panic!(
                 "matmul: {} @ {}: inner dimensions {k} and {k2} differ",
@@ -187,7 +213,15 @@ impl Tensor {
             if sa == sb {
                 sa
             } else {
-                broadcast_shapes(&format!("matmul: {} @ {}: batch dimensions", self.shape(), other.shape()), &sa, &sb)
+                broadcast_shapes(
+                    &format!(
+                        "matmul: {} @ {}: batch dimensions",
+                        self.shape(),
+                        other.shape()
+                    ),
+                    &sa,
+                    &sb,
+                )
             }
         };
         let out = with_dtype!(dt, matmul_kernel::<T>(&a, &b, &batch, m, k, n));
@@ -209,7 +243,11 @@ impl Tensor {
     /// ```
     pub fn dot(&self, other: &Tensor) -> Tensor {
         if self.rank() != 1 || other.rank() != 1 || self.numel() != other.numel() {
-            panic!("dot: needs two vectors of one length, got {} and {}", self.shape(), other.shape());
+            panic!(
+                "dot: needs two vectors of one length, got {} and {}",
+                self.shape(),
+                other.shape()
+            );
         }
         self.matmul(other)
     }
@@ -217,7 +255,11 @@ impl Tensor {
     /// Outer product of two vectors: `out[i, j] = a[i] * b[j]`.
     pub fn outer(&self, other: &Tensor) -> Tensor {
         if self.rank() != 1 || other.rank() != 1 {
-            panic!("outer: needs two vectors, got {} and {}", self.shape(), other.shape());
+            panic!(
+                "outer: needs two vectors, got {} and {}",
+                self.shape(),
+                other.shape()
+            );
         }
         self.unsqueeze(1) * other.unsqueeze(0)
     }

@@ -1,15 +1,15 @@
 //! Reductions over axes or over everything: sum, mean, max, min, prod, var, std, logsumexp.
 //! Axes may be negative; `keepdim` keeps reduced axes as size 1 (as in PyTorch).
 
-use crate::autodiff::{record, InputGrads, Op};
+use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
+use crate::tensor::cpu::{PAR_THRESHOLD, reduce, with_dtype};
+use crate::tensor::shape::{Shape, norm_axes};
+use crate::tensor::{Tensor, storage};
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
-use crate::tensor::cpu::{reduce, with_dtype, PAR_THRESHOLD};
-use crate::tensor::shape::{norm_axes, Shape};
-use crate::tensor::{storage, Tensor};
 use rayon::prelude::*;
-use smallvec::{smallvec, SmallVec};
+use smallvec::{SmallVec, smallvec};
 
 type Axes = SmallVec<[usize; 4]>;
 
@@ -44,7 +44,10 @@ fn reduced_shape(shape: &Shape, axes: &[usize], keepdim: bool) -> Shape {
 fn sum_slice<T: Element>(s: &[T]) -> T {
     const BLOCK: usize = 4096;
     if s.len() >= PAR_THRESHOLD {
-        let partial: Vec<T> = s.par_chunks(BLOCK).map(|c| c.iter().copied().sum()).collect();
+        let partial: Vec<T> = s
+            .par_chunks(BLOCK)
+            .map(|c| c.iter().copied().sum())
+            .collect();
         partial.into_iter().sum()
     } else if s.len() > BLOCK {
         s.chunks(BLOCK).map(|c| c.iter().copied().sum::<T>()).sum()
@@ -64,12 +67,18 @@ impl Op for Sum {
         "sum"
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
-        let g = if self.keepdim { g.clone() } else { g.reshape(kept_shape(&self.in_shape, &self.axes)) };
+        let g = if self.keepdim {
+            g.clone()
+        } else {
+            g.reshape(kept_shape(&self.in_shape, &self.axes))
+        };
         smallvec![Some(g.broadcast_to(&self.in_shape))]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         let axes: Vec<isize> = self.axes.iter().map(|&a| a as isize).collect();
-        t[0].as_ref().expect("tangent").sum_axes(&axes, self.keepdim)
+        t[0].as_ref()
+            .expect("tangent")
+            .sum_axes(&axes, self.keepdim)
     }
 }
 
@@ -99,7 +108,11 @@ impl Op for Extremum {
     fn vjp(&self, i: &[Tensor], out: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         let x = &i[0];
         let w = self.weights(x, out);
-        let g = if self.keepdim { g.clone() } else { g.reshape(kept_shape(x.shape(), &self.axes)) };
+        let g = if self.keepdim {
+            g.clone()
+        } else {
+            g.reshape(kept_shape(x.shape(), &self.axes))
+        };
         smallvec![Some(&w * &g)]
     }
     fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
@@ -123,7 +136,11 @@ impl Op for Prod {
     fn vjp(&self, i: &[Tensor], out: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         let x = &i[0];
         let kept = kept_shape(x.shape(), &self.axes);
-        let g = if self.keepdim { g.clone() } else { g.reshape(kept.clone()) };
+        let g = if self.keepdim {
+            g.clone()
+        } else {
+            g.reshape(kept.clone())
+        };
         smallvec![Some(&g * &self.others(x, out))]
     }
     fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
@@ -173,7 +190,9 @@ fn prod_others<T: Element>(x: &Tensor, axes: &[usize]) -> Tensor {
     for (i, &p) in perm.iter().enumerate() {
         inv[p] = i;
     }
-    Tensor::from_arc(data, xp.shape().clone()).permute(&inv).contiguous()
+    Tensor::from_arc(data, xp.shape().clone())
+        .permute(&inv)
+        .contiguous()
 }
 
 impl Tensor {
@@ -195,7 +214,15 @@ impl Tensor {
             Tensor::from_one(v, Shape::scalar())
         });
         let axes: Axes = (0..self.rank()).collect();
-        record(out, Sum { axes, keepdim: false, in_shape: self.shape().clone() }, &[self])
+        record(
+            out,
+            Sum {
+                axes,
+                keepdim: false,
+                in_shape: self.shape().clone(),
+            },
+            &[self],
+        )
     }
 
     /// Sum over the given axes.
@@ -214,13 +241,24 @@ impl Tensor {
         if ax.len() == self.rank() && !keepdim {
             return self.sum();
         }
-        let kept = with_dtype!(self.dtype(), reduce::<T>(self, &ax, T::zero(), |a, b| a + b));
+        let kept = with_dtype!(
+            self.dtype(),
+            reduce::<T>(self, &ax, T::zero(), |a, b| a + b)
+        );
         let out = kept.view_as(crate::tensor::layout::Layout::contiguous(reduced_shape(
             self.shape(),
             &ax,
             keepdim,
         )));
-        record(out, Sum { axes: ax, keepdim, in_shape: self.shape().clone() }, &[self])
+        record(
+            out,
+            Sum {
+                axes: ax,
+                keepdim,
+                in_shape: self.shape().clone(),
+            },
+            &[self],
+        )
     }
 
     /// Sum over one axis.
@@ -235,7 +273,11 @@ impl Tensor {
             return self.clone();
         }
         let lead = self.rank().checked_sub(shape.rank()).unwrap_or_else(|| {
-            panic!("sum_to: cannot reduce {} to the larger rank of {}", self.shape(), shape)
+            panic!(
+                "sum_to: cannot reduce {} to the larger rank of {}",
+                self.shape(),
+                shape
+            )
         });
         let mut axes: Vec<isize> = (0..lead as isize).collect();
         for (i, &d) in shape.iter().enumerate() {
@@ -271,16 +313,23 @@ impl Tensor {
         let name = if is_max { "max" } else { "min" };
         let ax = norm_axes(name, axes, self.rank());
         if self.numel() == 0 {
-            panic!("{name}: reduction of an empty tensor of shape {}", self.shape());
+            panic!(
+                "{name}: reduction of an empty tensor of shape {}",
+                self.shape()
+            );
         }
         if ax.is_empty() {
             return self.clone();
         }
         let kept = with_dtype!(self.dtype(), {
             if is_max {
-                reduce::<T>(self, &ax, T::neg_infinity(), |a, b| if b > a || b.is_nan() { b } else { a })
+                reduce::<T>(self, &ax, T::neg_infinity(), |a, b| {
+                    if b > a || b.is_nan() { b } else { a }
+                })
             } else {
-                reduce::<T>(self, &ax, T::infinity(), |a, b| if b < a || b.is_nan() { b } else { a })
+                reduce::<T>(self, &ax, T::infinity(), |a, b| {
+                    if b < a || b.is_nan() { b } else { a }
+                })
             }
         });
         let out = kept.view_as(crate::tensor::layout::Layout::contiguous(reduced_shape(
@@ -288,7 +337,15 @@ impl Tensor {
             &ax,
             keepdim,
         )));
-        record(out, Extremum { axes: ax, keepdim, is_max }, &[self])
+        record(
+            out,
+            Extremum {
+                axes: ax,
+                keepdim,
+                is_max,
+            },
+            &[self],
+        )
     }
 
     /// Largest element (NaN if any is NaN).
@@ -372,7 +429,9 @@ impl Tensor {
         }
         let mu = self.mean_axes(axes, true);
         let d = self - &mu;
-        d.square().sum_axes(axes, keepdim).scale(1.0 / (n - correction) as f64)
+        d.square()
+            .sum_axes(axes, keepdim)
+            .scale(1.0 / (n - correction) as f64)
     }
 
     /// Variance of all elements (`correction` as in [`var_axes`](Tensor::var_axes)).

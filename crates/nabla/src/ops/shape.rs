@@ -2,13 +2,13 @@
 //! unsqueeze) share the buffer; concat and non-view reshapes copy. Each op's rules are its adjoint
 //! view: permute ↔ inverse permute, broadcast ↔ sum, narrow ↔ concat with zeros.
 
-use crate::autodiff::{record, InputGrads, Identity, Op};
+use crate::autodiff::{Identity, InputGrads, Op, record};
 use crate::dtype::DType;
 use crate::tensor::cpu::{gather_layout, with_dtype};
 use crate::tensor::layout::Layout;
-use crate::tensor::shape::{broadcast_shapes, norm_axis, Shape};
-use crate::tensor::{same_dtype, storage, Tensor};
-use smallvec::{smallvec, SmallVec};
+use crate::tensor::shape::{Shape, broadcast_shapes, norm_axis};
+use crate::tensor::{Tensor, same_dtype, storage};
+use smallvec::{SmallVec, smallvec};
 
 struct Reshape {
     from: Shape,
@@ -92,7 +92,9 @@ impl Op for Narrow {
         smallvec![Some(Tensor::concat(&parts, self.axis as isize))]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
-        t[0].as_ref().expect("tangent").narrow(self.axis as isize, self.start, self.len)
+        t[0].as_ref()
+            .expect("tangent")
+            .narrow(self.axis as isize, self.start, self.len)
     }
 }
 
@@ -173,7 +175,14 @@ impl Tensor {
                 c.view_as(Layout::contiguous(to.clone()))
             }
         };
-        record(out, Reshape { from: self.shape().clone(), to }, &[self])
+        record(
+            out,
+            Reshape {
+                from: self.shape().clone(),
+                to,
+            },
+            &[self],
+        )
     }
 
     /// Reorders the dimensions (a view): result dim `i` is input dim `perm[i]`.
@@ -186,8 +195,15 @@ impl Tensor {
     pub fn permute(&self, perm: &[usize]) -> Tensor {
         let r = self.rank();
         let mut seen = vec![false; r];
-        if perm.len() != r || perm.iter().any(|&p| p >= r || std::mem::replace(&mut seen[p], true)) {
-            panic!("permute: {perm:?} is not a permutation of the {r} dimensions of {}", self.shape());
+        if perm.len() != r
+            || perm
+                .iter()
+                .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+        {
+            panic!(
+                "permute: {perm:?} is not a permutation of the {r} dimensions of {}",
+                self.shape()
+            );
         }
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
             return self.clone();
@@ -234,9 +250,20 @@ impl Tensor {
             panic!("broadcast_to: cannot broadcast {} to {}", self.shape(), to);
         }
         let l = self.layout();
-        let layout = Layout { strides: l.broadcast_strides(&to), shape: to.clone(), offset: l.offset };
+        let layout = Layout {
+            strides: l.broadcast_strides(&to),
+            shape: to.clone(),
+            offset: l.offset,
+        };
         let out = self.view_as(layout);
-        record(out, BroadcastTo { from: self.shape().clone(), to }, &[self])
+        record(
+            out,
+            BroadcastTo {
+                from: self.shape().clone(),
+                to,
+            },
+            &[self],
+        )
     }
 
     /// Alias of [`broadcast_to`](Tensor::broadcast_to) (PyTorch's name).
@@ -248,7 +275,11 @@ impl Tensor {
     pub fn squeeze(&self, axis: isize) -> Tensor {
         let a = norm_axis("squeeze", axis, self.rank());
         if self.dims()[a] != 1 {
-            panic!("squeeze: dimension {a} of {} has size {}, not 1", self.shape(), self.dims()[a]);
+            panic!(
+                "squeeze: dimension {a} of {} has size {}, not 1",
+                self.shape(),
+                self.dims()[a]
+            );
         }
         let mut d = self.dims().to_vec();
         d.remove(a);
@@ -280,7 +311,10 @@ impl Tensor {
         if self.rank() == 0 {
             return self.reshape([1]);
         }
-        let (s, e) = (norm_axis("flatten", start, self.rank()), norm_axis("flatten", end, self.rank()));
+        let (s, e) = (
+            norm_axis("flatten", start, self.rank()),
+            norm_axis("flatten", end, self.rank()),
+        );
         if s > e {
             panic!("flatten: start axis {s} is after end axis {e}");
         }
@@ -312,7 +346,15 @@ impl Tensor {
             return self.clone();
         }
         let out = self.view_as(self.layout().narrowed(a, start, len));
-        record(out, Narrow { axis: a, start, len }, &[self])
+        record(
+            out,
+            Narrow {
+                axis: a,
+                start,
+                len,
+            },
+            &[self],
+        )
     }
 
     /// Row `index` along `axis`, with that dimension removed (`x.select(0, i)` is `x[i]`).
@@ -342,16 +384,18 @@ impl Tensor {
         }
         let src = self.contiguous_data_any();
         let out = match (src, dtype) {
-            (AnyData::F32(v), DType::F64) => {
-                Tensor::from_arc(storage::build(v.len(), |o: &mut [f64]| {
+            (AnyData::F32(v), DType::F64) => Tensor::from_arc(
+                storage::build(v.len(), |o: &mut [f64]| {
                     o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f64)
-                }), self.shape().clone())
-            }
-            (AnyData::F64(v), DType::F32) => {
-                Tensor::from_arc(storage::build(v.len(), |o: &mut [f32]| {
+                }),
+                self.shape().clone(),
+            ),
+            (AnyData::F64(v), DType::F32) => Tensor::from_arc(
+                storage::build(v.len(), |o: &mut [f32]| {
                     o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f32)
-                }), self.shape().clone())
-            }
+                }),
+                self.shape().clone(),
+            ),
             _ => unreachable!(),
         };
         record(out, Cast { from, to: dtype }, &[self])
@@ -373,16 +417,25 @@ impl Tensor {
     /// assert_eq!(Tensor::concat(&[a, b], 0).dims(), &[3, 3]);
     /// ```
     pub fn concat(tensors: &[Tensor], axis: isize) -> Tensor {
-        let first = tensors.first().unwrap_or_else(|| panic!("concat: no tensors given"));
+        let first = tensors
+            .first()
+            .unwrap_or_else(|| panic!("concat: no tensors given"));
         let a = norm_axis("concat", axis, first.rank());
         let mut total = 0;
         for t in tensors {
             same_dtype("concat", first, t);
             if t.rank() != first.rank()
-                || t.dims().iter().zip(first.dims()).enumerate().any(|(i, (x, y))| i != a && x != y)
+                || t.dims()
+                    .iter()
+                    .zip(first.dims())
+                    .enumerate()
+                    .any(|(i, (x, y))| i != a && x != y)
             {
                 let shapes: Vec<String> = tensors.iter().map(|t| t.shape().to_string()).collect();
-                panic!("concat: shapes {} differ outside axis {a}", shapes.join(", "));
+                panic!(
+                    "concat: shapes {} differ outside axis {a}",
+                    shapes.join(", ")
+                );
             }
             total += t.dims()[a];
         }
@@ -421,7 +474,9 @@ impl Tensor {
     /// assert_eq!(Tensor::stack(&[a.clone(), a], 0).dims(), &[2, 3]);
     /// ```
     pub fn stack(tensors: &[Tensor], axis: isize) -> Tensor {
-        let first = tensors.first().unwrap_or_else(|| panic!("stack: no tensors given"));
+        let first = tensors
+            .first()
+            .unwrap_or_else(|| panic!("stack: no tensors given"));
         for t in tensors {
             if t.shape() != first.shape() {
                 panic!("stack: shapes {} and {} differ", first.shape(), t.shape());

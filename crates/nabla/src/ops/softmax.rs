@@ -1,12 +1,12 @@
 //! Softmax, log-softmax and cumulative sums along one axis.
 
-use crate::autodiff::{record, InputGrads, Op};
+use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
-#[allow(unused_imports)]
-use num_traits::{Float, One, Zero};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::shape::norm_axis;
-use crate::tensor::{storage, Tensor};
+use crate::tensor::{Tensor, storage};
+#[allow(unused_imports)]
+use num_traits::{Float, One, Zero};
 use smallvec::smallvec;
 
 /// Applies `f` to every 1-d lane along `axis` of a contiguous copy of `x`, writing lanes of the same
@@ -14,7 +14,11 @@ use smallvec::smallvec;
 fn lanes<T: Element>(x: &Tensor, axis: usize, f: impl Fn(&[T], &mut [T])) -> Tensor {
     let r = x.rank();
     // Move the axis last, work on contiguous lanes, move it back.
-    let xp = if axis + 1 == r { x.detach() } else { x.detach().transpose(axis as isize, -1) };
+    let xp = if axis + 1 == r {
+        x.detach()
+    } else {
+        x.detach().transpose(axis as isize, -1)
+    };
     let src = xp.contiguous_data::<T>();
     let len = x.dims()[axis].max(1);
     let data = storage::build(src.len(), |o: &mut [T]| {
@@ -23,7 +27,11 @@ fn lanes<T: Element>(x: &Tensor, axis: usize, f: impl Fn(&[T], &mut [T])) -> Ten
         }
     });
     let y = Tensor::from_arc(data, xp.shape().clone());
-    if axis + 1 == r { y } else { y.transpose(axis as isize, -1).contiguous() }
+    if axis + 1 == r {
+        y
+    } else {
+        y.transpose(axis as isize, -1).contiguous()
+    }
 }
 
 struct Softmax {
@@ -76,7 +84,9 @@ impl Op for Cumsum {
         smallvec![Some(g.cumsum_dir(self.axis, !self.reverse))]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
-        t[0].as_ref().expect("tangent").cumsum_dir(self.axis, self.reverse)
+        t[0].as_ref()
+            .expect("tangent")
+            .cumsum_dir(self.axis, self.reverse)
     }
 }
 
@@ -93,18 +103,21 @@ impl Tensor {
         if self.rank() == 0 {
             return self.reshape([1]).softmax(0).reshape(());
         }
-        let out = with_dtype!(self.dtype(), lanes::<T>(self, a, |s, o| {
-            let m = s.iter().copied().fold(T::neg_infinity(), T::max);
-            let m = if m.is_finite() { m } else { T::zero() };
-            let mut z = T::zero();
-            for (o, &v) in o.iter_mut().zip(s) {
-                *o = (v - m).exp();
-                z += *o;
-            }
-            for o in o.iter_mut() {
-                *o /= z;
-            }
-        }));
+        let out = with_dtype!(
+            self.dtype(),
+            lanes::<T>(self, a, |s, o| {
+                let m = s.iter().copied().fold(T::neg_infinity(), T::max);
+                let m = if m.is_finite() { m } else { T::zero() };
+                let mut z = T::zero();
+                for (o, &v) in o.iter_mut().zip(s) {
+                    *o = (v - m).exp();
+                    z += *o;
+                }
+                for o in o.iter_mut() {
+                    *o /= z;
+                }
+            })
+        );
         record(out, Softmax { axis: a as isize }, &[self])
     }
 
@@ -120,14 +133,17 @@ impl Tensor {
         if self.rank() == 0 {
             return self.reshape([1]).log_softmax(0).reshape(());
         }
-        let out = with_dtype!(self.dtype(), lanes::<T>(self, a, |s, o| {
-            let m = s.iter().copied().fold(T::neg_infinity(), T::max);
-            let m = if m.is_finite() { m } else { T::zero() };
-            let lse = s.iter().map(|&v| (v - m).exp()).sum::<T>().ln() + m;
-            for (o, &v) in o.iter_mut().zip(s) {
-                *o = v - lse;
-            }
-        }));
+        let out = with_dtype!(
+            self.dtype(),
+            lanes::<T>(self, a, |s, o| {
+                let m = s.iter().copied().fold(T::neg_infinity(), T::max);
+                let m = if m.is_finite() { m } else { T::zero() };
+                let lse = s.iter().map(|&v| (v - m).exp()).sum::<T>().ln() + m;
+                for (o, &v) in o.iter_mut().zip(s) {
+                    *o = v - lse;
+                }
+            })
+        );
         record(out, LogSoftmax { axis: a as isize }, &[self])
     }
 
@@ -153,27 +169,37 @@ impl Tensor {
         if self.rank() == 0 {
             return self.clone();
         }
-        let out = with_dtype!(self.dtype(), lanes::<T>(self, a, |s, o| {
-            let mut acc = T::zero();
-            if reverse {
-                for k in (0..s.len()).rev() {
-                    acc += s[k];
-                    o[k] = acc;
+        let out = with_dtype!(
+            self.dtype(),
+            lanes::<T>(self, a, |s, o| {
+                let mut acc = T::zero();
+                if reverse {
+                    for k in (0..s.len()).rev() {
+                        acc += s[k];
+                        o[k] = acc;
+                    }
+                } else {
+                    for k in 0..s.len() {
+                        acc += s[k];
+                        o[k] = acc;
+                    }
                 }
-            } else {
-                for k in 0..s.len() {
-                    acc += s[k];
-                    o[k] = acc;
-                }
-            }
-        }));
-        record(out, Cumsum { axis: a as isize, reverse }, &[self])
+            })
+        );
+        record(
+            out,
+            Cumsum {
+                axis: a as isize,
+                reverse,
+            },
+            &[self],
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{grad, Tensor};
+    use crate::{Tensor, grad};
 
     /// Regression: `cumsum` of a 0-d tensor panicked ("axis -1 is out of range for a tensor of
     /// rank 0") although softmax and log_softmax accept axis 0 / -1 there; it is the identity.

@@ -2,12 +2,12 @@
 //! kernel and the derivative `dy/dx` (written with tensor ops, so it can be differentiated again) sit
 //! on one line; the reverse rule is `g * dy/dx` and the forward rule `t * dy/dx`.
 
-use crate::autodiff::{record, InputGrads, Op};
+use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
+use crate::tensor::Tensor;
+use crate::tensor::cpu::{map, with_dtype};
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
-use crate::tensor::cpu::{map, with_dtype};
-use crate::tensor::Tensor;
 use smallvec::smallvec;
 
 /// SELU constants (Klambauer et al. 2017).
@@ -123,9 +123,18 @@ unary_ops! {
 impl Tensor {
     /// Sign elementwise: -1, 0 or 1 (no gradient).
     pub fn sign(&self) -> Tensor {
-        with_dtype!(self.dtype(), map::<T>(self, |v: T| {
-            if v > T::zero() { T::one() } else if v < T::zero() { -T::one() } else { T::zero() }
-        }))
+        with_dtype!(
+            self.dtype(),
+            map::<T>(self, |v: T| {
+                if v > T::zero() {
+                    T::one()
+                } else if v < T::zero() {
+                    -T::one()
+                } else {
+                    T::zero()
+                }
+            })
+        )
     }
 
     /// Floor elementwise (no gradient: piecewise constant).
@@ -169,7 +178,15 @@ impl Tensor {
         }
         let out = with_dtype!(self.dtype(), {
             let (lo, hi) = (T::from_f64(min), T::from_f64(max));
-            map::<T>(self, move |v| if v < lo { lo } else if v > hi { hi } else { v })
+            map::<T>(self, move |v| {
+                if v < lo {
+                    lo
+                } else if v > hi {
+                    hi
+                } else {
+                    v
+                }
+            })
         });
         record(out, Clamp { min, max }, &[self])
     }

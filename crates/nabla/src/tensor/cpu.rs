@@ -1,9 +1,9 @@
 //! CPU kernels shared by the operations: elementwise maps with broadcasting, strided copies and
 //! axis reductions. Generic over the element type; large inputs are split across rayon threads.
 
-use super::layout::{for_each_offset, for_each_offset2, Layout};
-use super::shape::{broadcast_shapes, Shape};
-use super::{storage, Tensor};
+use super::layout::{Layout, for_each_offset, for_each_offset2};
+use super::shape::{Shape, broadcast_shapes};
+use super::{Tensor, storage};
 use crate::dtype::Element;
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};

@@ -31,7 +31,13 @@ fn write_rec(
             }
             continue;
         }
-        write_rec(f, &vals[i * inner..(i + 1) * inner], &dims[1..], elide, depth + 1)?;
+        write_rec(
+            f,
+            &vals[i * inner..(i + 1) * inner],
+            &dims[1..],
+            elide,
+            depth + 1,
+        )?;
         if i + 1 < n {
             if dims.len() > 1 {
                 write!(f, ",\n{:width$}", "", width = depth + 1)?;

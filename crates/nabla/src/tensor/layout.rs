@@ -16,7 +16,11 @@ pub(crate) struct Layout {
 impl Layout {
     pub fn contiguous(shape: Shape) -> Layout {
         let strides = shape.contiguous_strides();
-        Layout { shape, strides, offset: 0 }
+        Layout {
+            shape,
+            strides,
+            offset: 0,
+        }
     }
 
     pub fn numel(&self) -> usize {
@@ -140,7 +144,11 @@ impl Layout {
         if oi != old.len() {
             return None;
         }
-        Some(Layout { shape: new_shape.clone(), strides: new_strides, offset: self.offset })
+        Some(Layout {
+            shape: new_shape.clone(),
+            strides: new_strides,
+            offset: self.offset,
+        })
     }
 }
 

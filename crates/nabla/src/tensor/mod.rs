@@ -60,13 +60,24 @@ impl Drop for Inner {
         if let Some(node) = self.node.take() {
             stack.extend(node.inputs.into_iter().filter(cascades));
         }
-        stack.extend(std::mem::take(&mut self.tangents).into_vec().into_iter().map(|(_, t)| t).filter(cascades));
+        stack.extend(
+            std::mem::take(&mut self.tangents)
+                .into_vec()
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(cascades),
+        );
         while let Some(t) = stack.pop() {
             if let Ok(mut inner) = Arc::try_unwrap(t.0) {
                 if let Some(node) = inner.node.take() {
                     stack.extend(node.inputs);
                 }
-                stack.extend(std::mem::take(&mut inner.tangents).into_vec().into_iter().map(|(_, t)| t));
+                stack.extend(
+                    std::mem::take(&mut inner.tangents)
+                        .into_vec()
+                        .into_iter()
+                        .map(|(_, t)| t),
+                );
             }
         }
     }
@@ -76,7 +87,12 @@ impl Tensor {
     // ----- construction -----------------------------------------------------------------------
 
     pub(crate) fn from_parts(storage: Storage, layout: Layout) -> Tensor {
-        Tensor(Arc::new(Inner { storage, layout, node: None, tangents: Default::default() }))
+        Tensor(Arc::new(Inner {
+            storage,
+            layout,
+            node: None,
+            tangents: Default::default(),
+        }))
     }
 
     pub(crate) fn from_arc<T: Element>(data: Arc<[T]>, shape: Shape) -> Tensor {
@@ -168,9 +184,10 @@ impl Tensor {
         let shape = shape.into();
         let n = shape.numel();
         match dtype {
-            DType::F32 => {
-                Tensor::from_arc(storage::build(n, |o: &mut [f32]| o.fill(value as f32)), shape)
-            }
+            DType::F32 => Tensor::from_arc(
+                storage::build(n, |o: &mut [f32]| o.fill(value as f32)),
+                shape,
+            ),
             DType::F64 => Tensor::from_arc(storage::build(n, |o: &mut [f64]| o.fill(value)), shape),
         }
     }
@@ -332,7 +349,10 @@ impl Tensor {
 
     /// The elements as a slice when the layout is contiguous.
     pub(crate) fn contiguous_slice<T: Element>(&self) -> Option<&[T]> {
-        self.0.layout.contiguous_range().map(|r| &self.buffer::<T>()[r])
+        self.0
+            .layout
+            .contiguous_range()
+            .map(|r| &self.buffer::<T>()[r])
     }
 
     /// The elements in row-major order, copied into a new buffer when the layout is not contiguous.
@@ -357,8 +377,16 @@ impl Tensor {
     /// ```
     pub fn to_vec<T: Element>(&self) -> Vec<T> {
         match self.dtype() {
-            DType::F32 => self.contiguous_data::<f32>().iter().map(|&v| T::from_f64(v as f64)).collect(),
-            DType::F64 => self.contiguous_data::<f64>().iter().map(|&v| T::from_f64(v)).collect(),
+            DType::F32 => self
+                .contiguous_data::<f32>()
+                .iter()
+                .map(|&v| T::from_f64(v as f64))
+                .collect(),
+            DType::F64 => self
+                .contiguous_data::<f64>()
+                .iter()
+                .map(|&v| T::from_f64(v))
+                .collect(),
         }
     }
 
@@ -368,7 +396,11 @@ impl Tensor {
     /// If the tensor does not have exactly one element.
     pub fn item(&self) -> f64 {
         if self.numel() != 1 {
-            panic!("item: tensor of shape {} has {} elements, not 1", self.shape(), self.numel());
+            panic!(
+                "item: tensor of shape {} has {} elements, not 1",
+                self.shape(),
+                self.numel()
+            );
         }
         let o = self.0.layout.offset;
         match self.dtype() {

@@ -43,7 +43,9 @@ impl Tensor {
     /// ```
     pub fn randn<R: Rng + ?Sized>(shape: impl Into<Shape>, dtype: DType, rng: &mut R) -> Tensor {
         let shape = shape.into();
-        let v: Vec<f64> = (0..shape.numel()).map(|_| StandardNormal.sample(rng)).collect();
+        let v: Vec<f64> = (0..shape.numel())
+            .map(|_| StandardNormal.sample(rng))
+            .collect();
         Tensor::from_vec(v, shape).to_dtype(dtype)
     }
 

@@ -142,14 +142,24 @@ pub(crate) fn broadcast_shapes(op: &str, a: &Shape, b: &Shape) -> Shape {
     let rank = a.rank().max(b.rank());
     let mut out: SmallVec<[usize; 4]> = SmallVec::from_elem(1, rank);
     for i in 0..rank {
-        let da = if i < rank - a.rank() { 1 } else { a[i - (rank - a.rank())] };
-        let db = if i < rank - b.rank() { 1 } else { b[i - (rank - b.rank())] };
+        let da = if i < rank - a.rank() {
+            1
+        } else {
+            a[i - (rank - a.rank())]
+        };
+        let db = if i < rank - b.rank() {
+            1
+        } else {
+            b[i - (rank - b.rank())]
+        };
         out[i] = if da == db || db == 1 {
             da
         } else if da == 1 {
             db
         } else {
-            panic!("{op}: shapes {a} and {b} cannot be broadcast together (dimension {i}: {da} vs {db})");
+            panic!(
+                "{op}: shapes {a} and {b} cannot be broadcast together (dimension {i}: {da} vs {db})"
+            );
         };
     }
     Shape(out)
@@ -162,7 +172,10 @@ mod tests {
     #[test]
     fn broadcasting_follows_numpy() {
         let s = |d: &[usize]| Shape::from(d);
-        assert_eq!(broadcast_shapes("t", &s(&[2, 1, 3]), &s(&[4, 1])), s(&[2, 4, 3]));
+        assert_eq!(
+            broadcast_shapes("t", &s(&[2, 1, 3]), &s(&[4, 1])),
+            s(&[2, 4, 3])
+        );
         assert_eq!(broadcast_shapes("t", &s(&[]), &s(&[5])), s(&[5]));
         assert_eq!(broadcast_shapes("t", &s(&[1]), &s(&[0])), s(&[0]));
     }

@@ -1,7 +1,7 @@
 //! Reference-counted element buffers. Views share a buffer; a buffer is never written once shared.
 
-use crate::dtype::{DType, Element};
 use crate::device::Device;
+use crate::dtype::{DType, Element};
 use std::sync::Arc;
 
 /// A tensor's element buffer (CPU today). Not part of the public API.
