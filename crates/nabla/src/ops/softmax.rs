@@ -164,7 +164,11 @@ impl Tensor {
     }
 
     fn cumsum_dir(&self, axis: isize, reverse: bool) -> Tensor {
-        let a = norm_axis("cumsum", axis, self.rank());
+        // A 0-d tensor is one lane of one element (axis 0 or -1, as in softmax): its own sum.
+        let a = norm_axis("cumsum", axis, self.rank().max(1));
+        if self.rank() == 0 {
+            return self.clone();
+        }
         let out = with_dtype!(
             self.dtype(),
             lanes::<T>(self, a, |s, o| {
@@ -190,5 +194,29 @@ impl Tensor {
             },
             &[self],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tensor, grad};
+
+    /// Regression: `cumsum` of a 0-d tensor panicked ("axis -1 is out of range for a tensor of
+    /// rank 0") although softmax and log_softmax accept axis 0 / -1 there; it is the identity.
+    #[test]
+    fn cumsum_of_0d_tensor() {
+        let x = Tensor::scalar(1.5f64);
+        for axis in [0, -1] {
+            assert_eq!(x.cumsum(axis).item(), 1.5);
+            assert_eq!(x.cumsum_reverse(axis).dims(), &[] as &[usize]);
+            let g = grad(|x: &Tensor| x.cumsum(axis).square().sum())(&x);
+            assert_eq!(g.item(), 3.0);
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "cumsum: axis 1 is out of range")]
+    fn cumsum_of_0d_tensor_checks_the_axis() {
+        let _ = Tensor::scalar(1.5f64).cumsum(1);
     }
 }
