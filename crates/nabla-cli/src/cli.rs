@@ -3,7 +3,7 @@
 
 use crate::run::{self, RunArgs};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
 use nabla_zoo::experiment::{OptKind, Spec};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -82,9 +82,18 @@ fn experiment_command(spec: &Spec) -> Command {
     for o in &spec.options {
         let default = match &o.default {
             serde_json::Value::Null => String::new(),
-            v => format!(" [default: {}{}]", v, o.quick.as_ref().map(|q| format!("; --quick: {q}")).unwrap_or_default()),
+            v => format!(
+                " [default: {}{}]",
+                v,
+                o.quick
+                    .as_ref()
+                    .map(|q| format!("; --quick: {q}"))
+                    .unwrap_or_default()
+            ),
         };
-        let arg = Arg::new(o.name).long(o.name).help(format!("{}{default}", o.help));
+        let arg = Arg::new(o.name)
+            .long(o.name)
+            .help(format!("{}{default}", o.help));
         let arg = match o.kind {
             OptKind::Int => arg.value_name("N").value_parser(value_parser!(u64)),
             OptKind::Float => arg.value_name("X").value_parser(value_parser!(f64)),
@@ -109,7 +118,10 @@ pub fn command() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .about("Differentiable programming in Rust: the experiments of the nabla zoo")
         .after_help("Run with no arguments for a short tour.")
-        .subcommand(Command::new("list").about("List the experiments with a description and expected run time"))
+        .subcommand(
+            Command::new("list")
+                .about("List the experiments with a description and expected run time"),
+        )
         .subcommand(run)
 }
 
@@ -163,7 +175,9 @@ fn list() {
     for s in &specs {
         println!("{:w$}  {}  ({})", s.name, s.summary, s.runtime);
     }
-    println!("\nRun one with `nabla run NAME` (add --quick for a fast check); `nabla run NAME --help` lists its options.");
+    println!(
+        "\nRun one with `nabla run NAME` (add --quick for a fast check); `nabla run NAME --help` lists its options."
+    );
 }
 
 fn run_args(name: &str, m: &ArgMatches) -> RunArgs {

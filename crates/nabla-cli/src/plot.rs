@@ -3,7 +3,7 @@
 
 use nabla_zoo::experiment::Curve;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
+use plotters::style::{FontStyle, register_font};
 use std::path::Path;
 use std::sync::Once;
 
@@ -39,8 +39,12 @@ pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
     if pts.is_empty() {
         return Ok(());
     }
-    let (mut x0, mut x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-    let (mut y0, mut y1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let (mut x0, mut x1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (mut y0, mut y1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     if x1 <= x0 {
         x0 -= 0.5;
         x1 += 0.5;
@@ -80,7 +84,9 @@ pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
                     .draw_series(LineSeries::new(points, color.stroke_width(2)))
                     .map_err(|e| err(&e))?
                     .label(s.label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
             }
             chart
                 .configure_series_labels()
@@ -92,9 +98,17 @@ pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
         }};
     }
     if curve.log_y {
-        draw!(builder.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(|e| err(&e))?);
+        draw!(
+            builder
+                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+                .map_err(|e| err(&e))?
+        );
     } else {
-        draw!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(|e| err(&e))?);
+        draw!(
+            builder
+                .build_cartesian_2d(x0..x1, y0..y1)
+                .map_err(|e| err(&e))?
+        );
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())

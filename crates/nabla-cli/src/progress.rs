@@ -25,7 +25,13 @@ impl Progress {
             b.set_prefix(label.to_string());
             b
         });
-        Progress { bar, label: label.to_string(), last_line: None, last_pct: u64::MAX, quiet }
+        Progress {
+            bar,
+            label: label.to_string(),
+            last_line: None,
+            last_pct: u64::MAX,
+            quiet,
+        }
     }
 
     pub fn update(&mut self, done: u64, total: u64, status: &str) {
@@ -40,7 +46,9 @@ impl Progress {
         }
         // Plain lines: every 10% and at most every 2 seconds, plus the last step.
         let pct = done * 10 / total;
-        let due = self.last_line.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
+        let due = self
+            .last_line
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(2));
         if done == total || (pct != self.last_pct && due) {
             eprintln!("{}: step {done}/{total}  {status}", self.label);
             self.last_pct = pct;

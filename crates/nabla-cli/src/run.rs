@@ -10,8 +10,8 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The checkpoint file inside a run folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -52,12 +52,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The newest `runs/NAME-*` folder that holds a checkpoint.
 fn latest_run(name: &str) -> Result<PathBuf, CliError> {
-    let none = || CliError::Run(format!("no earlier run of {name} to resume in runs/ (give the folder with --out)"));
+    let none = || {
+        CliError::Run(format!(
+            "no earlier run of {name} to resume in runs/ (give the folder with --out)"
+        ))
+    };
     let mut dirs: Vec<PathBuf> = std::fs::read_dir("runs")
         .map_err(|_| none())?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&format!("{name}-")))
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{name}-")))
                 && p.join(CHECKPOINT).is_file()
         })
         .collect();
@@ -67,8 +73,13 @@ fn latest_run(name: &str) -> Result<PathBuf, CliError> {
 
 fn read_config(out: &Path) -> Result<Config, CliError> {
     let path = out.join("config.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| CliError::Run(format!("cannot resume from {}: {}: {e}", out.display(), path.display())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        CliError::Run(format!(
+            "cannot resume from {}: {}: {e}",
+            out.display(),
+            path.display()
+        ))
+    })?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Run(format!("{}: not valid JSON: {e}", path.display())))?;
     Config::from_json(&v).map_err(|e| CliError::Run(format!("{}: {e}", path.display())))
@@ -95,21 +106,35 @@ impl Context for CliContext {
     fn save(&mut self, step: u64, state: &State<'_>) -> Result<(), ZooError> {
         let mut meta = state.extra.clone();
         meta.insert("step".into(), step.to_string());
-        save_checkpoint(&self.out.join(CHECKPOINT), &*state.model, Some(&*state.optimizer), &meta)
-            .map_err(|e| ZooError::Checkpoint(e.to_string()))
+        save_checkpoint(
+            &self.out.join(CHECKPOINT),
+            &*state.model,
+            Some(&*state.optimizer),
+            &meta,
+        )
+        .map_err(|e| ZooError::Checkpoint(e.to_string()))
     }
-    fn resume(&mut self, state: &mut State<'_>) -> Result<Option<(u64, BTreeMap<String, String>)>, ZooError> {
+    fn resume(
+        &mut self,
+        state: &mut State<'_>,
+    ) -> Result<Option<(u64, BTreeMap<String, String>)>, ZooError> {
         if !self.resume {
             return Ok(None);
         }
-        let ck = load_checkpoint(&self.out.join(CHECKPOINT)).map_err(|e| ZooError::Checkpoint(e.to_string()))?;
+        let ck = load_checkpoint(&self.out.join(CHECKPOINT))
+            .map_err(|e| ZooError::Checkpoint(e.to_string()))?;
         ck.restore(&mut *state.model, Some(&mut *state.optimizer))
             .map_err(|e| ZooError::Checkpoint(e.to_string()))?;
         let mut meta = ck.metadata().clone();
         let step = meta
             .remove("step")
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ZooError::Checkpoint(format!("{}: no step recorded", self.out.join(CHECKPOINT).display())))?;
+            .ok_or_else(|| {
+                ZooError::Checkpoint(format!(
+                    "{}: no step recorded",
+                    self.out.join(CHECKPOINT).display()
+                ))
+            })?;
         Ok(Some((step, meta)))
     }
 }
@@ -132,21 +157,38 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             ));
         }
         if !out.join(CHECKPOINT).is_file() {
-            return Err(CliError::Run(format!("no checkpoint to resume from in {}", out.display())));
+            return Err(CliError::Run(format!(
+                "no checkpoint to resume from in {}",
+                out.display()
+            )));
         }
         let c = read_config(&out)?;
         if c.experiment != spec.name {
-            return Err(CliError::Run(format!("{} holds a run of {}, not {}", out.display(), c.experiment, spec.name)));
+            return Err(CliError::Run(format!(
+                "{} holds a run of {}, not {}",
+                out.display(),
+                c.experiment,
+                spec.name
+            )));
         }
         c
     } else {
-        Config::new(&spec, args.quick, args.seed, args.steps, &args.overrides).map_err(|e| CliError::Usage(e.to_string()))?
+        Config::new(&spec, args.quick, args.seed, args.steps, &args.overrides)
+            .map_err(|e| CliError::Usage(e.to_string()))?
     };
-    std::fs::create_dir_all(&out)
-        .map_err(|e| CliError::Run(format!("cannot create output folder {}: {e}", out.display())))?;
+    std::fs::create_dir_all(&out).map_err(|e| {
+        CliError::Run(format!(
+            "cannot create output folder {}: {e}",
+            out.display()
+        ))
+    })?;
     let config_text = serde_json::to_string_pretty(&config.to_json()).expect("serialisable");
-    write_atomic(&out.join("config.json"), config_text.as_bytes())
-        .map_err(|e| CliError::Run(format!("cannot write to output folder {}: {e}", out.display())))?;
+    write_atomic(&out.join("config.json"), config_text.as_bytes()).map_err(|e| {
+        CliError::Run(format!(
+            "cannot write to output folder {}: {e}",
+            out.display()
+        ))
+    })?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -203,11 +245,24 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         "curves": curves,
         "seconds": seconds,
     });
-    write_atomic(&out.join("metrics.json"), serde_json::to_string_pretty(&metrics).expect("serialisable").as_bytes())
-        .map_err(|e| CliError::Run(format!("cannot write {}: {e}", out.join("metrics.json").display())))?;
+    write_atomic(
+        &out.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics)
+            .expect("serialisable")
+            .as_bytes(),
+    )
+    .map_err(|e| {
+        CliError::Run(format!(
+            "cannot write {}: {e}",
+            out.join("metrics.json").display()
+        ))
+    })?;
 
     if args.json {
-        println!("{}", serde_json::to_string(&report.metrics).expect("serialisable"));
+        println!(
+            "{}",
+            serde_json::to_string(&report.metrics).expect("serialisable")
+        );
     } else {
         println!("== {} ({:.1} s)", spec.name, seconds);
         for line in &report.summary {

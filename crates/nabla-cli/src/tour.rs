@@ -1,14 +1,16 @@
 //! `nabla` with no arguments: a short tour of the zoo in quick mode.
 
 use crate::cli::CliError;
-use crate::run::{run as run_experiment, RunArgs};
+use crate::run::{RunArgs, run as run_experiment};
 use std::process::ExitCode;
 
 /// The experiments the tour runs, in order.
 pub const TOUR: &[&str] = &["mlp-digits", "lstm-adding"];
 
 pub fn run() -> Result<ExitCode, CliError> {
-    println!("nabla: differentiable programming in Rust. A quick tour of the zoo (quick mode, a few seconds each).\n");
+    println!(
+        "nabla: differentiable programming in Rust. A quick tour of the zoo (quick mode, a few seconds each).\n"
+    );
     for name in TOUR {
         if nabla_zoo::find(name).is_none() {
             continue;

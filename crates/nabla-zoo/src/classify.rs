@@ -1,12 +1,12 @@
 //! Training an image or feature classifier: shared by `mlp-digits`, `mlp-mnist` and `cnn-mnist`.
 
 use crate::experiment::{Context, ZooError};
-use crate::train::{step_seed, Ema, Trainer};
+use crate::train::{Ema, Trainer, step_seed};
 use nabla::data::{Augment, DataLoader, TensorDataset};
-use nabla::nn::{cross_entropy, Forward, Module};
+use nabla::nn::{Forward, Module, cross_entropy};
 use nabla::optim::Optimizer;
-use nabla::rand::{rngs::StdRng, SeedableRng};
-use nabla::{no_grad, Indices};
+use nabla::rand::{SeedableRng, rngs::StdRng};
+use nabla::{Indices, no_grad};
 
 /// What a classifier run needs.
 pub struct Setup<'a, M: Module + Forward> {
@@ -49,7 +49,10 @@ fn labels(t: &nabla::data::Targets) -> Result<Indices, ZooError> {
 }
 
 /// Accuracy and mean loss of `model` on `data`, in evaluation mode, batch by batch.
-pub fn evaluate<M: Module + Forward>(model: &mut M, data: &TensorDataset) -> Result<(f64, f64), ZooError> {
+pub fn evaluate<M: Module + Forward>(
+    model: &mut M,
+    data: &TensorDataset,
+) -> Result<(f64, f64), ZooError> {
     model.eval();
     let n = data.len();
     let (mut correct, mut loss) = (0usize, 0.0f64);
@@ -67,8 +70,13 @@ pub fn evaluate<M: Module + Forward>(model: &mut M, data: &TensorDataset) -> Res
 }
 
 /// Trains with cross-entropy, checkpointing through `ctx`, and evaluates on the test set.
-pub fn run<M: Module + Forward>(s: Setup<'_, M>, ctx: &mut dyn Context) -> Result<Outcome, ZooError> {
-    let loader = DataLoader::new(s.train.clone(), s.batch_size).shuffle(s.seed).drop_last(true);
+pub fn run<M: Module + Forward>(
+    s: Setup<'_, M>,
+    ctx: &mut dyn Context,
+) -> Result<Outcome, ZooError> {
+    let loader = DataLoader::new(s.train.clone(), s.batch_size)
+        .shuffle(s.seed)
+        .drop_last(true);
     let per_epoch = loader.num_batches() as u64;
     if per_epoch == 0 {
         return Err(ZooError::Data(format!(
@@ -114,9 +122,16 @@ pub fn run<M: Module + Forward>(s: Setup<'_, M>, ctx: &mut dyn Context) -> Resul
         trainer.end_step(s.model, s.opt, &status)?;
     }
     let (test_accuracy, test_loss) = evaluate(s.model, &s.test)?;
-    trainer.curves.push("test_accuracy", s.steps as f64, test_accuracy);
+    trainer
+        .curves
+        .push("test_accuracy", s.steps as f64, test_accuracy);
     trainer.curves.push("test_loss", s.steps as f64, test_loss);
     trainer.finish(s.model, s.opt)?;
     let train_loss = trainer.curves.last("train_loss").unwrap_or(f64::NAN);
-    Ok(Outcome { test_accuracy, test_loss, train_loss, curves: trainer.curves })
+    Ok(Outcome {
+        test_accuracy,
+        test_loss,
+        train_loss,
+        curves: trainer.curves,
+    })
 }

@@ -4,7 +4,7 @@
 
 use nabla::nn::Module;
 use nabla::optim::Optimizer;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -39,19 +39,43 @@ pub struct OptSpec {
 impl OptSpec {
     /// An integer option.
     pub fn int(name: &'static str, help: &'static str, default: u64) -> OptSpec {
-        OptSpec { name, help, kind: OptKind::Int, default: json!(default), quick: None }
+        OptSpec {
+            name,
+            help,
+            kind: OptKind::Int,
+            default: json!(default),
+            quick: None,
+        }
     }
     /// A real option.
     pub fn float(name: &'static str, help: &'static str, default: f64) -> OptSpec {
-        OptSpec { name, help, kind: OptKind::Float, default: json!(default), quick: None }
+        OptSpec {
+            name,
+            help,
+            kind: OptKind::Float,
+            default: json!(default),
+            quick: None,
+        }
     }
     /// A string option.
     pub fn string(name: &'static str, help: &'static str, default: &str) -> OptSpec {
-        OptSpec { name, help, kind: OptKind::Str, default: json!(default), quick: None }
+        OptSpec {
+            name,
+            help,
+            kind: OptKind::Str,
+            default: json!(default),
+            quick: None,
+        }
     }
     /// A path option, absent by default.
     pub fn path(name: &'static str, help: &'static str) -> OptSpec {
-        OptSpec { name, help, kind: OptKind::Path, default: Value::Null, quick: None }
+        OptSpec {
+            name,
+            help,
+            kind: OptKind::Path,
+            default: Value::Null,
+            quick: None,
+        }
     }
     /// The value used under `--quick`.
     pub fn quick(mut self, v: impl Into<Value>) -> OptSpec {
@@ -114,9 +138,16 @@ pub struct Config {
 }
 
 fn parse_value(kind: OptKind, name: &str, raw: &str) -> Result<Value, ConfigError> {
-    let bad = |expected| ConfigError::Invalid { name: name.into(), expected, got: raw.into() };
+    let bad = |expected| ConfigError::Invalid {
+        name: name.into(),
+        expected,
+        got: raw.into(),
+    };
     Ok(match kind {
-        OptKind::Int => json!(raw.parse::<u64>().map_err(|_| bad("a non-negative integer"))?),
+        OptKind::Int => json!(
+            raw.parse::<u64>()
+                .map_err(|_| bad("a non-negative integer"))?
+        ),
         OptKind::Float => {
             let v = raw.parse::<f64>().map_err(|_| bad("a number"))?;
             if !v.is_finite() {
@@ -139,17 +170,31 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut values = BTreeMap::new();
         for o in &spec.options {
-            let v = if quick { o.quick.clone().unwrap_or_else(|| o.default.clone()) } else { o.default.clone() };
+            let v = if quick {
+                o.quick.clone().unwrap_or_else(|| o.default.clone())
+            } else {
+                o.default.clone()
+            };
             values.insert(o.name.to_string(), v);
         }
         for (name, raw) in overrides {
-            let o = spec.options.iter().find(|o| o.name == name).ok_or_else(|| ConfigError::Unknown {
-                experiment: spec.name.into(),
-                name: name.clone(),
-            })?;
+            let o = spec
+                .options
+                .iter()
+                .find(|o| o.name == name)
+                .ok_or_else(|| ConfigError::Unknown {
+                    experiment: spec.name.into(),
+                    name: name.clone(),
+                })?;
             values.insert(name.clone(), parse_value(o.kind, name, raw)?);
         }
-        Ok(Config { experiment: spec.name.into(), seed, quick, steps, values })
+        Ok(Config {
+            experiment: spec.name.into(),
+            seed,
+            quick,
+            steps,
+            values,
+        })
     }
 
     fn value(&self, name: &str) -> &Value {
@@ -160,15 +205,21 @@ impl Config {
 
     /// A real option.
     pub fn f64(&self, name: &str) -> f64 {
-        self.value(name).as_f64().unwrap_or_else(|| panic!("option `{name}` is not a number"))
+        self.value(name)
+            .as_f64()
+            .unwrap_or_else(|| panic!("option `{name}` is not a number"))
     }
     /// An integer option.
     pub fn usize(&self, name: &str) -> usize {
-        self.value(name).as_u64().unwrap_or_else(|| panic!("option `{name}` is not an integer")) as usize
+        self.value(name)
+            .as_u64()
+            .unwrap_or_else(|| panic!("option `{name}` is not an integer")) as usize
     }
     /// A string option.
     pub fn str(&self, name: &str) -> &str {
-        self.value(name).as_str().unwrap_or_else(|| panic!("option `{name}` is not a string"))
+        self.value(name)
+            .as_str()
+            .unwrap_or_else(|| panic!("option `{name}` is not a string"))
     }
     /// A path option (`None` when absent).
     pub fn path(&self, name: &str) -> Option<PathBuf> {
@@ -194,7 +245,10 @@ impl Config {
     pub fn from_json(v: &Value) -> Result<Config, ConfigError> {
         let bad = |what: &str| ConfigError::Malformed(format!("missing or invalid `{what}`"));
         Ok(Config {
-            experiment: v["experiment"].as_str().ok_or_else(|| bad("experiment"))?.to_string(),
+            experiment: v["experiment"]
+                .as_str()
+                .ok_or_else(|| bad("experiment"))?
+                .to_string(),
             seed: v["seed"].as_u64().ok_or_else(|| bad("seed"))?,
             quick: v["quick"].as_bool().ok_or_else(|| bad("quick"))?,
             steps: v["steps"].as_u64(),
@@ -286,7 +340,10 @@ pub trait Context {
     /// Saves the state after `step` completed steps.
     fn save(&mut self, step: u64, state: &State<'_>) -> Result<(), ZooError>;
     /// Restores the latest saved state into `state` when resuming; returns its step and extras.
-    fn resume(&mut self, state: &mut State<'_>) -> Result<Option<(u64, BTreeMap<String, String>)>, ZooError>;
+    fn resume(
+        &mut self,
+        state: &mut State<'_>,
+    ) -> Result<Option<(u64, BTreeMap<String, String>)>, ZooError>;
 }
 
 /// A context that reports nothing and keeps no checkpoints: for tests and library use.
@@ -298,7 +355,10 @@ impl Context for Silent {
     fn save(&mut self, _: u64, _: &State<'_>) -> Result<(), ZooError> {
         Ok(())
     }
-    fn resume(&mut self, _: &mut State<'_>) -> Result<Option<(u64, BTreeMap<String, String>)>, ZooError> {
+    fn resume(
+        &mut self,
+        _: &mut State<'_>,
+    ) -> Result<Option<(u64, BTreeMap<String, String>)>, ZooError> {
         Ok(None)
     }
 }

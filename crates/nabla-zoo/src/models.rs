@@ -1,8 +1,8 @@
 //! Models shared by several experiments.
 
+use nabla::Tensor;
 use nabla::nn::{Dropout, Forward, Linear, Module};
 use nabla::rand::Rng;
-use nabla::Tensor;
 
 /// A multilayer perceptron: linear layers with ReLU between them and optional dropout after each
 /// hidden activation. Inputs of any shape `[B, ...]` are flattened to `[B, features]`.
@@ -17,7 +17,10 @@ pub struct Mlp {
 impl Mlp {
     /// Layer sizes `[in, hidden…, out]`.
     pub fn new<R: Rng + ?Sized>(sizes: &[usize], dropout: f64, rng: &mut R) -> Mlp {
-        let layers = sizes.windows(2).map(|w| Linear::new(w[0], w[1], rng)).collect();
+        let layers = sizes
+            .windows(2)
+            .map(|w| Linear::new(w[0], w[1], rng))
+            .collect();
         let dropout = (dropout > 0.0).then(|| Dropout::new(dropout, rng));
         Mlp { layers, dropout }
     }
@@ -25,7 +28,11 @@ impl Mlp {
 
 impl Forward for Mlp {
     fn forward(&self, x: &Tensor) -> Tensor {
-        let mut h = if x.rank() > 2 { x.flatten(1, -1) } else { x.clone() };
+        let mut h = if x.rank() > 2 {
+            x.flatten(1, -1)
+        } else {
+            x.clone()
+        };
         let last = self.layers.len() - 1;
         for (i, l) in self.layers.iter().enumerate() {
             h = l.forward(&h);

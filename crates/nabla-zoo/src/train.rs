@@ -29,7 +29,10 @@ impl Curves {
 
     fn to_extra(&self, extra: &mut BTreeMap<String, String>) {
         for (k, v) in &self.0 {
-            extra.insert(format!("curve.{k}"), serde_json::to_string(v).expect("serialisable"));
+            extra.insert(
+                format!("curve.{k}"),
+                serde_json::to_string(v).expect("serialisable"),
+            );
         }
     }
 
@@ -46,7 +49,15 @@ impl Curves {
     }
 
     /// A plot of some series.
-    pub fn curve(&self, file: &str, title: &str, x: &str, y: &str, names: &[(&str, &str)], log_y: bool) -> Curve {
+    pub fn curve(
+        &self,
+        file: &str,
+        title: &str,
+        x: &str,
+        y: &str,
+        names: &[(&str, &str)],
+        log_y: bool,
+    ) -> Curve {
         Curve {
             file: file.into(),
             title: title.into(),
@@ -54,7 +65,10 @@ impl Curves {
             y_label: y.into(),
             series: names
                 .iter()
-                .map(|(key, label)| Series { label: label.to_string(), points: self.get(key).to_vec() })
+                .map(|(key, label)| Series {
+                    label: label.to_string(),
+                    points: self.get(key).to_vec(),
+                })
                 .collect(),
             log_y,
         }
@@ -81,12 +95,22 @@ impl<'c> Trainer<'c> {
         opt: &mut dyn Optimizer,
     ) -> Result<Trainer<'c>, ZooError> {
         let every = ctx.checkpoint_every(total);
-        let mut state = State { model, optimizer: opt, extra: BTreeMap::new() };
+        let mut state = State {
+            model,
+            optimizer: opt,
+            extra: BTreeMap::new(),
+        };
         let (step, curves) = match ctx.resume(&mut state)? {
             Some((step, extra)) => (step, Curves::from_extra(&extra)?),
             None => (0, Curves::default()),
         };
-        Ok(Trainer { ctx, total, every, step, curves })
+        Ok(Trainer {
+            ctx,
+            total,
+            every,
+            step,
+            curves,
+        })
     }
 
     /// Steps completed so far.
@@ -107,13 +131,22 @@ impl<'c> Trainer<'c> {
     fn save(&mut self, model: &mut dyn Module, opt: &mut dyn Optimizer) -> Result<(), ZooError> {
         let mut extra = BTreeMap::new();
         self.curves.to_extra(&mut extra);
-        let state = State { model, optimizer: opt, extra };
+        let state = State {
+            model,
+            optimizer: opt,
+            extra,
+        };
         self.ctx.save(self.step, &state)
     }
 
     /// Marks one step done: reports progress, saves a checkpoint when one is due, and stops
     /// (after saving) if the user asked.
-    pub fn end_step(&mut self, model: &mut dyn Module, opt: &mut dyn Optimizer, status: &str) -> Result<(), ZooError> {
+    pub fn end_step(
+        &mut self,
+        model: &mut dyn Module,
+        opt: &mut dyn Optimizer,
+        status: &str,
+    ) -> Result<(), ZooError> {
         self.step += 1;
         self.ctx.progress(self.step, self.total, status);
         if self.ctx.interrupted() {
@@ -127,7 +160,11 @@ impl<'c> Trainer<'c> {
     }
 
     /// Saves the final state.
-    pub fn finish(&mut self, model: &mut dyn Module, opt: &mut dyn Optimizer) -> Result<(), ZooError> {
+    pub fn finish(
+        &mut self,
+        model: &mut dyn Module,
+        opt: &mut dyn Optimizer,
+    ) -> Result<(), ZooError> {
         self.save(model, opt)
     }
 }

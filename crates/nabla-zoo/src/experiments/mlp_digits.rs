@@ -6,7 +6,7 @@ use crate::models::Mlp;
 use nabla::data::datasets;
 use nabla::nn::Module;
 use nabla::optim::Adam;
-use nabla::rand::{rngs::StdRng, SeedableRng};
+use nabla::rand::{SeedableRng, rngs::StdRng};
 use serde_json::json;
 
 /// See the module docs.
@@ -22,14 +22,24 @@ impl Experiment for MlpDigits {
                 OptSpec::int("hidden", "hidden units per layer", 128),
                 OptSpec::float("lr", "Adam learning rate", 2e-3),
                 OptSpec::int("batch-size", "examples per step", 32),
-                OptSpec::int("epochs", "passes over the training set (unless --steps)", 40).quick(8),
-                OptSpec::path("data", "digits CSV (gz or plain) [default: the copy in data/digits]"),
+                OptSpec::int(
+                    "epochs",
+                    "passes over the training set (unless --steps)",
+                    40,
+                )
+                .quick(8),
+                OptSpec::path(
+                    "data",
+                    "digits CSV (gz or plain) [default: the copy in data/digits]",
+                ),
             ],
         }
     }
 
     fn run(&self, cfg: &Config, ctx: &mut dyn Context) -> Result<Report, ZooError> {
-        let path = cfg.path("data").unwrap_or_else(|| datasets::bundled_data_dir().join("digits/digits.csv.gz"));
+        let path = cfg
+            .path("data")
+            .unwrap_or_else(|| datasets::bundled_data_dir().join("digits/digits.csv.gz"));
         let data = datasets::digits(&path).map_err(|e| ZooError::Data(e.to_string()))?;
         // The held-out 20% depends only on the data, not on the run's seed.
         let (train, test) = data.split(0.8, 20_231_122);
@@ -55,17 +65,38 @@ impl Experiment for MlpDigits {
             ctx,
         )?;
         let mut r = Report::default();
-        r.metrics.insert("test_accuracy".into(), json!(out.test_accuracy));
+        r.metrics
+            .insert("test_accuracy".into(), json!(out.test_accuracy));
         r.metrics.insert("test_loss".into(), json!(out.test_loss));
         r.metrics.insert("train_loss".into(), json!(out.train_loss));
         r.metrics.insert("steps".into(), json!(steps));
         r.summary = vec![
-            format!("{params} parameters, {n_train} training and {n_test} held-out images, {steps} Adam steps"),
-            format!("held-out accuracy {:.2}% (loss {:.4})", 100.0 * out.test_accuracy, out.test_loss),
+            format!(
+                "{params} parameters, {n_train} training and {n_test} held-out images, {steps} Adam steps"
+            ),
+            format!(
+                "held-out accuracy {:.2}% (loss {:.4})",
+                100.0 * out.test_accuracy,
+                out.test_loss
+            ),
         ];
         r.curves = vec![
-            out.curves.curve("loss.png", "mlp-digits: training loss", "step", "cross-entropy", &[("train_loss", "train (EMA)"), ("test_loss", "held-out")], true),
-            out.curves.curve("accuracy.png", "mlp-digits: held-out accuracy", "step", "accuracy", &[("test_accuracy", "held-out")], false),
+            out.curves.curve(
+                "loss.png",
+                "mlp-digits: training loss",
+                "step",
+                "cross-entropy",
+                &[("train_loss", "train (EMA)"), ("test_loss", "held-out")],
+                true,
+            ),
+            out.curves.curve(
+                "accuracy.png",
+                "mlp-digits: held-out accuracy",
+                "step",
+                "accuracy",
+                &[("test_accuracy", "held-out")],
+                false,
+            ),
         ];
         Ok(r)
     }

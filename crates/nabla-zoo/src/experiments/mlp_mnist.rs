@@ -6,7 +6,7 @@ use crate::models::Mlp;
 use nabla::data::datasets;
 use nabla::nn::Module;
 use nabla::optim::{Adam, CosineLr, LrSchedule};
-use nabla::rand::{rngs::StdRng, SeedableRng};
+use nabla::rand::{SeedableRng, rngs::StdRng};
 use serde_json::json;
 
 /// See the module docs.
@@ -19,26 +19,48 @@ impl Experiment for MlpMnist {
             summary: "MLP 784-512-256-10 with dropout on MNIST (60,000 train / 10,000 test)",
             runtime: "~2 min; --quick ~10 s",
             options: vec![
-                OptSpec::int("hidden", "units in the first hidden layer (the second has half)", 512),
+                OptSpec::int(
+                    "hidden",
+                    "units in the first hidden layer (the second has half)",
+                    512,
+                ),
                 OptSpec::float("lr", "Adam learning rate (cosine-annealed)", 1e-3),
                 OptSpec::float("dropout", "dropout after hidden layers", 0.2),
                 OptSpec::int("batch-size", "examples per step", 128),
-                OptSpec::int("epochs", "passes over the training set (unless --steps)", 15).quick(1),
-                OptSpec::int("train-limit", "use only the first N training images (0: all)", 0).quick(6000),
-                OptSpec::path("data", "folder with MNIST-layout IDX files, gz or raw [default: data/mnist]"),
+                OptSpec::int(
+                    "epochs",
+                    "passes over the training set (unless --steps)",
+                    15,
+                )
+                .quick(1),
+                OptSpec::int(
+                    "train-limit",
+                    "use only the first N training images (0: all)",
+                    0,
+                )
+                .quick(6000),
+                OptSpec::path(
+                    "data",
+                    "folder with MNIST-layout IDX files, gz or raw [default: data/mnist]",
+                ),
             ],
         }
     }
 
     fn run(&self, cfg: &Config, ctx: &mut dyn Context) -> Result<Report, ZooError> {
-        let dir = cfg.path("data").unwrap_or_else(|| datasets::bundled_data_dir().join("mnist"));
+        let dir = cfg
+            .path("data")
+            .unwrap_or_else(|| datasets::bundled_data_dir().join("mnist"));
         let (mut train, test) = datasets::mnist(&dir).map_err(|e| ZooError::Data(e.to_string()))?;
         let limit = cfg.usize("train-limit");
         if limit > 0 && limit < train.len() {
             train = train.subset(&(0..limit).collect::<Vec<_>>());
         }
         let features: usize = train.inputs().dims()[1..].iter().product();
-        let classes = train.num_classes().unwrap_or(10).max(test.num_classes().unwrap_or(10));
+        let classes = train
+            .num_classes()
+            .unwrap_or(10)
+            .max(test.num_classes().unwrap_or(10));
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let h = cfg.usize("hidden");
         let mut model = Mlp::new(&[features, h, h / 2, classes], cfg.f64("dropout"), &mut rng);
@@ -46,7 +68,11 @@ impl Experiment for MlpMnist {
         let mut opt = Adam::new(lr);
         let batch = cfg.usize("batch-size");
         let steps = cfg.steps_or((cfg.usize("epochs") * (train.len() / batch)) as u64);
-        let schedule = CosineLr { base: lr, min: lr * 0.01, total: steps as usize };
+        let schedule = CosineLr {
+            base: lr,
+            min: lr * 0.01,
+            total: steps as usize,
+        };
         let (n_train, n_test, params) = (train.len(), test.len(), model.num_parameters());
         let out = classify::run(
             Setup {
@@ -63,17 +89,38 @@ impl Experiment for MlpMnist {
             ctx,
         )?;
         let mut r = Report::default();
-        r.metrics.insert("test_accuracy".into(), json!(out.test_accuracy));
+        r.metrics
+            .insert("test_accuracy".into(), json!(out.test_accuracy));
         r.metrics.insert("test_loss".into(), json!(out.test_loss));
         r.metrics.insert("train_loss".into(), json!(out.train_loss));
         r.metrics.insert("steps".into(), json!(steps));
         r.summary = vec![
-            format!("{params} parameters, {n_train} training and {n_test} test images, {steps} Adam steps"),
-            format!("test accuracy {:.2}% (loss {:.4})", 100.0 * out.test_accuracy, out.test_loss),
+            format!(
+                "{params} parameters, {n_train} training and {n_test} test images, {steps} Adam steps"
+            ),
+            format!(
+                "test accuracy {:.2}% (loss {:.4})",
+                100.0 * out.test_accuracy,
+                out.test_loss
+            ),
         ];
         r.curves = vec![
-            out.curves.curve("loss.png", "mlp-mnist: loss", "step", "cross-entropy", &[("train_loss", "train (EMA)"), ("test_loss", "test")], true),
-            out.curves.curve("accuracy.png", "mlp-mnist: test accuracy", "step", "accuracy", &[("test_accuracy", "test")], false),
+            out.curves.curve(
+                "loss.png",
+                "mlp-mnist: loss",
+                "step",
+                "cross-entropy",
+                &[("train_loss", "train (EMA)"), ("test_loss", "test")],
+                true,
+            ),
+            out.curves.curve(
+                "accuracy.png",
+                "mlp-mnist: test accuracy",
+                "step",
+                "accuracy",
+                &[("test_accuracy", "test")],
+                false,
+            ),
         ];
         Ok(r)
     }
