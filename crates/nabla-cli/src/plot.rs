@@ -26,6 +26,24 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// A tick label: up to 4 significant digits, no trailing zeros, no float noise.
+fn tick(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let mag = v.abs().log10().floor() as i32;
+    if !(-3..6).contains(&mag) {
+        return format!("{v:.2e}");
+    }
+    let decimals = (3 - mag).max(0) as usize;
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 /// Writes `curve` as a PNG at `path`.
 pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
     ensure_font();
@@ -69,6 +87,8 @@ pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
                 .configure_mesh()
                 .x_desc(&curve.x_label)
                 .y_desc(&curve.y_label)
+                .x_label_formatter(&|x| tick(*x))
+                .y_label_formatter(&|y| tick(*y))
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(|e| err(&e))?;
@@ -112,4 +132,16 @@ pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
     }
     root.present().map_err(|e| err(&e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ticks_are_short() {
+        assert_eq!(super::tick(0.6000000001), "0.6");
+        assert_eq!(super::tick(50.0), "50");
+        assert_eq!(super::tick(0.1234567), "0.1235");
+        assert_eq!(super::tick(123456.0), "123456");
+        assert_eq!(super::tick(1.5e-7), "1.50e-7");
+    }
 }
