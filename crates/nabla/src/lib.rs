@@ -41,6 +41,7 @@ pub use autodiff::{
 };
 pub use device::Device;
 pub use dtype::{DType, Element};
+pub use ops::conv::{Conv1dOpts, Conv2dOpts};
 pub use ops::estimators::{soft_select, straight_through};
 pub use ops::unary::{SELU_ALPHA, SELU_SCALE};
 pub use tensor::{Shape, Tensor};
@@ -53,6 +54,6 @@ pub use rand;
 pub mod prelude {
     pub use crate::{
         checkpoint, grad, hvp, jacobian, jvp, no_grad, straight_through, value_and_grad, vjp,
-        CustomOp, DType, Device, Grads, Shape, Tensor,
+        Conv1dOpts, Conv2dOpts, CustomOp, DType, Device, Grads, Shape, Tensor,
     };
 }

@@ -3,8 +3,11 @@
 
 mod arith;
 mod compare;
+pub(crate) mod conv;
+mod conv_cpu;
 pub(crate) mod estimators;
 mod matmul;
+mod pool;
 mod reduce;
 mod shape;
 mod softmax;
