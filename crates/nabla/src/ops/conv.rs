@@ -589,6 +589,30 @@ mod tests {
     }
 
     #[test]
+    fn empty_batch_and_channels() {
+        let o = Conv2dOpts::default().padding(1);
+        let x = Tensor::zeros([0, 2, 4, 4], DType::F32).variable();
+        let w = Tensor::ones([3, 2, 3, 3], DType::F32).variable();
+        let y = x.conv2d(&w, None, o);
+        assert_eq!(y.dims(), &[0, 3, 4, 4]);
+        let g = y.sum().backward();
+        assert_eq!(g.get(&w).unwrap().to_vec::<f32>(), vec![0.0; 54]);
+        assert_eq!(g.get(&x).unwrap().dims(), &[0, 2, 4, 4]);
+        // no input channels: the output is the bias
+        let x = Tensor::zeros([1, 0, 2, 2], DType::F64);
+        let b = Tensor::from_vec(vec![1.5f64, -2.0], [2]);
+        let y = x.conv2d(
+            &Tensor::zeros([2, 0, 1, 1], DType::F64),
+            Some(&b),
+            Conv2dOpts::default(),
+        );
+        assert_eq!(
+            y.to_vec::<f64>(),
+            vec![1.5, 1.5, 1.5, 1.5, -2.0, -2.0, -2.0, -2.0]
+        );
+    }
+
+    #[test]
     fn conv1d_matches_naive() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let x = Tensor::randn([3, 4, 11], DType::F64, &mut rng);
