@@ -7,8 +7,9 @@
 //! - [`input_grad`]: `x̄ = ∂T/∂x`, per element `cols = w[g]ᵀ · ḡ[g]`, folded back (col2im);
 //! - [`weight_grad`]: `w̄ = ∂T/∂w = Σₙ ḡ[g] · cols[g]ᵀ`, summed over fixed batch chunks.
 //!
-//! Work is split over the batch (single-threaded gemm per element, one scratch buffer per chunk);
-//! with a batch of one, gemm itself runs on the rayon threads. A 1×1 convolution with unit stride
+//! Work is split over the batch (single-threaded gemm per element); with a batch of one, gemm itself
+//! runs on the rayon threads. The columns of one element are built in tiles of output rows, in a
+//! buffer of at most [`TILE_VALUES`] values cached per thread. A 1×1 convolution with unit stride
 //! and no padding reads the input (or writes the input gradient) directly, without columns.
 
 use crate::dtype::Element;
