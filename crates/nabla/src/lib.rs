@@ -47,6 +47,7 @@ pub use autodiff::{
 };
 pub use device::Device;
 pub use dtype::{DType, Element};
+pub use ops::conv::{Conv1dOpts, Conv2dOpts};
 pub use ops::estimators::{soft_select, straight_through};
 pub use ops::index::Indices;
 pub use ops::unary::{SELU_ALPHA, SELU_SCALE};
@@ -59,7 +60,7 @@ pub use rand;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        CustomOp, DType, Device, Grads, Indices, Shape, Tensor, checkpoint, grad, hvp, jacobian,
-        jvp, no_grad, straight_through, value_and_grad, vjp,
+        Conv1dOpts, Conv2dOpts, CustomOp, DType, Device, Grads, Indices, Shape, Tensor, checkpoint,
+        grad, hvp, jacobian, jvp, no_grad, straight_through, value_and_grad, vjp,
     };
 }

@@ -3,9 +3,12 @@
 
 mod arith;
 mod compare;
+pub(crate) mod conv;
+mod conv_cpu;
 pub(crate) mod estimators;
 pub(crate) mod index;
 mod matmul;
+mod pool;
 mod reduce;
 mod shape;
 mod softmax;
