@@ -76,7 +76,11 @@ fn main() {
                 ts.push(t.elapsed().as_secs_f64());
             }
             let cpu = (cpu_time() - c0) / reps as f64;
-            println!("  {name}: median {:.2} ms, cpu {:.2} ms", median(ts) * 1e3, cpu * 1e3);
+            println!(
+                "  {name}: median {:.2} ms, cpu {:.2} ms",
+                median(ts) * 1e3,
+                cpu * 1e3
+            );
         };
         let h = x.conv2d(&w1, None, o).relu();
         let y = h.conv2d(&w2, None, o);
@@ -93,16 +97,26 @@ fn main() {
         time("sum", &|| drop(std::hint::black_box(y.sum())));
         let (h2, w2v) = (h.variable(), w2.variable());
         let y2 = h2.conv2d(&w2v, None, o);
-        time("conv2 bwd (dx, dw)", &|| drop(std::hint::black_box(y2.backward_with(&gy))));
+        time("conv2 bwd (dx, dw)", &|| {
+            drop(std::hint::black_box(y2.backward_with(&gy)))
+        });
         let y2 = h.conv2d(&w2v, None, o);
-        time("conv2 bwd dw only", &|| drop(std::hint::black_box(y2.backward_with(&gy))));
+        time("conv2 bwd dw only", &|| {
+            drop(std::hint::black_box(y2.backward_with(&gy)))
+        });
         let y2 = h2.conv2d(&w2, None, o);
-        time("conv2 bwd dx only", &|| drop(std::hint::black_box(y2.backward_with(&gy))));
+        time("conv2 bwd dx only", &|| {
+            drop(std::hint::black_box(y2.backward_with(&gy)))
+        });
         let (xv, w1v) = (x.variable(), w1.variable());
         let h1 = xv.conv2d(&w1v, None, o);
         let g1 = Tensor::ones(h1.shape(), DType::F32);
-        time("conv1 bwd (dx, dw)", &|| drop(std::hint::black_box(h1.backward_with(&g1))));
+        time("conv1 bwd (dx, dw)", &|| {
+            drop(std::hint::black_box(h1.backward_with(&g1)))
+        });
         let c1 = x.conv2d(&w1, None, o);
-        time("relu bwd (mask * g)", &|| drop(std::hint::black_box(&g1 * &c1.gt_scalar(0.0))));
+        time("relu bwd (mask * g)", &|| {
+            drop(std::hint::black_box(&g1 * &c1.gt_scalar(0.0)))
+        });
     }
 }
