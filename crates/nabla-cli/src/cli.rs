@@ -127,10 +127,10 @@ pub fn command() -> Command {
 
 /// One line for a clap error, with our words for an unknown experiment.
 fn one_line(e: &clap::Error) -> String {
-    if e.kind() == ErrorKind::InvalidSubcommand {
-        if let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand) {
-            return format!("unknown experiment or command `{name}` (see `nabla list`)");
-        }
+    if e.kind() == ErrorKind::InvalidSubcommand
+        && let Some(ContextValue::String(name)) = e.get(ContextKind::InvalidSubcommand)
+    {
+        return format!("unknown experiment or command `{name}` (see `nabla list`)");
     }
     let rendered = e.render().to_string();
     let first = rendered.lines().next().unwrap_or("invalid command line");

@@ -5,9 +5,8 @@ use crate::cli::CliError;
 use crate::plot;
 use crate::progress::Progress;
 use nabla::io::checkpoint::{load_checkpoint, save_checkpoint};
-use nabla_zoo::experiment::{Config, Context, State, ZooError};
+use nabla_zoo::experiment::{Config, Context, Resumed, State, ZooError};
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -107,21 +106,18 @@ impl Context for CliContext {
         let mut meta = state.extra.clone();
         meta.insert("step".into(), step.to_string());
         save_checkpoint(
-            &self.out.join(CHECKPOINT),
+            self.out.join(CHECKPOINT),
             &*state.model,
             Some(&*state.optimizer),
             &meta,
         )
         .map_err(|e| ZooError::Checkpoint(e.to_string()))
     }
-    fn resume(
-        &mut self,
-        state: &mut State<'_>,
-    ) -> Result<Option<(u64, BTreeMap<String, String>)>, ZooError> {
+    fn resume(&mut self, state: &mut State<'_>) -> Result<Option<Resumed>, ZooError> {
         if !self.resume {
             return Ok(None);
         }
-        let ck = load_checkpoint(&self.out.join(CHECKPOINT))
+        let ck = load_checkpoint(self.out.join(CHECKPOINT))
             .map_err(|e| ZooError::Checkpoint(e.to_string()))?;
         ck.restore(&mut *state.model, Some(&mut *state.optimizer))
             .map_err(|e| ZooError::Checkpoint(e.to_string()))?;

@@ -314,6 +314,9 @@ pub enum ZooError {
     },
 }
 
+/// What a resumed run gets back: the step it had reached and the extras it saved.
+pub type Resumed = (u64, BTreeMap<String, String>);
+
 /// A training state handed to the context for saving or restoring.
 pub struct State<'a> {
     /// The model.
@@ -340,10 +343,7 @@ pub trait Context {
     /// Saves the state after `step` completed steps.
     fn save(&mut self, step: u64, state: &State<'_>) -> Result<(), ZooError>;
     /// Restores the latest saved state into `state` when resuming; returns its step and extras.
-    fn resume(
-        &mut self,
-        state: &mut State<'_>,
-    ) -> Result<Option<(u64, BTreeMap<String, String>)>, ZooError>;
+    fn resume(&mut self, state: &mut State<'_>) -> Result<Option<Resumed>, ZooError>;
 }
 
 /// A context that reports nothing and keeps no checkpoints: for tests and library use.
@@ -355,10 +355,7 @@ impl Context for Silent {
     fn save(&mut self, _: u64, _: &State<'_>) -> Result<(), ZooError> {
         Ok(())
     }
-    fn resume(
-        &mut self,
-        _: &mut State<'_>,
-    ) -> Result<Option<(u64, BTreeMap<String, String>)>, ZooError> {
+    fn resume(&mut self, _: &mut State<'_>) -> Result<Option<Resumed>, ZooError> {
         Ok(None)
     }
 }

@@ -153,7 +153,7 @@ impl<'c> Trainer<'c> {
             self.save(model, opt)?;
             return Err(ZooError::Interrupted { step: self.step });
         }
-        if self.every > 0 && self.step % self.every == 0 && self.step < self.total {
+        if self.every > 0 && self.step.is_multiple_of(self.every) && self.step < self.total {
             self.save(model, opt)?;
         }
         Ok(())

@@ -1,8 +1,10 @@
 //! The experiments.
 
+mod cnn_mnist;
 mod mlp_digits;
 mod mlp_mnist;
 
+pub use cnn_mnist::CnnMnist;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
 
@@ -10,5 +12,5 @@ use crate::experiment::Experiment;
 
 /// Every experiment, in listing order.
 pub fn all() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(MlpDigits), Box::new(MlpMnist)]
+    vec![Box::new(MlpDigits), Box::new(MlpMnist), Box::new(CnnMnist)]
 }

@@ -6,6 +6,7 @@
 
 mod activation;
 mod attention;
+mod conv;
 mod dropout;
 pub mod init;
 mod linear;
@@ -17,6 +18,7 @@ pub use activation::{
     Elu, Flatten, Gelu, LeakyRelu, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Tanh,
 };
 pub use attention::{MultiHeadAttention, scaled_dot_product_attention};
+pub use conv::{AvgPool2d, Conv1d, Conv2d, Embedding, MaxPool2d};
 pub use dropout::{AlphaDropout, Dropout};
 pub use linear::Linear;
 pub use loss::{

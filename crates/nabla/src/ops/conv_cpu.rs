@@ -567,13 +567,13 @@ pub(crate) fn weight_grad<T: Element>(g: &ConvGeom, x: &Tensor, gy: &Tensor) -> 
         (0..nchunks).map(|c| run(c, big)).collect()
     };
     let mut parts = partials.into_iter();
-    let data: std::sync::Arc<[T]> = match parts.next() {
+    let data = match parts.next() {
         None => storage::zeroed(wn),
         Some(mut first) => {
             for p in parts {
                 first.iter_mut().zip(&p).for_each(|(a, &b)| *a += b);
             }
-            first.into()
+            std::sync::Arc::new(storage::Buffer::from_vec(first))
         }
     };
     Tensor::from_arc(data, g.weight_shape())

@@ -139,7 +139,7 @@ fn matmul_kernel<T: Element>(
     let (ba, bb) = (a.buffer::<T>(), b.buffer::<T>());
     let mut out_dims = batch.to_vec();
     out_dims.extend_from_slice(&[m, n]);
-    let data = storage::build(nb * m * n, |o: &mut [T]| {
+    let data = storage::build_overwrite(nb * m * n, |o: &mut [T]| {
         if m * n == 0 {
             return;
         }

@@ -385,13 +385,13 @@ impl Tensor {
         let src = self.contiguous_data_any();
         let out = match (src, dtype) {
             (AnyData::F32(v), DType::F64) => Tensor::from_arc(
-                storage::build(v.len(), |o: &mut [f64]| {
+                storage::build_overwrite(v.len(), |o: &mut [f64]| {
                     o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f64)
                 }),
                 self.shape().clone(),
             ),
             (AnyData::F64(v), DType::F32) => Tensor::from_arc(
-                storage::build(v.len(), |o: &mut [f32]| {
+                storage::build_overwrite(v.len(), |o: &mut [f32]| {
                     o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f32)
                 }),
                 self.shape().clone(),
@@ -447,7 +447,7 @@ impl Tensor {
         let outer: usize = out_dims[..a].iter().product();
         let inner: usize = out_dims[a + 1..].iter().product();
         let out = with_dtype!(first.dtype(), {
-            let data = storage::build(outer * total * inner, |o: &mut [T]| {
+            let data = storage::build_overwrite(outer * total * inner, |o: &mut [T]| {
                 let mut start = 0;
                 for t in tensors {
                     let len = t.dims()[a];

@@ -21,7 +21,7 @@ fn lanes<T: Element>(x: &Tensor, axis: usize, f: impl Fn(&[T], &mut [T])) -> Ten
     };
     let src = xp.contiguous_data::<T>();
     let len = x.dims()[axis].max(1);
-    let data = storage::build(src.len(), |o: &mut [T]| {
+    let data = storage::build_overwrite(src.len(), |o: &mut [T]| {
         for (oc, sc) in o.chunks_mut(len).zip(src.chunks(len)) {
             f(sc, oc);
         }

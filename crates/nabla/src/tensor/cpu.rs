@@ -41,7 +41,7 @@ pub(crate) fn map<T: Element>(x: &Tensor, f: impl Fn(T) -> T + Sync + Send) -> T
         if n == 1 {
             return Tensor::from_one(f(src[0]), shape);
         }
-        let data = storage::build(n, |o: &mut [T]| {
+        let data = storage::build_overwrite(n, |o: &mut [T]| {
             if n >= PAR_THRESHOLD {
                 o.par_chunks_mut(PAR_CHUNK)
                     .zip(src.par_chunks(PAR_CHUNK))
@@ -53,7 +53,7 @@ pub(crate) fn map<T: Element>(x: &Tensor, f: impl Fn(T) -> T + Sync + Send) -> T
         return Tensor::from_arc(data, shape);
     }
     let buf = x.buffer::<T>();
-    let data = storage::build(n, |o: &mut [T]| {
+    let data = storage::build_overwrite(n, |o: &mut [T]| {
         let mut i = 0;
         for_each_offset(x.layout(), |off| {
             o[i] = f(buf[off]);
@@ -80,7 +80,7 @@ pub(crate) fn zip<T: Element>(
     let shape = broadcast_shapes(op, &la.shape, &lb.shape);
     let n = shape.numel();
     let (ba, bb) = (a.buffer::<T>(), b.buffer::<T>());
-    let data = storage::build(n, |o: &mut [T]| {
+    let data = storage::build_overwrite(n, |o: &mut [T]| {
         let a_full = la.shape == shape;
         let b_full = lb.shape == shape;
         match (a_full, b_full, la.contiguous_range(), lb.contiguous_range()) {
@@ -126,7 +126,7 @@ pub(crate) fn zip<T: Element>(
 pub(crate) fn gather_layout<T: Element>(x: &Tensor, layout: &Layout) -> Tensor {
     let buf = x.buffer::<T>();
     let n = layout.numel();
-    let data = storage::build(n, |o: &mut [T]| {
+    let data = storage::build_overwrite(n, |o: &mut [T]| {
         if let Some(r) = layout.contiguous_range() {
             o.copy_from_slice(&buf[r]);
         } else {
@@ -167,7 +167,7 @@ pub(crate) fn reduce<T: Element>(
     for &a in axes {
         out_strides[a] = 0;
     }
-    let data = storage::build(out_n, |o: &mut [T]| {
+    let data = storage::build_overwrite(out_n, |o: &mut [T]| {
         o.fill(init);
         for_each_offset2(&l.shape, &l.strides, l.offset, &out_strides, 0, |ix, io| {
             o[io] = fold(o[io], buf[ix]);

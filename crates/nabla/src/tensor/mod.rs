@@ -95,7 +95,7 @@ impl Tensor {
         }))
     }
 
-    pub(crate) fn from_arc<T: Element>(data: Arc<[T]>, shape: Shape) -> Tensor {
+    pub(crate) fn from_arc<T: Element>(data: Arc<storage::Buffer<T>>, shape: Shape) -> Tensor {
         debug_assert_eq!(data.len(), shape.numel());
         Tensor::from_parts(T::wrap(data), Layout::contiguous(shape))
     }
@@ -131,7 +131,7 @@ impl Tensor {
                 shape.numel()
             );
         }
-        Tensor::from_arc(Arc::from(data), shape)
+        Tensor::from_arc(Arc::new(storage::Buffer::from_vec(data)), shape)
     }
 
     /// A tensor that copies `data`, laid out row-major in `shape`.
@@ -150,7 +150,7 @@ impl Tensor {
                 shape.numel()
             );
         }
-        Tensor::from_arc(Arc::from(data), shape)
+        Tensor::from_arc(Arc::new(storage::Buffer::from_vec(data.to_vec())), shape)
     }
 
     /// A 0-d tensor holding one value; its dtype follows the Rust type (`f32` or `f64`).

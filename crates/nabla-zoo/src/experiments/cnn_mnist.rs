@@ -1,0 +1,139 @@
+//! `cnn-mnist`: a small CNN with batch norm and dropout on MNIST (or any IDX data set via `--data`).
+
+use crate::classify::{self, Setup};
+use crate::experiment::{Config, Context, Experiment, OptSpec, Report, Spec, ZooError};
+use crate::models::Cnn;
+use nabla::data::{Augment, datasets};
+use nabla::nn::Module;
+use nabla::optim::{Adam, CosineLr, LrSchedule};
+use nabla::rand::{SeedableRng, rngs::StdRng};
+use serde_json::json;
+
+/// See the module docs.
+pub struct CnnMnist;
+
+impl Experiment for CnnMnist {
+    fn spec(&self) -> Spec {
+        Spec {
+            name: "cnn-mnist",
+            summary: "CNN (2 conv blocks with batch norm, dropout head) on MNIST, shift augmentation",
+            runtime: "~8 min; --quick ~30 s",
+            options: vec![
+                OptSpec::int(
+                    "width",
+                    "filters in the first conv block (twice that in the second)",
+                    32,
+                ),
+                OptSpec::float("lr", "Adam learning rate (cosine-annealed)", 2e-3),
+                OptSpec::float("dropout", "dropout before the classifier", 0.3),
+                OptSpec::int("shift", "random shift augmentation, in pixels", 2),
+                OptSpec::int("batch-size", "examples per step", 64),
+                OptSpec::int("epochs", "passes over the training set (unless --steps)", 4).quick(1),
+                OptSpec::int(
+                    "train-limit",
+                    "use only the first N training images (0: all)",
+                    0,
+                )
+                .quick(4000),
+                OptSpec::path(
+                    "data",
+                    "folder with MNIST-layout IDX files, gz or raw [default: data/mnist]",
+                ),
+            ],
+        }
+    }
+
+    fn run(&self, cfg: &Config, ctx: &mut dyn Context) -> Result<Report, ZooError> {
+        let dir = cfg
+            .path("data")
+            .unwrap_or_else(|| datasets::bundled_data_dir().join("mnist"));
+        let (mut train, test) = datasets::mnist(&dir).map_err(|e| ZooError::Data(e.to_string()))?;
+        let limit = cfg.usize("train-limit");
+        if limit > 0 && limit < train.len() {
+            train = train.subset(&(0..limit).collect::<Vec<_>>());
+        }
+        let dims = train.inputs().dims().to_vec();
+        let (channels, side) = match dims.len() {
+            3 => (1, dims[1]),
+            4 => (dims[1], dims[2]),
+            _ => {
+                return Err(ZooError::Data(format!(
+                    "cnn-mnist needs images [N, H, W] or [N, C, H, W], got {dims:?}"
+                )));
+            }
+        };
+        let classes = train
+            .num_classes()
+            .unwrap_or(10)
+            .max(test.num_classes().unwrap_or(10));
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let mut model = Cnn::new(
+            channels,
+            side,
+            cfg.usize("width"),
+            classes,
+            cfg.f64("dropout"),
+            &mut rng,
+        );
+        let lr = cfg.f64("lr");
+        let mut opt = Adam::new(lr);
+        let batch = cfg.usize("batch-size");
+        let steps = cfg.steps_or((cfg.usize("epochs") * (train.len() / batch)) as u64);
+        let schedule = CosineLr {
+            base: lr,
+            min: lr * 0.01,
+            total: steps as usize,
+        };
+        let shift = cfg.usize("shift");
+        let (n_train, n_test, params) = (train.len(), test.len(), model.num_parameters());
+        let out = classify::run(
+            Setup {
+                model: &mut model,
+                opt: &mut opt,
+                train,
+                test,
+                batch_size: batch,
+                steps,
+                augment: (shift > 0).then(|| Augment::new().shift(shift)),
+                seed: cfg.seed,
+                lr_at: Some(Box::new(move |s| schedule.lr(s as usize))),
+            },
+            ctx,
+        )?;
+        let mut r = Report::default();
+        r.metrics
+            .insert("test_accuracy".into(), json!(out.test_accuracy));
+        r.metrics.insert("test_loss".into(), json!(out.test_loss));
+        r.metrics.insert("train_loss".into(), json!(out.train_loss));
+        r.metrics.insert("steps".into(), json!(steps));
+        r.summary = vec![
+            format!(
+                "{params} parameters, {n_train} training and {n_test} test images, {steps} Adam steps"
+            ),
+            format!(
+                "test accuracy {:.2}% (loss {:.4})",
+                100.0 * out.test_accuracy,
+                out.test_loss
+            ),
+        ];
+        r.curves = vec![
+            out.curves.curve(
+                "loss.png",
+                "cnn-mnist: loss",
+                "step",
+                "cross-entropy",
+                &[("train_loss", "train (EMA)"), ("test_loss", "test")],
+                true,
+            ),
+            out.curves.curve(
+                "accuracy.png",
+                "cnn-mnist: test accuracy",
+                "step",
+                "accuracy",
+                &[("test_accuracy", "test")],
+                false,
+            ),
+        ];
+        Ok(r)
+    }
+}
