@@ -1,7 +1,7 @@
 //! Training an image or feature classifier: shared by `mlp-digits`, `mlp-mnist` and `cnn-mnist`.
 
 use crate::experiment::{Context, ZooError};
-use crate::train::{Ema, Trainer, step_seed};
+use crate::train::{Trainer, ema, step_seed};
 use nabla::data::{Augment, DataLoader, TensorDataset};
 use nabla::nn::{Forward, Module, cross_entropy};
 use nabla::optim::Optimizer;
@@ -94,7 +94,6 @@ pub fn run<M: Module + Forward>(
     } else {
         s.test.clone()
     };
-    let mut ema = Ema::default();
     let mut order: Option<(u64, Vec<usize>)> = None;
     while !trainer.done() {
         let step = trainer.step();
@@ -115,7 +114,7 @@ pub fn run<M: Module + Forward>(
         let loss = cross_entropy(&s.model.forward(&x), &y);
         let grads = loss.backward();
         s.opt.step(s.model, &grads);
-        let l = ema.update(loss.item(), 0.95);
+        let l = ema(&mut trainer.scalars, "train_loss", loss.item(), 0.95);
         if (step + 1) % log_every == 0 {
             trainer.curves.push("train_loss", (step + 1) as f64, l);
         }

@@ -75,6 +75,19 @@ impl Curves {
     }
 }
 
+fn scalars_from_extra(extra: &BTreeMap<String, String>) -> Result<BTreeMap<String, f64>, ZooError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in extra {
+        if let Some(name) = k.strip_prefix("scalar.") {
+            let x = v
+                .parse::<f64>()
+                .map_err(|e| ZooError::Checkpoint(format!("checkpoint metadata {k}: {e}")))?;
+            out.insert(name.to_string(), x);
+        }
+    }
+    Ok(out)
+}
+
 /// Counts steps and talks to the [`Context`].
 pub struct Trainer<'c> {
     ctx: &'c mut dyn Context,
@@ -83,6 +96,8 @@ pub struct Trainer<'c> {
     step: u64,
     /// Curves logged so far (restored on resume).
     pub curves: Curves,
+    /// Named running values (moving averages, counters), restored on resume.
+    pub scalars: BTreeMap<String, f64>,
 }
 
 impl<'c> Trainer<'c> {
@@ -100,9 +115,13 @@ impl<'c> Trainer<'c> {
             optimizer: opt,
             extra: BTreeMap::new(),
         };
-        let (step, curves) = match ctx.resume(&mut state)? {
-            Some((step, extra)) => (step, Curves::from_extra(&extra)?),
-            None => (0, Curves::default()),
+        let (step, curves, scalars) = match ctx.resume(&mut state)? {
+            Some((step, extra)) => (
+                step,
+                Curves::from_extra(&extra)?,
+                scalars_from_extra(&extra)?,
+            ),
+            None => (0, Curves::default(), BTreeMap::new()),
         };
         Ok(Trainer {
             ctx,
@@ -110,6 +129,7 @@ impl<'c> Trainer<'c> {
             every,
             step,
             curves,
+            scalars,
         })
     }
 
@@ -131,6 +151,10 @@ impl<'c> Trainer<'c> {
     fn save(&mut self, model: &mut dyn Module, opt: &mut dyn Optimizer) -> Result<(), ZooError> {
         let mut extra = BTreeMap::new();
         self.curves.to_extra(&mut extra);
+        for (k, v) in &self.scalars {
+            // `{:?}` prints an f64 so that it parses back to the same bits
+            extra.insert(format!("scalar.{k}"), format!("{v:?}"));
+        }
         let state = State {
             model,
             optimizer: opt,
@@ -178,20 +202,13 @@ pub fn step_seed(seed: u64, step: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Exponential moving average for smoothing noisy per-step losses.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Ema {
-    value: Option<f64>,
-}
-
-impl Ema {
-    /// Updates with a new value and returns the average.
-    pub fn update(&mut self, x: f64, decay: f64) -> f64 {
-        let v = match self.value {
-            Some(v) => decay * v + (1.0 - decay) * x,
-            None => x,
-        };
-        self.value = Some(v);
-        v
-    }
+/// Updates the exponential moving average held in `scalars[name]` with `x` and returns it (the
+/// first value starts the average).
+pub fn ema(scalars: &mut BTreeMap<String, f64>, name: &str, x: f64, decay: f64) -> f64 {
+    let v = match scalars.get(name) {
+        Some(v) => decay * v + (1.0 - decay) * x,
+        None => x,
+    };
+    scalars.insert(name.to_string(), v);
+    v
 }
