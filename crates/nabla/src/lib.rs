@@ -64,3 +64,8 @@ pub mod prelude {
         grad, hvp, jacobian, jvp, no_grad, straight_through, value_and_grad, vjp,
     };
 }
+
+// The README's example is compiled and run as a doctest, so it cannot drift from the API.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
