@@ -41,6 +41,9 @@ pub mod optim;
 mod tensor;
 pub mod testing;
 
+#[cfg(feature = "ndarray")]
+mod interop;
+
 pub use autodiff::{
     CustomOp, Grads, NoGradGuard, checkpoint, grad, hessian_vector_product, hvp, jacobian, jvp,
     no_grad, value_and_grad, vjp,
