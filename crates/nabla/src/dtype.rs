@@ -19,6 +19,11 @@ pub enum DType {
 
 impl DType {
     /// Size of one element in bytes.
+    ///
+    /// ```
+    /// use nabla::DType;
+    /// assert_eq!((DType::F32.size_in_bytes(), DType::F64.size_in_bytes()), (4, 8));
+    /// ```
     pub fn size_in_bytes(self) -> usize {
         match self {
             DType::F32 => 4,
@@ -39,6 +44,16 @@ impl fmt::Display for DType {
 /// A Rust scalar type that can be stored in a tensor (`f32` or `f64`).
 ///
 /// This trait is sealed: nabla's kernels are written once, generically over it.
+///
+/// ```
+/// use nabla::{DType, Element, Tensor};
+/// fn first<T: Element>(t: &Tensor) -> T {
+///     t.to_vec::<T>()[0]
+/// }
+/// let t = Tensor::from_vec(vec![1.5f32, 2.0], [2]);
+/// assert_eq!(first::<f64>(&t), 1.5);
+/// assert_eq!(<f32 as Element>::DTYPE, DType::F32);
+/// ```
 pub trait Element:
     num_traits::Float
     + num_traits::FloatConst

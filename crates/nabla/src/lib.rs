@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! # nabla: differentiable programming for Rust
 //!
 //! n-d tensors (`f32`, `f64`) with NumPy broadcasting, and automatic differentiation through any Rust
@@ -27,6 +28,23 @@
 //! let grads = loss.backward();
 //! assert_eq!(grads.get(&w).unwrap().to_vec::<f64>(), vec![1.0, -2.0]);
 //! ```
+//!
+//! # Where to start
+//!
+//! - The guides in the repository's `docs/` folder (getting started, gradients through control
+//!   flow, custom operations, training, simulation, higher-order derivatives, performance), whose
+//!   code is compiled and run as doctests of this crate.
+//! - The examples in `crates/nabla/examples/` (`cargo run --example grad_control_flow`, `custom_op`,
+//!   `train_mlp`, `ode_fit`, `hvp`), which `cargo test` runs too.
+//! - In this reference: [`Tensor`] and its operations, the transforms ([`grad`], [`value_and_grad`],
+//!   [`vjp`], [`jvp`], [`hvp`], [`jacobian`]), [`CustomOp`], [`nn`], [`optim`], [`data`], [`io`] and
+//!   [`testing`].
+//!
+//! # Cargo features
+//!
+//! - `ndarray` (off by default): conversions between [`Tensor`] and `ndarray` arrays:
+//!   `From<ndarray::Array<T, D>>` and `From<ndarray::ArrayView<T, D>>` for `Tensor`,
+//!   `Tensor::from_ndarray` and `Tensor::to_ndarray`, for `f32` and `f64` of any dimension.
 
 extern crate self as nabla;
 
@@ -40,6 +58,9 @@ mod ops;
 pub mod optim;
 mod tensor;
 pub mod testing;
+
+#[cfg(feature = "ndarray")]
+mod interop;
 
 pub use autodiff::{
     CustomOp, Grads, NoGradGuard, checkpoint, grad, hessian_vector_product, hvp, jacobian, jvp,
@@ -65,7 +86,23 @@ pub mod prelude {
     };
 }
 
-// The README's example is compiled and run as a doctest, so it cannot drift from the API.
-#[doc = include_str!("../../../README.md")]
+/// The guides in `docs/` are compiled and run as doctests, so their code cannot drift from the API.
 #[cfg(doctest)]
-pub struct ReadmeDoctests;
+mod guide {
+    #[doc = include_str!("../../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../../docs/getting-started.md")]
+    struct GettingStarted;
+    #[doc = include_str!("../../../docs/control-flow.md")]
+    struct ControlFlow;
+    #[doc = include_str!("../../../docs/custom-ops.md")]
+    struct CustomOps;
+    #[doc = include_str!("../../../docs/training.md")]
+    struct Training;
+    #[doc = include_str!("../../../docs/simulation.md")]
+    struct Simulation;
+    #[doc = include_str!("../../../docs/higher-order.md")]
+    struct HigherOrder;
+    #[doc = include_str!("../../../docs/performance.md")]
+    struct Performance;
+}

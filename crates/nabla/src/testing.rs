@@ -84,6 +84,14 @@ where
 ///
 /// # Panics
 /// If an input is not `f64` (finite differences in `f32` are too coarse to judge).
+///
+/// ```
+/// use nabla::testing::{check_grad_with, GradCheck};
+/// use nabla::Tensor;
+/// let x = Tensor::from_vec(vec![0.5f64, 1.5], [2]);
+/// let opts = GradCheck { eps: 1e-5, rtol: 1e-5, forward_mode: false, ..GradCheck::default() };
+/// check_grad_with(|xs: &[Tensor]| xs[0].exp().cumsum(0), &[x], &opts).unwrap();
+/// ```
 pub fn check_grad_with<F>(f: F, inputs: &[Tensor], opts: &GradCheck) -> Result<(), GradCheckError>
 where
     F: Fn(&[Tensor]) -> Tensor,

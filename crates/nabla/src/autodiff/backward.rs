@@ -170,6 +170,15 @@ impl Grads {
         var.0.node.as_ref().and_then(|n| self.map.get(&n.id))
     }
     /// The gradient for `var`, or zeros of its shape when the loss does not depend on it.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let (a, b) = (Tensor::scalar(2.0f64).variable(), Tensor::scalar(1.0f64).variable());
+    /// let grads = (&a * &a).backward();
+    /// assert_eq!(grads.get_or_zeros(&a).item(), 4.0);
+    /// assert_eq!(grads.get_or_zeros(&b).item(), 0.0); // the loss does not use b
+    /// assert_eq!(grads.len(), 1);
+    /// ```
     pub fn get_or_zeros(&self, var: &Tensor) -> Tensor {
         self.get(var).cloned().unwrap_or_else(|| var.zeros_like())
     }
@@ -178,6 +187,15 @@ impl Grads {
         var.0.node.as_ref().and_then(|n| self.map.remove(&n.id))
     }
     /// Sets the gradient for `var` (which must be a variable).
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let w = Tensor::scalar(3.0f64).variable();
+    /// let mut grads = (&w * &w).backward();
+    /// let g = grads.remove(&w).unwrap();      // 6
+    /// grads.insert(&w, g.clamp(-1.0, 1.0));   // e.g. a hand-made clipping
+    /// assert_eq!(grads.get(&w).unwrap().item(), 1.0);
+    /// ```
     pub fn insert(&mut self, var: &Tensor, grad: Tensor) {
         let id = var
             .0

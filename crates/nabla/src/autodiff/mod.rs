@@ -1,8 +1,8 @@
 //! Automatic differentiation: the recorded graph, the reverse-mode engine, forward-mode tangents and
 //! the function transforms built on them.
 //!
-//! Every operation's result passes through [`record`]. When an input depends on a variable being
-//! differentiated, the result keeps a [`Node`]: the operation (its reverse and forward rules) and its
+//! Every operation's result passes through `record`. When an input depends on a variable being
+//! differentiated, the result keeps a `Node`: the operation (its reverse and forward rules) and its
 //! inputs. Rules are written with tensor operations, so they are themselves recorded when a
 //! higher-order derivative is being taken: grad of grad needs no second system.
 //!

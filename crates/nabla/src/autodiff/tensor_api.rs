@@ -39,6 +39,13 @@ impl Tensor {
     }
 
     /// Whether this tensor is a leaf variable (created by [`variable`](Tensor::variable)).
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let w = Tensor::scalar(2.0f64).variable();
+    /// let y = &w * 3.0;
+    /// assert!(w.is_leaf() && !y.is_leaf());
+    /// ```
     pub fn is_leaf(&self) -> bool {
         self.0.node.as_ref().is_some_and(|n| n.inputs.is_empty())
     }
@@ -60,6 +67,12 @@ impl Tensor {
     }
 
     /// Alias of [`detach`](Tensor::detach), in JAX's words.
+    ///
+    /// ```
+    /// use nabla::{grad, Tensor};
+    /// let f = grad(|x: &Tensor| (x * x.stop_gradient()).sum());
+    /// assert_eq!(f(&Tensor::scalar(5.0f64)).item(), 5.0);
+    /// ```
     pub fn stop_gradient(&self) -> Tensor {
         self.detach()
     }
@@ -71,6 +84,18 @@ impl Tensor {
     ///
     /// # Panics
     /// If the tensor has more than one element.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let w = Tensor::from_vec(vec![1.0f64, 2.0], [2]).variable();
+    /// let b = Tensor::scalar(0.5f64).variable();
+    /// let x = Tensor::from_vec(vec![3.0f64, 4.0], [2]); // a constant: no gradient
+    /// let loss = ((&w * &x).sum() + &b).square();      // (w·x + b)² = 11.5²
+    /// let grads = loss.backward();
+    /// assert_eq!(grads.get(&w).unwrap().to_vec::<f64>(), vec![69.0, 92.0]); // 2·11.5·x
+    /// assert_eq!(grads.get(&b).unwrap().item(), 23.0);
+    /// assert!(grads.get(&x).is_none());
+    /// ```
     pub fn backward(&self) -> Grads {
         if self.numel() != 1 {
             panic!(
@@ -82,6 +107,14 @@ impl Tensor {
     }
 
     /// Reverse mode seeded with the cotangent `seed` (same shape as this tensor).
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let w = Tensor::from_vec(vec![1.0f64, 2.0], [2]).variable();
+    /// let y = &w * &w; // not a scalar
+    /// let grads = y.backward_with(&Tensor::from_vec(vec![1.0f64, 10.0], [2]));
+    /// assert_eq!(grads.get(&w).unwrap().to_vec::<f64>(), vec![2.0, 40.0]);
+    /// ```
     pub fn backward_with(&self, seed: &Tensor) -> Grads {
         if seed.shape() != self.shape() {
             panic!(

@@ -192,6 +192,15 @@ where
 }
 
 /// Short name for [`hessian_vector_product`].
+///
+/// ```
+/// use nabla::{hvp, Tensor};
+/// // f(x, y) = x²y has Hessian [[2y, 2x], [2x, 0]]
+/// let f = |p: &Tensor| (p.select(0, 0).square() * p.select(0, 1)).sum();
+/// let p = Tensor::from_vec(vec![1.0f64, 3.0], [2]);
+/// let hv = hvp(f, &p, &Tensor::from_vec(vec![1.0f64, 0.0], [2]));
+/// assert_eq!(hv.to_vec::<f64>(), vec![6.0, 2.0]);
+/// ```
 pub fn hvp<F>(f: F, x: &Tensor, v: &Tensor) -> Tensor
 where
     F: Fn(&Tensor) -> Tensor,
@@ -260,6 +269,16 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// While alive, operations on this thread are not recorded for reverse mode.
+///
+/// ```
+/// use nabla::{NoGradGuard, Tensor};
+/// let w = Tensor::scalar(1.0f64).variable();
+/// {
+///     let _guard = NoGradGuard::new();
+///     assert!(!(&w * 2.0).requires_grad());
+/// }
+/// assert!((&w * 2.0).requires_grad()); // recording is back once the guard is dropped
+/// ```
 pub struct NoGradGuard(#[allow(dead_code)] state::GradModeGuard);
 
 impl NoGradGuard {

@@ -203,6 +203,11 @@ impl Tensor {
     }
 
     /// `1 / self`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// assert_eq!(Tensor::scalar(4.0f64).recip().item(), 0.25);
+    /// ```
     pub fn recip(&self) -> Tensor {
         self.rdiv_scalar(1.0)
     }
@@ -226,6 +231,11 @@ impl Tensor {
     }
 
     /// `self²`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// assert_eq!(Tensor::from_vec(vec![-3.0f32, 2.0], [2]).square().to_vec::<f32>(), vec![9.0, 4.0]);
+    /// ```
     pub fn square(&self) -> Tensor {
         self.powf(2.0)
     }

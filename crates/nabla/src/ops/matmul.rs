@@ -253,6 +253,15 @@ impl Tensor {
     }
 
     /// Outer product of two vectors: `out[i, j] = a[i] * b[j]`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0], [2]);
+    /// let b = Tensor::from_vec(vec![3.0f32, 4.0, 5.0], [3]);
+    /// let o = a.outer(&b);
+    /// assert_eq!(o.dims(), &[2, 3]);
+    /// assert_eq!(o.to_vec::<f32>(), vec![3.0, 4.0, 5.0, 6.0, 8.0, 10.0]);
+    /// ```
     pub fn outer(&self, other: &Tensor) -> Tensor {
         if self.rank() != 1 || other.rank() != 1 {
             panic!(

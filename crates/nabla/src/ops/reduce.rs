@@ -262,12 +262,26 @@ impl Tensor {
     }
 
     /// Sum over one axis.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
+    /// assert_eq!(x.sum_axis(0, false).to_vec::<f32>(), vec![5.0, 7.0, 9.0]);
+    /// assert_eq!(x.sum_axis(-1, true).dims(), &[2, 1]);
+    /// ```
     pub fn sum_axis(&self, axis: isize, keepdim: bool) -> Tensor {
         self.sum_axes(&[axis], keepdim)
     }
 
     /// Sums broadcast dimensions away so the result has `shape` (the adjoint of
     /// [`broadcast_to`](Tensor::broadcast_to)).
+    ///
+    /// ```
+    /// use nabla::{DType, Shape, Tensor};
+    /// let g = Tensor::ones([4, 3], DType::F32);
+    /// // the gradient of a [3] operand that was broadcast to [4, 3]
+    /// assert_eq!(g.sum_to(&Shape::from([3])).to_vec::<f32>(), vec![4.0, 4.0, 4.0]);
+    /// ```
     pub fn sum_to(&self, shape: &Shape) -> Tensor {
         if self.shape() == shape {
             return self.clone();
@@ -292,6 +306,11 @@ impl Tensor {
     }
 
     /// Mean of all elements.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// assert_eq!(Tensor::from_vec(vec![1.0f64, 2.0, 6.0], [3]).mean().item(), 3.0);
+    /// ```
     pub fn mean(&self) -> Tensor {
         let n = self.numel();
         self.sum().scale(1.0 / n as f64)
@@ -305,6 +324,12 @@ impl Tensor {
     }
 
     /// Mean over one axis.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]);
+    /// assert_eq!(x.mean_axis(1, false).to_vec::<f32>(), vec![1.5, 3.5]);
+    /// ```
     pub fn mean_axis(&self, axis: isize, keepdim: bool) -> Tensor {
         self.mean_axes(&[axis], keepdim)
     }
@@ -349,6 +374,12 @@ impl Tensor {
     }
 
     /// Largest element (NaN if any is NaN).
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 5.0, -2.0], [3]);
+    /// assert_eq!((x.max().item(), x.min().item()), (5.0, -2.0));
+    /// ```
     pub fn max(&self) -> Tensor {
         self.extremum(&all_axes(self.rank()), false, true)
     }
@@ -375,6 +406,13 @@ impl Tensor {
     }
 
     /// Maximum over one axis.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 7.0, 3.0, 4.0], [2, 2]);
+    /// assert_eq!(x.max_axis(1, false).to_vec::<f32>(), vec![7.0, 4.0]);
+    /// assert_eq!(x.min_axis(0, false).to_vec::<f32>(), vec![1.0, 4.0]);
+    /// ```
     pub fn max_axis(&self, axis: isize, keepdim: bool) -> Tensor {
         self.extremum(&[axis], keepdim, true)
     }
@@ -406,6 +444,11 @@ impl Tensor {
     }
 
     /// Product of all elements.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// assert_eq!(Tensor::from_vec(vec![2.0f64, 3.0, 4.0], [3]).prod().item(), 24.0);
+    /// ```
     pub fn prod(&self) -> Tensor {
         self.prod_axes(&all_axes(self.rank()), false)
     }
@@ -435,6 +478,13 @@ impl Tensor {
     }
 
     /// Variance of all elements (`correction` as in [`var_axes`](Tensor::var_axes)).
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [4]);
+    /// assert_eq!(x.var(0).item(), 1.25); // population variance
+    /// assert!((x.var(1).item() - 5.0 / 3.0).abs() < 1e-12); // sample variance
+    /// ```
     pub fn var(&self, correction: usize) -> Tensor {
         self.var_axes(&all_axes(self.rank()), correction, false)
     }
@@ -465,6 +515,11 @@ impl Tensor {
     }
 
     /// Euclidean norm of all elements.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// assert_eq!(Tensor::from_vec(vec![3.0f64, 4.0], [2]).norm().item(), 5.0);
+    /// ```
     pub fn norm(&self) -> Tensor {
         self.square().sum().sqrt()
     }

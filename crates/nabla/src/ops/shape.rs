@@ -213,6 +213,12 @@ impl Tensor {
     }
 
     /// Swaps two dimensions (a view).
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::zeros([2, 3, 4], DType::F32);
+    /// assert_eq!(x.transpose(0, -1).dims(), &[4, 3, 2]);
+    /// ```
     pub fn transpose(&self, a: isize, b: isize) -> Tensor {
         let r = self.rank();
         let (a, b) = (norm_axis("transpose", a, r), norm_axis("transpose", b, r));
@@ -272,6 +278,13 @@ impl Tensor {
     }
 
     /// Removes dimension `axis`, which must have size 1.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::zeros([2, 1, 3], DType::F32);
+    /// assert_eq!(x.squeeze(1).dims(), &[2, 3]);
+    /// assert_eq!(x.squeeze(1).unsqueeze(0).dims(), &[1, 2, 3]);
+    /// ```
     pub fn squeeze(&self, axis: isize) -> Tensor {
         let a = norm_axis("squeeze", axis, self.rank());
         if self.dims()[a] != 1 {
@@ -307,6 +320,12 @@ impl Tensor {
     }
 
     /// Merges dimensions `start..=end` into one.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::zeros([8, 1, 28, 28], DType::F32);
+    /// assert_eq!(x.flatten(1, -1).dims(), &[8, 784]);
+    /// ```
     pub fn flatten(&self, start: isize, end: isize) -> Tensor {
         if self.rank() == 0 {
             return self.reshape([1]);
@@ -358,11 +377,27 @@ impl Tensor {
     }
 
     /// Row `index` along `axis`, with that dimension removed (`x.select(0, i)` is `x[i]`).
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3]);
+    /// assert_eq!(x.select(0, 1).to_vec::<f32>(), vec![4.0, 5.0, 6.0]);
+    /// assert_eq!(x.select(1, 2).to_vec::<f32>(), vec![3.0, 6.0]);
+    /// ```
     pub fn select(&self, axis: isize, index: usize) -> Tensor {
         self.narrow(axis, index, 1).squeeze(axis)
     }
 
     /// A contiguous copy, or the tensor itself when it already is contiguous.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]).t();
+    /// assert!(!x.is_contiguous());
+    /// let c = x.contiguous();
+    /// assert!(c.is_contiguous());
+    /// assert_eq!(c.to_vec::<f32>(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// ```
     pub fn contiguous(&self) -> Tensor {
         if self.is_contiguous() {
             return self.clone();
@@ -488,6 +523,13 @@ impl Tensor {
     }
 
     /// Splits along `axis` into pieces of the given sizes (which must add up to the dimension).
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0], [5]);
+    /// let parts = x.split(&[2, 3], 0);
+    /// assert_eq!(parts[1].to_vec::<f32>(), vec![3.0, 4.0, 5.0]);
+    /// ```
     pub fn split(&self, sizes: &[usize], axis: isize) -> Vec<Tensor> {
         let a = norm_axis("split", axis, self.rank());
         if sizes.iter().sum::<usize>() != self.dims()[a] {
@@ -510,6 +552,13 @@ impl Tensor {
 
     /// Splits along `axis` into `n` pieces of equal size (the last may be smaller), like
     /// `torch.chunk`.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::zeros([7, 2], DType::F32);
+    /// let sizes: Vec<usize> = x.chunk(3, 0).iter().map(|c| c.dims()[0]).collect();
+    /// assert_eq!(sizes, [3, 3, 1]);
+    /// ```
     pub fn chunk(&self, n: usize, axis: isize) -> Vec<Tensor> {
         let a = norm_axis("chunk", axis, self.rank());
         if n == 0 {

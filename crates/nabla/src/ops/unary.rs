@@ -149,11 +149,25 @@ impl Tensor {
 
     /// Round half away from zero (no gradient; see [`straight_through`](crate::straight_through) to
     /// pass a gradient).
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![-1.5f32, 0.4, 2.5], [3]);
+    /// assert_eq!(x.round().to_vec::<f32>(), vec![-2.0, 0.0, 3.0]);
+    /// assert_eq!(x.floor().to_vec::<f32>(), vec![-2.0, 0.0, 2.0]);
+    /// assert_eq!(x.sign().to_vec::<f32>(), vec![-1.0, 1.0, 1.0]);
+    /// ```
     pub fn round(&self) -> Tensor {
         with_dtype!(self.dtype(), map::<T>(self, |v: T| v.round()))
     }
 
     /// Leaky ReLU: `x` for `x > 0`, `slope · x` otherwise.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![-2.0f32, 3.0], [2]);
+    /// assert_eq!(x.leaky_relu(0.1).to_vec::<f32>(), vec![-0.2, 3.0]);
+    /// ```
     pub fn leaky_relu(&self, slope: f64) -> Tensor {
         let pos = self.gt_scalar(0.0);
         let factor = pos.affine(1.0 - slope, slope);
@@ -192,6 +206,13 @@ impl Tensor {
     }
 
     /// `clamp(min, +∞)`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![-2.0f32, 3.0], [2]);
+    /// assert_eq!(x.clamp_min(0.0).to_vec::<f32>(), vec![0.0, 3.0]);
+    /// assert_eq!(x.clamp_max(0.0).to_vec::<f32>(), vec![-2.0, 0.0]);
+    /// ```
     pub fn clamp_min(&self, min: f64) -> Tensor {
         self.clamp(min, f64::INFINITY)
     }

@@ -218,6 +218,13 @@ impl Tensor {
     }
 
     /// Zeros with this tensor's shape and dtype.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::ones([2, 3], DType::F64);
+    /// let z = x.zeros_like();
+    /// assert_eq!((z.dims(), z.dtype(), z.sum().item()), (&[2, 3][..], DType::F64, 0.0));
+    /// ```
     pub fn zeros_like(&self) -> Tensor {
         Tensor::zeros(self.shape(), self.dtype())
     }
@@ -228,6 +235,12 @@ impl Tensor {
     }
 
     /// `value` with this tensor's shape and dtype.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0], [2]);
+    /// assert_eq!(x.full_like(7.0).to_vec::<f32>(), vec![7.0, 7.0]);
+    /// ```
     pub fn full_like(&self, value: f64) -> Tensor {
         Tensor::full(self.shape(), value, self.dtype())
     }
@@ -281,10 +294,23 @@ impl Tensor {
     // ----- metadata ---------------------------------------------------------------------------
 
     /// The shape.
+    ///
+    /// ```
+    /// use nabla::{DType, Shape, Tensor};
+    /// let x = Tensor::zeros([2, 3], DType::F32);
+    /// assert_eq!(x.shape(), &Shape::from([2, 3]));
+    /// assert_eq!(x.shape().to_string(), "[2, 3]");
+    /// ```
     pub fn shape(&self) -> &Shape {
         &self.0.layout.shape
     }
     /// The dimensions as a slice.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::zeros([2, 3, 4], DType::F32);
+    /// assert_eq!((x.dims(), x.rank(), x.numel()), (&[2, 3, 4][..], 3, 24));
+    /// ```
     pub fn dims(&self) -> &[usize] {
         &self.0.layout.shape.0
     }
@@ -318,6 +344,14 @@ impl Tensor {
         self.0.layout.is_contiguous()
     }
     /// The strides in elements (a view's strides may be 0 on broadcast dimensions).
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::zeros([2, 3], DType::F32);
+    /// assert_eq!(x.strides(), &[3, 1]);
+    /// let t = x.t(); // a view: no copy, swapped strides
+    /// assert_eq!((t.strides(), t.is_contiguous()), (&[1, 3][..], false));
+    /// ```
     pub fn strides(&self) -> &[usize] {
         &self.0.layout.strides
     }
@@ -406,6 +440,12 @@ impl Tensor {
     ///
     /// # Panics
     /// If the tensor does not have exactly one element.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// assert_eq!(Tensor::scalar(1.5f32).item(), 1.5);
+    /// assert_eq!(Tensor::from_vec(vec![4.0f64], [1, 1]).item(), 4.0);
+    /// ```
     pub fn item(&self) -> f64 {
         if self.numel() != 1 {
             panic!(
@@ -422,6 +462,12 @@ impl Tensor {
     }
 
     /// The single value of a one-element tensor, as `T`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x: f32 = Tensor::scalar(2.5f64).to_scalar();
+    /// assert_eq!(x, 2.5);
+    /// ```
     pub fn to_scalar<T: Element>(&self) -> T {
         T::from_f64(self.item())
     }

@@ -19,6 +19,14 @@ impl Tensor {
     }
 
     /// Uniform samples in `[low, high)`.
+    ///
+    /// ```
+    /// use nabla::rand::{rngs::StdRng, SeedableRng};
+    /// use nabla::{DType, Tensor};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let u = Tensor::uniform([1000], -2.0, 3.0, DType::F32, &mut rng);
+    /// assert!(u.to_vec::<f32>().iter().all(|v| (-2.0..3.0).contains(v)));
+    /// ```
     pub fn uniform<R: Rng + ?Sized>(
         shape: impl Into<Shape>,
         low: f64,
@@ -50,6 +58,15 @@ impl Tensor {
     }
 
     /// Normal samples with the given mean and standard deviation.
+    ///
+    /// ```
+    /// use nabla::rand::{rngs::StdRng, SeedableRng};
+    /// use nabla::{DType, Tensor};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let x = Tensor::normal([10_000], 5.0, 2.0, DType::F64, &mut rng);
+    /// assert!((x.mean().item() - 5.0).abs() < 0.1);
+    /// assert!((x.var(1).item().sqrt() - 2.0).abs() < 0.1);
+    /// ```
     pub fn normal<R: Rng + ?Sized>(
         shape: impl Into<Shape>,
         mean: f64,
@@ -68,6 +85,15 @@ impl Tensor {
     }
 
     /// Independent Bernoulli(p) samples as 0.0 / 1.0.
+    ///
+    /// ```
+    /// use nabla::rand::{rngs::StdRng, SeedableRng};
+    /// use nabla::{DType, Tensor};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let m = Tensor::bernoulli([1000], 0.3, DType::F32, &mut rng);
+    /// assert!(m.to_vec::<f32>().iter().all(|&v| v == 0.0 || v == 1.0));
+    /// assert!((m.mean().item() - 0.3).abs() < 0.06);
+    /// ```
     pub fn bernoulli<R: Rng + ?Sized>(
         shape: impl Into<Shape>,
         p: f64,
