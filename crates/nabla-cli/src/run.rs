@@ -142,8 +142,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         (Some(d), _) => d.clone(),
         (None, true) => latest_run(spec.name)?,
         (None, false) => {
+            // runs/NAME-TIMESTAMP, with a suffix when runs start within the same second
             let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
-            PathBuf::from("runs").join(format!("{}-{stamp}", spec.name))
+            let base = PathBuf::from("runs").join(format!("{}-{stamp}", spec.name));
+            let mut dir = base.clone();
+            let mut k = 2;
+            while dir.exists() {
+                dir = PathBuf::from(format!("{}-{k}", base.display()));
+                k += 1;
+            }
+            dir
         }
     };
     let config = if args.resume {

@@ -276,3 +276,31 @@ fn resume_refuses_new_options() {
         "--resume",
     );
 }
+
+#[test]
+fn runs_started_in_the_same_second_get_their_own_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = |_: ()| {
+        Command::new(env!("CARGO_BIN_EXE_nabla"))
+            .current_dir(dir.path())
+            .args([
+                "run",
+                "mlp-digits",
+                "--quick",
+                "--json",
+                "--steps",
+                "5",
+                "--data",
+            ])
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../data/digits/digits.csv.gz"),
+            )
+            .output()
+            .unwrap()
+    };
+    assert!(runs(()).status.success());
+    assert!(runs(()).status.success());
+    let n = std::fs::read_dir(dir.path().join("runs")).unwrap().count();
+    assert_eq!(n, 2);
+}
