@@ -1,4 +1,5 @@
-//! Neural-network building blocks: the [`Module`] system, layers, activations, initialisers.
+//! Neural-network building blocks: the [`Module`] system, layers (dense, recurrent), activations,
+//! initialisers.
 //!
 //! A model is a plain Rust struct of layers with `#[derive(Module)]`; its parameters are variables
 //! (see [`Tensor::variable`](crate::Tensor::variable)), so `loss.backward()` returns their gradients
@@ -9,6 +10,8 @@ mod dropout;
 pub mod init;
 mod linear;
 mod module;
+mod rnn;
+mod rnn_kernel;
 
 pub use activation::{
     Elu, Flatten, Gelu, LeakyRelu, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Tanh,
@@ -17,3 +20,6 @@ pub use dropout::{AlphaDropout, Dropout};
 pub use linear::Linear;
 pub use module::{Forward, Layer, Module, ParamKind, Sequential, join};
 pub use nabla_derive::Module;
+pub use rnn::{
+    Gru, GruCell, Lstm, LstmCell, RecurrentWeights, Rnn, RnnCell, RnnNonlinearity, RnnOptions,
+};

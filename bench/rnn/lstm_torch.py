@@ -1,0 +1,34 @@
+"""Times the `lstm` benchmark (BENCHMARKS-SPEC.md) with torch.nn.LSTM on 2 threads.
+
+LSTM input 32, hidden 128, 50 steps, batch 16, batch_first, inputs N(0, 1); loss = sum of all hidden
+outputs; forward + backward w.r.t. all weights. Prints the median seconds per iteration.
+"""
+import statistics
+import sys
+import time
+
+import torch
+
+torch.set_num_threads(2)
+torch.manual_seed(0)
+B, T, I, H = 16, 50, 32, 128
+reps = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+lstm = torch.nn.LSTM(I, H, batch_first=True)
+x = torch.randn(B, T, I)
+
+
+def step():
+    lstm.zero_grad(set_to_none=True)
+    out, _ = lstm(x)
+    out.sum().backward()
+
+
+for _ in range(30):
+    step()
+times = []
+for _ in range(reps):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+med = statistics.median(times)
+print(f"torch lstm fwd+bwd: median {med * 1e3:.3f} ms  min {min(times) * 1e3:.3f} ms  ({reps} runs)")
