@@ -33,8 +33,9 @@ fn main() {
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "nabla lstm fwd+bwd: median {:.3} ms  min {:.3} ms  ({reps} runs, {} rayon threads)",
+        "nabla lstm fwd+bwd: median {:.3} ms  p10 {:.3} ms  min {:.3} ms  ({reps} runs, {} rayon threads)",
         times[reps / 2] * 1e3,
+        times[reps / 10] * 1e3,
         times[0] * 1e3,
         rayon::current_num_threads()
     );

@@ -12,6 +12,7 @@ mod linear;
 mod module;
 mod rnn;
 mod rnn_kernel;
+mod rnn_simd;
 
 pub use activation::{
     Elu, Flatten, Gelu, LeakyRelu, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Tanh,

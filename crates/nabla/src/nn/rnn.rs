@@ -151,9 +151,16 @@ impl RecurrentWeights {
         self.weight_hh.dims()[1]
     }
 
-    /// Runs the recurrence over a time-major `x [T, B, I]`: the output `[T + S - 1, B, H]` of
-    /// [`recurrent`].
-    fn run(&self, cell: CellKind, x: &Tensor, h0: &Tensor, c0: Option<&Tensor>) -> Tensor {
+    /// Runs the recurrence over `x [T, B, I]` (any strides): the output `[(T + S - 1)·B, H]` of
+    /// [`recurrent`], hidden states batch-major when `batch_major`.
+    fn run(
+        &self,
+        cell: CellKind,
+        x: &Tensor,
+        h0: &Tensor,
+        c0: Option<&Tensor>,
+        batch_major: bool,
+    ) -> Tensor {
         let g = self.weight_hh.dims()[0];
         let zero_bias = || Tensor::zeros([g], self.weight_hh.dtype());
         let b_ih = self.bias_ih.clone().unwrap_or_else(zero_bias);
@@ -167,6 +174,7 @@ impl RecurrentWeights {
             &b_hh,
             h0,
             c0,
+            batch_major,
         )
     }
 
@@ -208,10 +216,10 @@ impl RecurrentWeights {
         };
         let h0 = state(h, "h");
         let c0 = (cell == CellKind::Lstm).then(|| state(c, "c"));
-        let out = self.run(cell, &x2.unsqueeze(0), &h0, c0.as_ref());
+        let out = self.run(cell, &x2.unsqueeze(0), &h0, c0.as_ref(), false);
         let fix = |t: Tensor| if unbatched { t.reshape([hs]) } else { t };
-        let h1 = fix(out.select(0, 0));
-        let c1 = (cell == CellKind::Lstm).then(|| fix(out.select(0, 1)));
+        let h1 = fix(out.narrow(0, 0, bn));
+        let c1 = (cell == CellKind::Lstm).then(|| fix(out.narrow(0, bn, bn)));
         (h1, c1)
     }
 
@@ -309,29 +317,39 @@ fn run_stack(
         Some(s) => s.select(0, k),
         None => zeros.clone(),
     };
-    let mut seq = xs;
+    // Batch-first networks keep each layer's hidden states batch-major, so the output is a
+    // contiguous [B, T, H] (and the next layer reads it in place through a transposed view).
+    let batch_major = batch_first && !unbatched;
+    let mut input = xs;
+    let mut seq = None;
     let (mut hn, mut cn) = (Vec::with_capacity(nl), Vec::with_capacity(nl));
     for (k, layer) in layers.iter().enumerate() {
         let h0k = layer_state(&h0, k);
         let c0k = (cell == CellKind::Lstm).then(|| layer_state(&c0, k));
-        let out = layer.run(cell, &seq, &h0k, c0k.as_ref());
-        seq = out.narrow(0, 0, tn);
-        hn.push(out.narrow(0, tn - 1, 1));
+        let out = layer.run(cell, &input, &h0k, c0k.as_ref(), batch_major);
+        let hseq = out.narrow(0, 0, tn * bn);
+        let s = if batch_major {
+            let s = hseq.reshape([bn, tn, hs]);
+            input = s.transpose(0, 1);
+            hn.push(s.select(1, tn - 1));
+            s
+        } else {
+            let s = hseq.reshape([tn, bn, hs]);
+            input = s.clone();
+            hn.push(s.select(0, tn - 1));
+            s
+        };
+        seq = Some(s);
         if cell == CellKind::Lstm {
-            cn.push(out.narrow(0, tn, 1));
+            cn.push(out.narrow(0, tn * bn, bn));
         }
     }
+    let seq = seq.expect("at least one layer");
     let finish = |parts: Vec<Tensor>| {
-        let s = Tensor::concat(&parts, 0);
+        let s = Tensor::stack(&parts, 0);
         if unbatched { s.squeeze(1) } else { s }
     };
-    let out = if unbatched {
-        seq.squeeze(1)
-    } else if batch_first {
-        seq.transpose(0, 1)
-    } else {
-        seq
-    };
+    let out = if unbatched { seq.squeeze(1) } else { seq };
     let c_n = (cell == CellKind::Lstm).then(|| finish(cn));
     (out, finish(hn), c_n)
 }
