@@ -396,17 +396,6 @@ fn give_f32(v: Vec<f32>) {
     give::<f32>(v);
 }
 
-/// Sums of the columns of a row-major `[rows, cols]` matrix.
-fn column_sums<T: Element>(m: &[T], cols: usize) -> Vec<T> {
-    let mut s = vec![T::zero(); cols];
-    for row in m.chunks_exact(cols) {
-        for (a, &v) in s.iter_mut().zip(row) {
-            *a += v;
-        }
-    }
-    s
-}
-
 fn tensor_from<T: Element>(data: Vec<T>, shape: impl Into<Shape>) -> Tensor {
     Tensor::from_arc(Arc::from(data), shape.into())
 }
@@ -512,11 +501,11 @@ macro_rules! multiversion {
 /// One batch row of one worker's units in an LSTM step. Gate blocks are `[i, f, g, o]`, each of
 /// the worker's `u` units.
 struct LstmFwd<'a, T> {
-    /// Input projections, overwritten with the activations.
-    z: [&'a mut [T]; 4],
-    /// `h_{t-1} W_hhᵀ` for the worker's columns: 4 blocks of `u`.
-    hp: &'a [T],
+    /// `[x_t | h_{t-1}] [W_ih | W_hh]ᵀ` for the worker's columns: 4 blocks of `u`.
+    pre: &'a [T],
     bias: [&'a [T]; 4],
+    /// Receive the gate activations.
+    acts: [&'a mut [T]; 4],
     c_prev: &'a [T],
     c: &'a mut [T],
     tc: &'a mut [T],
@@ -526,27 +515,26 @@ struct LstmFwd<'a, T> {
 #[inline(always)]
 fn lstm_fwd_body<T: RnnFloat>(s: LstmFwd<'_, T>) {
     let u = s.c.len();
-    let [zi, zf, zg, zo] = s.z;
-    for (q, z) in [&mut *zi, &mut *zf, &mut *zg, &mut *zo]
+    let [ai, af, ag, ao] = s.acts;
+    for (q, a) in [&mut *ai, &mut *af, &mut *ag, &mut *ao]
         .into_iter()
         .enumerate()
     {
-        let (hp, b) = (&s.hp[q * u..(q + 1) * u], s.bias[q]);
-        for j in 0..u {
-            z[j] = z[j] + hp[j] + b[j];
+        for ((a, &p), &b) in a.iter_mut().zip(&s.pre[q * u..(q + 1) * u]).zip(s.bias[q]) {
+            *a = p + b;
         }
     }
-    T::sigmoid_slice(zi);
-    T::sigmoid_slice(zf);
-    T::tanh_slice(zg);
-    T::sigmoid_slice(zo);
+    T::sigmoid_slice(ai);
+    T::sigmoid_slice(af);
+    T::tanh_slice(ag);
+    T::sigmoid_slice(ao);
     for j in 0..u {
-        let cv = zf[j] * s.c_prev[j] + zi[j] * zg[j];
+        let cv = af[j] * s.c_prev[j] + ai[j] * ag[j];
         s.c[j] = cv;
         s.tc[j] = cv;
     }
     T::tanh_slice(s.tc);
-    for ((h, &o), &tc) in s.h.iter_mut().zip(&*zo).zip(&*s.tc) {
+    for ((h, &o), &tc) in s.h.iter_mut().zip(&*ao).zip(&*s.tc) {
         *h = o * tc;
     }
 }
@@ -587,12 +575,13 @@ multiversion!(lstm_bwd, lstm_bwd_avx2, lstm_bwd_body, LstmBwd);
 
 /// One batch row of one worker's units in a GRU step. Gate blocks are `[r, z, n]`.
 struct GruFwd<'a, T> {
-    /// Input projections, overwritten with the activations.
-    z: [&'a mut [T]; 3],
-    /// `h_{t-1} W_hhᵀ` for the worker's columns: 3 blocks of `u`.
-    hp: &'a [T],
+    /// `[x_t | h_{t-1}]` times the worker's weight columns: 4 blocks of `u`, `r` and `z` (input
+    /// and hidden parts summed), then `W_in x_t` and `W_hn h_{t-1}` apart.
+    pre: &'a [T],
     b_ih: [&'a [T]; 3],
     b_hh: [&'a [T]; 3],
+    /// Receive the gate activations.
+    acts: [&'a mut [T]; 3],
     h_prev: &'a [T],
     /// Receives `W_hn h_{t-1} + b_hn`.
     hn: &'a mut [T],
@@ -602,23 +591,23 @@ struct GruFwd<'a, T> {
 #[inline(always)]
 fn gru_fwd_body<T: RnnFloat>(s: GruFwd<'_, T>) {
     let u = s.h.len();
-    let [zr, zz, zn] = s.z;
-    for (q, z) in [&mut *zr, &mut *zz].into_iter().enumerate() {
-        let (hp, bi, bh) = (&s.hp[q * u..(q + 1) * u], s.b_ih[q], s.b_hh[q]);
+    let [ar, az, an] = s.acts;
+    for (q, a) in [&mut *ar, &mut *az].into_iter().enumerate() {
+        let (p, bi, bh) = (&s.pre[q * u..(q + 1) * u], s.b_ih[q], s.b_hh[q]);
         for j in 0..u {
-            z[j] = z[j] + bi[j] + hp[j] + bh[j];
+            a[j] = p[j] + bi[j] + bh[j];
         }
-        T::sigmoid_slice(z);
+        T::sigmoid_slice(a);
     }
-    let hp = &s.hp[2 * u..3 * u];
+    let (px, ph) = (&s.pre[2 * u..3 * u], &s.pre[3 * u..4 * u]);
     for j in 0..u {
-        let hnv = hp[j] + s.b_hh[2][j];
+        let hnv = ph[j] + s.b_hh[2][j];
         s.hn[j] = hnv;
-        zn[j] = zn[j] + s.b_ih[2][j] + zr[j] * hnv;
+        an[j] = px[j] + s.b_ih[2][j] + ar[j] * hnv;
     }
-    T::tanh_slice(zn);
+    T::tanh_slice(an);
     for j in 0..u {
-        s.h[j] = zn[j] + zz[j] * (s.h_prev[j] - zn[j]);
+        s.h[j] = an[j] + az[j] * (s.h_prev[j] - an[j]);
     }
 }
 multiversion!(gru_fwd, gru_fwd_avx2, gru_fwd_body, GruFwd);
@@ -663,9 +652,8 @@ multiversion!(gru_bwd, gru_bwd_avx2, gru_bwd_body, GruBwd);
 /// One batch row of one worker's units in an Elman step.
 struct RnnFwd<'a, T> {
     relu: bool,
-    /// The input projections.
-    xp: &'a [T],
-    hp: &'a [T],
+    /// `[x_t | h_{t-1}] [W_ih | W_hh]ᵀ` for the worker's units.
+    pre: &'a [T],
     bias: &'a [T],
     /// The new state.
     h: &'a mut [T],
@@ -673,9 +661,9 @@ struct RnnFwd<'a, T> {
 
 #[inline(always)]
 fn rnn_fwd_body<T: RnnFloat>(s: RnnFwd<'_, T>) {
-    for j in 0..s.h.len() {
-        let v = s.xp[j] + s.hp[j] + s.bias[j];
-        s.h[j] = if s.relu { v.max(T::zero()) } else { v };
+    for ((h, &p), &b) in s.h.iter_mut().zip(s.pre).zip(s.bias) {
+        let v = p + b;
+        *h = if s.relu { v.max(T::zero()) } else { v };
     }
     if !s.relu {
         T::tanh_slice(s.h);
@@ -717,14 +705,16 @@ struct Dims {
     h: usize,
 }
 
-/// A worker's share of a forward pass: its units and the rows of `W_hh` that feed them.
+/// A worker's share of a forward pass: its units and the weights that feed them.
 struct FwdWorker<T: RnnFloat> {
     r0: usize,
     u: usize,
-    /// `W_hhᵀ` restricted to the worker's gate columns: `[H, G·u]`.
+    /// `[W_ih | W_hh]ᵀ` restricted to the worker's gate columns: `[I + H, blocks·u]`.
     w: Rhs<T>,
-    /// `h_{t-1} W_hhᵀ` for those columns: `[B, G·u]`.
-    hp: Vec<T>,
+    /// This step's operand `[x_t | h_{t-1}]`: `[B, I + H]`.
+    a: Vec<T>,
+    /// Its product with `w`: `[B, blocks·u]`.
+    pre: Vec<T>,
 }
 
 /// The input sequence `[T, B, I]` as a buffer with strides: element `(t, b, i)` is at
@@ -742,35 +732,46 @@ impl<T: Copy> XView<'_, T> {
     }
 }
 
-/// Where row `(t, b)` of the hidden states starts in the output (batch-major: `(b·T + t)·H`;
-/// time-major: `(t·B + b)·H`).
+/// The order of the `(t, b)` rows of every per-step buffer: the output's hidden states, the saved
+/// activations and the gradients of the pre-activations. Batch-major (`b·T + t`, the layout of
+/// batch-first sequences) or time-major (`t·B + b`).
 #[derive(Clone, Copy)]
-struct HLayout {
+struct Rows {
     batch_major: bool,
     t: usize,
     b: usize,
-    h: usize,
 }
 
-impl HLayout {
+impl Rows {
     #[inline]
-    fn row(&self, t: usize, b: usize) -> usize {
+    fn at(&self, t: usize, b: usize) -> usize {
         if self.batch_major {
-            (b * self.t + t) * self.h
+            b * self.t + t
         } else {
-            (t * self.b + b) * self.h
+            t * self.b + b
         }
     }
 }
 
-/// The forward pass: the output `[(T+S-1)·B, H]` (the hidden states in the order of `hl`, then
-/// the last cell state for the LSTM), the gate activations `[T, B, G·H]` (LSTM, GRU) and the
-/// extra saved values (LSTM: c and tanh c, `[2, T, B, H]`; GRU: `W_hn h + b_hn`, `[T, B, H]`).
+/// Units `r0..r0 + u` of gate block `q` of a `[G·H]` vector.
+#[inline]
+fn seg<T>(v: &[T], q: usize, h: usize, r0: usize, u: usize) -> &[T] {
+    &v[q * h + r0..q * h + r0 + u]
+}
+
+/// The forward pass: the output `[(T+S-1)·B, H]` (the hidden states in the order of `rows`, then
+/// the last cell state `[B, H]` for the LSTM), the gate activations `[T·B, G·H]` (LSTM, GRU) and
+/// the extra saved values (LSTM: c then tanh c, `[2, T·B, H]`; GRU: `W_hn h + b_hn`, `[T·B, H]`),
+/// all in the order of `rows`.
+///
+/// Each step is one product `[x_t | h_{t-1}] [W_ih | W_hh]ᵀ` per worker (the input projection
+/// rides along with the recurrent one, so the pre-activations are produced in the L1 cache of the
+/// core that uses them), then one elementwise pass.
 #[allow(clippy::too_many_arguments)]
 fn forward_kernel<T: RnnFloat>(
     cell: CellKind,
     d: Dims,
-    hl: HLayout,
+    rows: Rows,
     x: &XView<'_, T>,
     w_ih: &[T],
     w_hh: &[T],
@@ -787,78 +788,94 @@ fn forward_kernel<T: RnnFloat>(
     } = d;
     let gates = cell.gates();
     let g = gates * h;
-    let (bh, bg) = (bn * h, bn * g);
-    let rnn = matches!(cell, CellKind::RnnTanh | CellKind::RnnRelu);
+    let (bh, n, k) = (bn * h, tn * bn, isz + h);
+    let (gru, rnn) = (
+        cell == CellKind::Gru,
+        matches!(cell, CellKind::RnnTanh | CellKind::RnnRelu),
+    );
+    // Column blocks of the per-step product: the gates, the GRU's n gate in two parts.
+    let blocks = if gru { 4 } else { gates };
     let mut out = storage::zeroed::<T>((tn + cell.states() - 1) * bh);
-    // Every element of these is written below. For the plain RNN `acts` only stages the input
-    // projections.
-    let mut acts = take::<T>(tn * bg);
+    // Every element of these is written below.
+    let mut acts = take::<T>(if rnn { 0 } else { n * g });
     let mut extra = take::<T>(match cell {
-        CellKind::Lstm => 2 * tn * bh,
-        CellKind::Gru => tn * bh,
+        CellKind::Lstm => 2 * n * h,
+        CellKind::Gru => n * h,
         _ => 0,
     });
     // The hidden state of the previous and of the current step, contiguous.
     let mut hbuf = take::<T>(2 * bh);
-    let units = split_units(h, bn * g * h);
-    let big = tn * bn * g * isz >= PARALLEL_FROM;
+    let units = split_units(h, bn * g * k);
     {
         let o = Arc::get_mut(&mut out).expect("fresh");
-        let (a, e, hb) = (&mut acts[..], &mut extra[..], &mut hbuf[..]);
-        in_pool(units.len() > 1 || big, || {
-            // The input projections of every step: one product [T·B, I] @ W_ihᵀ for time-major
-            // inputs, one per sequence otherwise.
-            let w_ih_t = Rhs::new(w_ih, (1, isz), isz, g);
-            if x.bs == isz && x.ts == bn * isz {
-                w_ih_t.mul(tn * bn, x.data, (isz, 1), a, g, false, PARALLEL_FROM);
-            } else {
-                for b in 0..bn {
-                    let xb = &x.data[b * x.bs..];
-                    w_ih_t.mul(tn, xb, (x.ts, 1), &mut a[b * g..], bg, false, PARALLEL_FROM);
-                }
-            }
-            drop(w_ih_t);
+        let (ab, e, hb) = (&mut acts[..], &mut extra[..], &mut hbuf[..]);
+        in_pool(units.len() > 1, || {
             let bias: Vec<T> = b_ih.iter().zip(b_hh).map(|(&p, &q)| p + q).collect();
             let mut workers: Vec<FwdWorker<T>> = units
                 .iter()
                 .map(|&(r0, u)| {
-                    let mut rows = take::<T>(gates * u * h);
-                    for q in 0..gates {
-                        rows[q * u * h..(q + 1) * u * h]
-                            .copy_from_slice(&w_hh[(q * h + r0) * h..(q * h + r0 + u) * h]);
+                    // Row `c` of `w` is column `c` of the worker's product: [W_ih | W_hh] rows of
+                    // its units, gate by gate (GRU: r, z, then n from x only, n from h only).
+                    let mut w = take::<T>(blocks * u * k);
+                    for blk in 0..blocks {
+                        for j in 0..u {
+                            let dst = &mut w[(blk * u + j) * k..(blk * u + j + 1) * k];
+                            let q = blk.min(gates - 1);
+                            let src = (q * h + r0 + j) * isz..(q * h + r0 + j + 1) * isz;
+                            let srch = (q * h + r0 + j) * h..(q * h + r0 + j + 1) * h;
+                            let (dx, dh) = dst.split_at_mut(isz);
+                            if gru && blk == 3 {
+                                dx.fill(T::zero());
+                            } else {
+                                dx.copy_from_slice(&w_ih[src]);
+                            }
+                            if gru && blk == 2 {
+                                dh.fill(T::zero());
+                            } else {
+                                dh.copy_from_slice(&w_hh[srch]);
+                            }
+                        }
                     }
-                    let w = Rhs::new(&rows, (1, h), h, gates * u);
-                    give(rows);
+                    let rhs = Rhs::new(&w, (1, k), k, blocks * u);
+                    give(w);
                     FwdWorker {
                         r0,
                         u,
-                        w,
-                        hp: take(bn * gates * u),
+                        w: rhs,
+                        a: take(bn * k),
+                        pre: take(bn * blocks * u),
                     }
                 })
                 .collect();
             let (os, xs, es, hs) = (
                 Shared::new(o),
-                Shared::new(a),
+                Shared::new(ab),
                 Shared::new(e),
                 Shared::new(hb),
             );
             for t in 0..tn {
                 for_workers(&mut workers, |wk| {
-                    let (r0, u, gu) = (wk.r0, wk.u, gates * wk.u);
+                    let (r0, u, bu) = (wk.r0, wk.u, blocks * wk.u);
                     // SAFETY (for every `get`/`get_mut` below): during step t the workers write
-                    // only their own units' columns of step t in `out`, `acts`, `extra` and the
-                    // current half of `hbuf`, and read the other half of `hbuf` and step t-1 of
-                    // `extra` (complete, not written in this step).
+                    // only their own units' columns of the rows of step t in `out`, `acts`,
+                    // `extra` and of the current half of `hbuf`, and read the other half of
+                    // `hbuf` and their own columns of step t-1 in `extra` (not written in this
+                    // step).
                     let h_prev = if t == 0 {
                         h0
                     } else {
                         unsafe { hs.get(((t - 1) % 2) * bh, bh) }
                     };
-                    wk.w.mul(bn, h_prev, (h, 1), &mut wk.hp, gu, false, usize::MAX);
                     for b in 0..bn {
-                        let hp = &wk.hp[b * gu..(b + 1) * gu];
-                        let row = |q: usize| t * bg + b * g + q * h + r0;
+                        let dst = &mut wk.a[b * k..(b + 1) * k];
+                        dst[..isz].copy_from_slice(x.row(t, b, isz));
+                        dst[isz..].copy_from_slice(&h_prev[b * h..(b + 1) * h]);
+                    }
+                    wk.w.mul(bn, &wk.a, (k, 1), &mut wk.pre, bu, false, usize::MAX);
+                    for b in 0..bn {
+                        let pre = &wk.pre[b * bu..(b + 1) * bu];
+                        let r = rows.at(t, b);
+                        let gate = |q: usize| r * g + q * h + r0;
                         let col = b * h + r0;
                         let hcur = unsafe { hs.get_mut((t % 2) * bh + col, u) };
                         match cell {
@@ -866,56 +883,58 @@ fn forward_kernel<T: RnnFloat>(
                                 let c_prev = if t == 0 {
                                     &c0[col..col + u]
                                 } else {
-                                    es.get((t - 1) * bh + col, u)
+                                    es.get(rows.at(t - 1, b) * h + r0, u)
                                 };
                                 lstm_fwd::<T>(LstmFwd {
-                                    z: [0, 1, 2, 3].map(|q| xs.get_mut(row(q), u)),
-                                    hp,
-                                    bias: [0, 1, 2, 3].map(|q| &bias[q * h + r0..q * h + r0 + u]),
+                                    pre,
+                                    bias: [0, 1, 2, 3].map(|q| seg(&bias, q, h, r0, u)),
+                                    acts: [0, 1, 2, 3].map(|q| xs.get_mut(gate(q), u)),
                                     c_prev,
-                                    c: es.get_mut(t * bh + col, u),
-                                    tc: es.get_mut((tn + t) * bh + col, u),
+                                    c: es.get_mut(r * h + r0, u),
+                                    tc: es.get_mut((n + r) * h + r0, u),
                                     h: &mut *hcur,
                                 });
                             },
                             CellKind::Gru => unsafe {
                                 gru_fwd::<T>(GruFwd {
-                                    z: [0, 1, 2].map(|q| xs.get_mut(row(q), u)),
-                                    hp,
-                                    b_ih: [0, 1, 2].map(|q| &b_ih[q * h + r0..q * h + r0 + u]),
-                                    b_hh: [0, 1, 2].map(|q| &b_hh[q * h + r0..q * h + r0 + u]),
+                                    pre,
+                                    b_ih: [0, 1, 2].map(|q| seg(b_ih, q, h, r0, u)),
+                                    b_hh: [0, 1, 2].map(|q| seg(b_hh, q, h, r0, u)),
+                                    acts: [0, 1, 2].map(|q| xs.get_mut(gate(q), u)),
                                     h_prev: &h_prev[col..col + u],
-                                    hn: es.get_mut(t * bh + col, u),
+                                    hn: es.get_mut(r * h + r0, u),
                                     h: &mut *hcur,
                                 });
                             },
-                            CellKind::RnnTanh | CellKind::RnnRelu => unsafe {
-                                rnn_fwd::<T>(RnnFwd {
-                                    relu: cell == CellKind::RnnRelu,
-                                    xp: xs.get(row(0), u),
-                                    hp,
-                                    bias: &bias[r0..r0 + u],
-                                    h: &mut *hcur,
-                                });
-                            },
+                            CellKind::RnnTanh | CellKind::RnnRelu => rnn_fwd::<T>(RnnFwd {
+                                relu: cell == CellKind::RnnRelu,
+                                pre,
+                                bias: seg(&bias, 0, h, r0, u),
+                                h: &mut *hcur,
+                            }),
                         }
-                        unsafe { os.get_mut(hl.row(t, b) + r0, u) }.copy_from_slice(hcur);
+                        unsafe { os.get_mut(r * h + r0, u) }.copy_from_slice(hcur);
                     }
                 });
             }
+            for wk in workers {
+                give(wk.a);
+                give(wk.pre);
+            }
         });
         if cell == CellKind::Lstm {
-            o[tn * bh..].copy_from_slice(&e[(tn - 1) * bh..tn * bh]);
+            for b in 0..bn {
+                let r = rows.at(tn - 1, b);
+                o[tn * bh + b * h..tn * bh + (b + 1) * h].copy_from_slice(&e[r * h..(r + 1) * h]);
+            }
         }
     }
     give(hbuf);
-    if rnn {
-        give(std::mem::take(&mut acts));
-    }
     (out, acts, extra)
 }
 
-/// Input gradients of the fused backward pass, each `None` when not needed.
+/// Input gradients of the fused backward pass, each `None` when not needed. `x` is in the order
+/// of the kernel's rows.
 struct Grads<T> {
     x: Option<Vec<T>>,
     w_ih: Option<Vec<T>>,
@@ -926,7 +945,26 @@ struct Grads<T> {
     c0: Option<Vec<T>>,
 }
 
-/// A worker's share of a backward pass.
+/// Which gradients a backward pass computes (the `needs` of the reverse rule).
+#[derive(Clone, Copy)]
+struct Needs {
+    x: bool,
+    w_ih: bool,
+    w_hh: bool,
+    b_ih: bool,
+    b_hh: bool,
+    h0: bool,
+    c0: bool,
+}
+
+impl Needs {
+    fn any_weight(&self) -> bool {
+        self.w_ih || self.w_hh || self.b_ih || self.b_hh
+    }
+}
+
+/// A worker's share of a backward pass: its units, their recurrent weights, the cotangents carried
+/// between steps, and its rows of the weight and bias gradients, accumulated chunk by chunk.
 struct BwdWorker<T: RnnFloat> {
     r0: usize,
     u: usize,
@@ -938,6 +976,17 @@ struct BwdWorker<T: RnnFloat> {
     dc: Vec<T>,
     /// `z ⊙ dh` (GRU): `[B, u]`.
     direct: Vec<T>,
+    /// The current chunk: the worker's columns of the input-side (`cx`) and, for the GRU,
+    /// hidden-side (`ch`) pre-activation gradients, `[rows, G·u]`, and the matching rows
+    /// `[x_t | h_{t-1}]`, `[rows, I + H]`.
+    cx: Vec<T>,
+    ch: Vec<T>,
+    cb: Vec<T>,
+    rows: usize,
+    /// The worker's rows of `[dW_ih | dW_hh]`, `[G·u, I + H]`, and of the bias gradients.
+    gw: Vec<T>,
+    gb_ih: Vec<T>,
+    gb_hh: Vec<T>,
 }
 
 impl<T: RnnFloat> BwdWorker<T> {
@@ -950,6 +999,57 @@ impl<T: RnnFloat> BwdWorker<T> {
         self.w
             .mul(bn, dhp_next, (g, 1), &mut self.dh, self.u, gru, usize::MAX);
     }
+
+    /// Adds the chunk's contribution to the weight and bias gradients and empties it:
+    /// `gw += cxᵀ [X | H_prev]` (the GRU's hidden part from `ch`).
+    fn flush(&mut self, gru: bool, gates: usize, isz: usize, h: usize, needs: Needs) {
+        let (rows, gu, k) = (self.rows, gates * self.u, isz + h);
+        if rows == 0 {
+            return;
+        }
+        let (cx, cb) = (&self.cx[..rows * gu], &self.cb[..rows * k]);
+        let chd = if gru { &self.ch[..rows * gu] } else { cx };
+        if !gru && needs.w_ih && needs.w_hh {
+            Rhs::new(cb, (k, 1), rows, k).mul(gu, cx, (1, gu), &mut self.gw, k, true, usize::MAX);
+        } else {
+            if needs.w_ih {
+                Rhs::new(cb, (k, 1), rows, isz).mul(
+                    gu,
+                    cx,
+                    (1, gu),
+                    &mut self.gw,
+                    k,
+                    true,
+                    usize::MAX,
+                );
+            }
+            if needs.w_hh {
+                Rhs::new(&cb[isz..], (k, 1), rows, h).mul(
+                    gu,
+                    chd,
+                    (1, gu),
+                    &mut self.gw[isz..],
+                    k,
+                    true,
+                    usize::MAX,
+                );
+            }
+        }
+        let add_columns = |acc: &mut Vec<T>, m: &[T]| {
+            for row in m.chunks_exact(gu) {
+                for (a, &v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+        };
+        if needs.b_ih {
+            add_columns(&mut self.gb_ih, cx);
+        }
+        if needs.b_hh {
+            add_columns(&mut self.gb_hh, chd);
+        }
+        self.rows = 0;
+    }
 }
 
 /// Backpropagation through time given the cotangent `gout` of the output.
@@ -957,7 +1057,7 @@ impl<T: RnnFloat> BwdWorker<T> {
 fn backward_kernel<T: RnnFloat>(
     cell: CellKind,
     d: Dims,
-    hl: HLayout,
+    rows: Rows,
     needs: &[bool],
     x: &XView<'_, T>,
     w_ih: &[T],
@@ -977,17 +1077,27 @@ fn backward_kernel<T: RnnFloat>(
     } = d;
     let gates = cell.gates();
     let g = gates * h;
-    let (bh, bg) = (bn * h, bn * g);
+    let (bh, bg, n, k) = (bn * h, bn * g, tn * bn, isz + h);
     let gru = cell == CellKind::Gru;
     let lstm = cell == CellKind::Lstm;
-    let units = split_units(h, bn * g * h);
-    let big = tn * bn * g * h >= PARALLEL_FROM;
-    in_pool(units.len() > 1 || big, || {
-        // Gradients of the input-side pre-activations of every step, and (GRU only, where they
-        // differ in the n gate) of the hidden-side ones.
-        // Every element of these is written by the steps.
-        let mut dxp = take::<T>(tn * bg);
-        let mut dhp_own = if gru { take::<T>(tn * bg) } else { Vec::new() };
+    let nd = Needs {
+        x: needs[0],
+        w_ih: needs[1],
+        w_hh: needs[2],
+        b_ih: needs[3],
+        b_hh: needs[4],
+        h0: needs[5],
+        c0: lstm && needs.get(6).copied().unwrap_or(false),
+    };
+    // Steps per chunk of the weight-gradient products: about 64 rows.
+    let chunk = (64 / bn).clamp(1, tn);
+    let units = split_units(h, bn * g * (h + k));
+    in_pool(units.len() > 1, || {
+        // All the input-side gradients, for the input's gradient (only when asked for).
+        let mut dxp = if nd.x { take::<T>(n * g) } else { Vec::new() };
+        // The hidden-side gradients of the last two steps, contiguous: the next step's operand.
+        let mut dbuf = take::<T>(2 * bg);
+        let wrows = if nd.any_weight() { chunk * bn } else { 0 };
         let mut workers: Vec<BwdWorker<T>> = units
             .iter()
             .map(|&(r0, u)| BwdWorker {
@@ -1008,86 +1118,139 @@ fn backward_kernel<T: RnnFloat>(
                 } else {
                     Vec::new()
                 },
+                cx: take(if gru { wrows.max(1) } else { wrows } * gates * u),
+                ch: if gru {
+                    take(wrows * gates * u)
+                } else {
+                    Vec::new()
+                },
+                cb: take(wrows * k),
+                rows: 0,
+                gw: if nd.w_ih || nd.w_hh {
+                    vec![T::zero(); gates * u * k]
+                } else {
+                    Vec::new()
+                },
+                gb_ih: vec![T::zero(); if nd.b_ih { gates * u } else { 0 }],
+                gb_hh: vec![T::zero(); if nd.b_hh { gates * u } else { 0 }],
             })
             .collect();
         {
-            let xs = Shared::new(&mut dxp);
-            let hs = Shared::new(&mut dhp_own);
-            // The hidden-side gradients: their own buffer for the GRU, the input-side ones else.
-            let dhp_s = if gru { &hs } else { &xs };
+            let (xs, ds) = (Shared::new(&mut dxp), Shared::new(&mut dbuf));
             for t in (0..tn).rev() {
                 for_workers(&mut workers, |wk| {
-                    let (r0, u) = (wk.r0, wk.u);
+                    let (r0, u, gu) = (wk.r0, wk.u, gates * wk.u);
                     // SAFETY (for every `get`/`get_mut` below): during step t the workers write
-                    // only their own units' columns of row t of `dxp`/`dhp`, and read all of row
-                    // t+1 (complete, not written in this step).
+                    // only their own units' columns of the rows of step t in `dxp` and of the
+                    // current half of `dbuf`, and read the other half of `dbuf` (complete, not
+                    // written in this step).
                     if t + 1 < tn {
-                        wk.carry(cell, bn, g, unsafe { dhp_s.get((t + 1) * bg, bg) });
+                        wk.carry(cell, bn, g, unsafe { ds.get(((t + 1) % 2) * bg, bg) });
                     }
                     for b in 0..bn {
-                        let col = b * h + r0;
-                        let row = |q: usize| t * bg + b * g + q * h + r0;
-                        let oh = hl.row(t, b) + r0;
-                        let gh = &gout[oh..oh + u];
+                        let (r, col) = (rows.at(t, b), b * h + r0);
+                        let gate = |q: usize| r * g + q * h + r0;
+                        let next = |q: usize| (t % 2) * bg + b * g + q * h + r0;
+                        let gh = &gout[r * h + r0..r * h + r0 + u];
                         let dh = &wk.dh[b * u..(b + 1) * u];
-                        let act = |q: usize| &acts[row(q)..row(q) + u];
+                        let act = |q: usize| &acts[gate(q)..gate(q) + u];
+                        let h_prev = |c0: usize, len: usize| {
+                            if t == 0 {
+                                &h0[b * h + c0..b * h + c0 + len]
+                            } else {
+                                let o = rows.at(t - 1, b) * h + c0;
+                                &out[o..o + len]
+                            }
+                        };
+                        // This row of the weight-gradient chunk.
+                        let cr = wk.rows + b;
                         match cell {
                             CellKind::Lstm => unsafe {
                                 let c_prev = if t == 0 {
                                     &c0[col..col + u]
                                 } else {
-                                    &extra[(t - 1) * bh + col..(t - 1) * bh + col + u]
+                                    let o = rows.at(t - 1, b) * h + r0;
+                                    &extra[o..o + u]
                                 };
-                                let tcs = (tn + t) * bh + col;
+                                let tc = (n + r) * h + r0;
                                 lstm_bwd::<T>(LstmBwd {
                                     gh,
                                     dh,
                                     dc: &mut wk.dc[b * u..(b + 1) * u],
                                     acts: [0, 1, 2, 3].map(act),
                                     c_prev,
-                                    tc: &extra[tcs..tcs + u],
-                                    dpre: [0, 1, 2, 3].map(|q| xs.get_mut(row(q), u)),
+                                    tc: &extra[tc..tc + u],
+                                    dpre: [0, 1, 2, 3].map(|q| ds.get_mut(next(q), u)),
                                 });
                             },
                             CellKind::Gru => unsafe {
+                                // The input-side gradients go straight to the chunk (row 0 as
+                                // scratch when no weight gradient is needed).
+                                let cr = if wrows > 0 { cr } else { 0 };
+                                let (x0, rest) = wk.cx[cr * gu..(cr + 1) * gu].split_at_mut(u);
+                                let (x1, x2) = rest.split_at_mut(u);
                                 gru_bwd::<T>(GruBwd {
                                     gh,
                                     dh,
                                     acts: [0, 1, 2].map(act),
-                                    hn: &extra[t * bh + col..t * bh + col + u],
-                                    h_prev: if t == 0 {
-                                        &h0[col..col + u]
-                                    } else {
-                                        let o = hl.row(t - 1, b) + r0;
-                                        &out[o..o + u]
-                                    },
-                                    dxp: [0, 1, 2].map(|q| xs.get_mut(row(q), u)),
-                                    dhp: [0, 1, 2].map(|q| hs.get_mut(row(q), u)),
+                                    hn: &extra[r * h + r0..r * h + r0 + u],
+                                    h_prev: h_prev(r0, u),
+                                    dxp: [x0, x1, x2],
+                                    dhp: [0, 1, 2].map(|q| ds.get_mut(next(q), u)),
                                     direct: &mut wk.direct[b * u..(b + 1) * u],
                                 });
+                                if nd.x {
+                                    for q in 0..3 {
+                                        let src = &wk.cx[cr * gu + q * u..cr * gu + (q + 1) * u];
+                                        xs.get_mut(gate(q), u).copy_from_slice(src);
+                                    }
+                                }
                             },
                             CellKind::RnnTanh | CellKind::RnnRelu => unsafe {
                                 rnn_bwd::<T>(RnnBwd {
                                     relu: cell == CellKind::RnnRelu,
                                     gh,
                                     dh,
-                                    hv: &out[oh..oh + u],
-                                    dpre: xs.get_mut(row(0), u),
+                                    hv: &out[r * h + r0..r * h + r0 + u],
+                                    dpre: ds.get_mut(next(0), u),
                                 });
                             },
+                        }
+                        // SAFETY: own columns of the current half of `dbuf`.
+                        let own_hidden = |q: usize| unsafe { ds.get(next(q), u) };
+                        if !gru && nd.x {
+                            for q in 0..gates {
+                                unsafe { xs.get_mut(gate(q), u) }.copy_from_slice(own_hidden(q));
+                            }
+                        }
+                        if wrows > 0 {
+                            let dst = if gru { &mut wk.ch } else { &mut wk.cx };
+                            for q in 0..gates {
+                                dst[cr * gu + q * u..cr * gu + (q + 1) * u]
+                                    .copy_from_slice(own_hidden(q));
+                            }
+                            let cb = &mut wk.cb[cr * k..(cr + 1) * k];
+                            cb[..isz].copy_from_slice(x.row(t, b, isz));
+                            cb[isz..].copy_from_slice(h_prev(0, h));
+                        }
+                    }
+                    if wrows > 0 {
+                        wk.rows += bn;
+                        if wk.rows == wrows || t == 0 {
+                            wk.flush(gru, gates, isz, h, nd);
                         }
                     }
                 });
             }
             // The cotangent of h0 (one more recurrent product).
-            if needs[5] {
+            if nd.h0 {
                 // SAFETY: no worker writes any more.
-                let dhp0 = unsafe { dhp_s.get(0, bg) };
-                for_workers(&mut workers, |wk| wk.carry(cell, bn, g, dhp0));
+                let d0 = unsafe { ds.get(0, bg) };
+                for_workers(&mut workers, |wk| wk.carry(cell, bn, g, d0));
             }
         }
-        let dhp: &[T] = if gru { &dhp_own } else { &dxp };
-        // Gather the workers' columns of the state cotangents.
+        give(dbuf);
+        // Gather the workers' parts.
         let gather = |part: fn(&BwdWorker<T>) -> &Vec<T>| {
             let mut full = vec![T::zero(); bh];
             for wk in &workers {
@@ -1098,106 +1261,60 @@ fn backward_kernel<T: RnnFloat>(
             }
             full
         };
-        let h0_grad = needs[5].then(|| gather(|w| &w.dh));
-        let c0_grad = (lstm && needs.get(6).copied().unwrap_or(false)).then(|| gather(|w| &w.dc));
-
-        // Weight gradients: Σ_t dpre_tᵀ [x_t | h_{t-1}], one product over all T·B rows. The
-        // input- and hidden-side gradients coincide except for the GRU, where they are two products.
-        let rows = tn * bn;
-        let hprev = || {
-            let mut v = take::<T>(rows * h);
-            v[..bh].copy_from_slice(h0);
-            for t in 1..tn {
-                for b in 0..bn {
-                    let o = hl.row(t - 1, b);
-                    v[(t * bn + b) * h..(t * bn + b + 1) * h].copy_from_slice(&out[o..o + h]);
+        let h0_grad = nd.h0.then(|| gather(|w| &w.dh));
+        let c0_grad = nd.c0.then(|| gather(|w| &w.dc));
+        // Worker row `q·u + j` is row `q·H + r0 + j` of the weights.
+        let weight_rows = |cols: std::ops::Range<usize>| {
+            let width = cols.len();
+            let mut full = vec![T::zero(); g * width];
+            for wk in &workers {
+                for q in 0..gates {
+                    for j in 0..wk.u {
+                        let src = &wk.gw[(q * wk.u + j) * k..(q * wk.u + j + 1) * k];
+                        let dst = (q * h + wk.r0 + j) * width;
+                        full[dst..dst + width].copy_from_slice(&src[cols.clone()]);
+                    }
                 }
             }
-            v
+            full
         };
-        // x as a time-major [T·B, I] block (borrowed when it already is one).
-        let x_rows: std::borrow::Cow<'_, [T]> = if x.bs == isz && x.ts == bn * isz {
-            std::borrow::Cow::Borrowed(&x.data[..rows * isz])
-        } else {
-            let mut v = take::<T>(rows * isz);
-            for t in 0..tn {
-                for b in 0..bn {
-                    v[(t * bn + b) * isz..(t * bn + b + 1) * isz].copy_from_slice(x.row(t, b, isz));
+        let bias = |part: fn(&BwdWorker<T>) -> &Vec<T>| {
+            let mut full = vec![T::zero(); g];
+            for wk in &workers {
+                for q in 0..gates {
+                    full[q * h + wk.r0..q * h + wk.r0 + wk.u]
+                        .copy_from_slice(&part(wk)[q * wk.u..(q + 1) * wk.u]);
                 }
             }
-            std::borrow::Cow::Owned(v)
+            full
         };
-        let (w_ih_grad, w_hh_grad) = if !gru && needs[1] && needs[2] {
-            let wc = isz + h;
-            let mut cat = take::<T>(rows * wc);
-            let hp = hprev();
-            for (r, dst) in cat.chunks_exact_mut(wc).enumerate() {
-                dst[..isz].copy_from_slice(&x_rows[r * isz..(r + 1) * isz]);
-                dst[isz..].copy_from_slice(&hp[r * h..(r + 1) * h]);
-            }
-            give(hp);
-            let mut gw = take::<T>(g * wc);
-            Rhs::new(&cat, (wc, 1), rows, wc).mul(
-                g,
-                &dxp,
-                (1, g),
-                &mut gw,
-                wc,
-                false,
-                PARALLEL_FROM,
-            );
-            give(cat);
-            let (mut gi, mut gh) = (Vec::with_capacity(g * isz), Vec::with_capacity(g * h));
-            for row in gw.chunks_exact(wc) {
-                gi.extend_from_slice(&row[..isz]);
-                gh.extend_from_slice(&row[isz..]);
-            }
-            give(gw);
-            (Some(gi), Some(gh))
-        } else {
-            let product = |a: &[T], b: &[T], n: usize| {
-                let mut gw = vec![T::zero(); g * n];
-                Rhs::new(b, (n, 1), rows, n).mul(g, a, (1, g), &mut gw, n, false, PARALLEL_FROM);
-                gw
-            };
-            (
-                needs[1].then(|| product(&dxp, &x_rows, isz)),
-                needs[2].then(|| {
-                    let hp = hprev();
-                    let gw = product(dhp, &hp, h);
-                    give(hp);
-                    gw
-                }),
-            )
-        };
-        let x_grad = needs[0].then(|| {
-            let mut gx = vec![T::zero(); rows * isz];
-            Rhs::new(w_ih, (isz, 1), g, isz).mul(
-                rows,
-                &dxp,
-                (g, 1),
-                &mut gx,
-                isz,
-                false,
-                PARALLEL_FROM,
-            );
-            gx
-        });
         let grads = Grads {
-            x: x_grad,
-            w_ih: w_ih_grad,
-            w_hh: w_hh_grad,
-            b_ih: needs[3].then(|| column_sums(&dxp, g)),
-            b_hh: needs[4].then(|| column_sums(dhp, g)),
+            x: nd.x.then(|| {
+                let mut gx = vec![T::zero(); n * isz];
+                Rhs::new(w_ih, (isz, 1), g, isz).mul(
+                    n,
+                    &dxp,
+                    (g, 1),
+                    &mut gx,
+                    isz,
+                    false,
+                    PARALLEL_FROM,
+                );
+                gx
+            }),
+            w_ih: nd.w_ih.then(|| weight_rows(0..isz)),
+            w_hh: nd.w_hh.then(|| weight_rows(isz..k)),
+            b_ih: nd.b_ih.then(|| bias(|w| &w.gb_ih)),
+            b_hh: nd.b_hh.then(|| bias(|w| &w.gb_hh)),
             h0: h0_grad,
             c0: c0_grad,
         };
-        drop(workers);
-        if let std::borrow::Cow::Owned(v) = x_rows {
-            give(v);
+        for wk in workers {
+            give(wk.cx);
+            give(wk.ch);
+            give(wk.cb);
         }
         give(dxp);
-        give(dhp_own);
         grads
     })
 }
@@ -1251,12 +1368,11 @@ fn x_data<T: Element>(x: &Tensor) -> (std::borrow::Cow<'_, [T]>, usize, usize) {
 }
 
 impl Dims {
-    fn layout(&self, batch_major: bool) -> HLayout {
-        HLayout {
+    fn rows(&self, batch_major: bool) -> Rows {
+        Rows {
             batch_major,
             t: self.t,
             b: self.b,
-            h: self.h,
         }
     }
 }
@@ -1295,7 +1411,7 @@ impl Recurrent {
         let gr = backward_kernel::<T>(
             self.cell,
             d,
-            d.layout(self.batch_major),
+            d.rows(self.batch_major),
             needs,
             &x,
             &w_ih,
@@ -1309,7 +1425,11 @@ impl Recurrent {
         );
         let shape = |k: usize| inputs[k].shape().clone();
         let mut res: InputGrads = smallvec::smallvec![
-            gr.x.map(|v| tensor_from(v, shape(0))),
+            gr.x.map(|v| if self.batch_major {
+                tensor_from(v, [d.b, d.t, d.i]).transpose(0, 1)
+            } else {
+                tensor_from(v, shape(0))
+            }),
             gr.w_ih.map(|v| tensor_from(v, shape(1))),
             gr.w_hh.map(|v| tensor_from(v, shape(2))),
             gr.b_ih.map(|v| tensor_from(v, shape(3))),
@@ -1481,7 +1601,7 @@ pub(crate) fn recurrent(
         let (o, a, e) = forward_kernel::<T>(
             cell,
             d,
-            d.layout(batch_major),
+            d.rows(batch_major),
             &XView { data: &xd, ts, bs },
             &w_ih.contiguous_data::<T>(),
             &w_hh.contiguous_data::<T>(),
@@ -1571,8 +1691,28 @@ mod tests {
                 }
             };
             close("output", &y1, &y2);
-            for (k, (a, b)) in pull1(&u).iter().zip(&pull2(&u)).enumerate() {
+            let want = pull2(&u);
+            for (k, (a, b)) in pull1(&u).iter().zip(&want).enumerate() {
                 close(&format!("gradient {k} (batch-major {batch_major})"), a, b);
+            }
+            // Subsets of the inputs (the reverse rule computes only what is needed).
+            let subsets: &[&[usize]] = &[&[1, 2], &[2], &[1, 4], &[0, 3], &[5], &[6]];
+            for subset in subsets {
+                if subset.iter().any(|&k| k >= inputs.len()) {
+                    continue;
+                }
+                let vars: Vec<Tensor> = subset.iter().map(|&k| inputs[k].clone()).collect();
+                let part = |vs: &[Tensor]| {
+                    let mut all = inputs.clone();
+                    for (&k, v) in subset.iter().zip(vs) {
+                        all[k] = v.clone();
+                    }
+                    fused(&all)
+                };
+                let (_, pull) = crate::vjp(part, &vars);
+                for (&k, got) in subset.iter().zip(&pull(&u)) {
+                    close(&format!("gradient {k} alone {subset:?}"), got, &want[k]);
+                }
             }
         }
     }

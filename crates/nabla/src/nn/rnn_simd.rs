@@ -81,12 +81,7 @@ mod act {
             // |x| < 0.625: x + x³ P(x²)
             let s = _mm256_mul_ps(x, x);
             let mut p = _mm256_set1_ps(-5.704_988_7e-3);
-            for c in [
-                2.063_909e-2,
-                -5.373_971_6e-2,
-                1.333_144_2e-1,
-                -3.333_328e-1,
-            ] {
+            for c in [2.063_909e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328e-1] {
                 p = _mm256_fmadd_ps(p, s, _mm256_set1_ps(c));
             }
             let small = _mm256_fmadd_ps(_mm256_mul_ps(p, s), x, x);
