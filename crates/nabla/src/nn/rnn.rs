@@ -23,6 +23,16 @@ use crate::{DType, Tensor};
 use rand::Rng;
 
 /// The nonlinearity of an [`Rnn`] or [`RnnCell`] (PyTorch's `nonlinearity="tanh" | "relu"`).
+///
+/// ```
+/// use nabla::nn::{RnnCell, RnnNonlinearity};
+/// use nabla::{rand::SeedableRng, DType, Tensor};
+/// let mut rng = nabla::rand::rngs::StdRng::seed_from_u64(0);
+/// let cell = RnnCell::with_options(2, 3, RnnNonlinearity::Relu, true, DType::F64, &mut rng);
+/// let h = cell.forward_with_state(&Tensor::ones([4, 2], DType::F64), None);
+/// assert!(h.to_vec::<f64>().iter().all(|&v| v >= 0.0));
+/// assert_eq!(cell.nonlinearity(), RnnNonlinearity::Relu);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RnnNonlinearity {
     /// `tanh` (the default).

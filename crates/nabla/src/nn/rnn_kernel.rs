@@ -465,8 +465,85 @@ fn for_workers<S: Send>(states: &mut [S], f: impl Fn(&mut S) + Sync) {
     }
 }
 
-/// Runs `f` on a rayon worker thread when `parallel` (so that the many small `join`s inside cost a
-/// deque push, not a cross-thread wake-up each), else on the calling thread.
+/// Runs `steps` steps, each made of one task per worker state, `f(step, state)`, in order: every
+/// task of a step finishes before any task of the next one starts.
+///
+/// With two states, two threads run the steps in lockstep (one `rayon::join` for the whole loop).
+/// Each task is claimed atomically by whichever thread comes first, so a thread that is late or
+/// not scheduled at all never holds the other up: the other one runs both tasks. Between steps a
+/// thread waits for the task the other one is running by spinning briefly (steps take
+/// microseconds; yielding the core instead, as a thread-pool worker does when idle, can cost a
+/// whole scheduler time slice on a busy machine), then by yielding.
+fn run_steps<S: Send>(states: &mut [S], steps: usize, f: impl Fn(usize, &mut S) + Sync) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    if states.len() != 2 {
+        for s in 0..steps {
+            states.iter_mut().for_each(|st| f(s, st));
+        }
+        return;
+    }
+    struct Slot<S>(std::cell::UnsafeCell<S>);
+    // SAFETY: a slot is only accessed by the thread that claimed its task (see below).
+    unsafe impl<S: Send> Sync for Slot<S> {}
+    /// Marks the run as failed if a task panics, so the other thread stops waiting.
+    struct Failed<'a>(&'a AtomicBool);
+    impl Drop for Failed<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+    }
+    let (a, b) = states.split_at_mut(1);
+    let slots = [
+        Slot(std::cell::UnsafeCell::new(&mut a[0])),
+        Slot(std::cell::UnsafeCell::new(&mut b[0])),
+    ];
+    // Per task: how many of its steps have been claimed, and how many are finished.
+    let claimed = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    let done = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    let failed = AtomicBool::new(false);
+    let driver = |first: usize| {
+        let mut s = done[0]
+            .load(Ordering::Acquire)
+            .min(done[1].load(Ordering::Acquire));
+        while s < steps {
+            for w in [first, 1 - first] {
+                if claimed[w]
+                    .compare_exchange(s, s + 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    let _guard = Failed(&failed);
+                    // SAFETY: claiming step s of task w succeeds exactly once, after both tasks
+                    // of step s-1 finished (this thread waited for them below, with acquire
+                    // ordering), so no other access to the slot can be running or pending.
+                    let st: &mut S = unsafe { &mut **slots[w].0.get() };
+                    f(s, st);
+                    done[w].store(s + 1, Ordering::Release);
+                }
+            }
+            for d in &done {
+                let mut spins = 0u32;
+                while d.load(Ordering::Acquire) <= s {
+                    if failed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if spins < 1 << 10 {
+                        spins += 1;
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+            }
+            s += 1;
+        }
+    };
+    rayon::join(|| driver(0), || driver(1));
+}
+
+/// Runs `f` on a rayon worker thread when `parallel` (so that the `join`s inside find the other
+/// worker ready), else on the calling thread.
 fn in_pool<R: Send>(parallel: bool, f: impl FnOnce() -> R + Send) -> R {
     if parallel && rayon::current_thread_index().is_none() {
         rayon::scope(|_| f())
@@ -853,70 +930,68 @@ fn forward_kernel<T: RnnFloat>(
                 Shared::new(e),
                 Shared::new(hb),
             );
-            for t in 0..tn {
-                for_workers(&mut workers, |wk| {
-                    let (r0, u, bu) = (wk.r0, wk.u, blocks * wk.u);
-                    // SAFETY (for every `get`/`get_mut` below): during step t the workers write
-                    // only their own units' columns of the rows of step t in `out`, `acts`,
-                    // `extra` and of the current half of `hbuf`, and read the other half of
-                    // `hbuf` and their own columns of step t-1 in `extra` (not written in this
-                    // step).
-                    let h_prev = if t == 0 {
-                        h0
-                    } else {
-                        unsafe { hs.get(((t - 1) % 2) * bh, bh) }
-                    };
-                    for b in 0..bn {
-                        let dst = &mut wk.a[b * k..(b + 1) * k];
-                        dst[..isz].copy_from_slice(x.row(t, b, isz));
-                        dst[isz..].copy_from_slice(&h_prev[b * h..(b + 1) * h]);
-                    }
-                    wk.w.mul(bn, &wk.a, (k, 1), &mut wk.pre, bu, false, usize::MAX);
-                    for b in 0..bn {
-                        let pre = &wk.pre[b * bu..(b + 1) * bu];
-                        let r = rows.at(t, b);
-                        let gate = |q: usize| r * g + q * h + r0;
-                        let col = b * h + r0;
-                        let hcur = unsafe { hs.get_mut((t % 2) * bh + col, u) };
-                        match cell {
-                            CellKind::Lstm => unsafe {
-                                let c_prev = if t == 0 {
-                                    &c0[col..col + u]
-                                } else {
-                                    es.get(rows.at(t - 1, b) * h + r0, u)
-                                };
-                                lstm_fwd::<T>(LstmFwd {
-                                    pre,
-                                    bias: [0, 1, 2, 3].map(|q| seg(&bias, q, h, r0, u)),
-                                    acts: [0, 1, 2, 3].map(|q| xs.get_mut(gate(q), u)),
-                                    c_prev,
-                                    c: es.get_mut(r * h + r0, u),
-                                    tc: es.get_mut((n + r) * h + r0, u),
-                                    h: &mut *hcur,
-                                });
-                            },
-                            CellKind::Gru => unsafe {
-                                gru_fwd::<T>(GruFwd {
-                                    pre,
-                                    b_ih: [0, 1, 2].map(|q| seg(b_ih, q, h, r0, u)),
-                                    b_hh: [0, 1, 2].map(|q| seg(b_hh, q, h, r0, u)),
-                                    acts: [0, 1, 2].map(|q| xs.get_mut(gate(q), u)),
-                                    h_prev: &h_prev[col..col + u],
-                                    hn: es.get_mut(r * h + r0, u),
-                                    h: &mut *hcur,
-                                });
-                            },
-                            CellKind::RnnTanh | CellKind::RnnRelu => rnn_fwd::<T>(RnnFwd {
-                                relu: cell == CellKind::RnnRelu,
+            run_steps(&mut workers, tn, |t, wk| {
+                let (r0, u, bu) = (wk.r0, wk.u, blocks * wk.u);
+                // SAFETY (for every `get`/`get_mut` below): during step t the workers write
+                // only their own units' columns of the rows of step t in `out`, `acts`,
+                // `extra` and of the current half of `hbuf`, and read the other half of
+                // `hbuf` and their own columns of step t-1 in `extra` (not written in this
+                // step).
+                let h_prev = if t == 0 {
+                    h0
+                } else {
+                    unsafe { hs.get(((t - 1) % 2) * bh, bh) }
+                };
+                for b in 0..bn {
+                    let dst = &mut wk.a[b * k..(b + 1) * k];
+                    dst[..isz].copy_from_slice(x.row(t, b, isz));
+                    dst[isz..].copy_from_slice(&h_prev[b * h..(b + 1) * h]);
+                }
+                wk.w.mul(bn, &wk.a, (k, 1), &mut wk.pre, bu, false, usize::MAX);
+                for b in 0..bn {
+                    let pre = &wk.pre[b * bu..(b + 1) * bu];
+                    let r = rows.at(t, b);
+                    let gate = |q: usize| r * g + q * h + r0;
+                    let col = b * h + r0;
+                    let hcur = unsafe { hs.get_mut((t % 2) * bh + col, u) };
+                    match cell {
+                        CellKind::Lstm => unsafe {
+                            let c_prev = if t == 0 {
+                                &c0[col..col + u]
+                            } else {
+                                es.get(rows.at(t - 1, b) * h + r0, u)
+                            };
+                            lstm_fwd::<T>(LstmFwd {
                                 pre,
-                                bias: seg(&bias, 0, h, r0, u),
+                                bias: [0, 1, 2, 3].map(|q| seg(&bias, q, h, r0, u)),
+                                acts: [0, 1, 2, 3].map(|q| xs.get_mut(gate(q), u)),
+                                c_prev,
+                                c: es.get_mut(r * h + r0, u),
+                                tc: es.get_mut((n + r) * h + r0, u),
                                 h: &mut *hcur,
-                            }),
-                        }
-                        unsafe { os.get_mut(r * h + r0, u) }.copy_from_slice(hcur);
+                            });
+                        },
+                        CellKind::Gru => unsafe {
+                            gru_fwd::<T>(GruFwd {
+                                pre,
+                                b_ih: [0, 1, 2].map(|q| seg(b_ih, q, h, r0, u)),
+                                b_hh: [0, 1, 2].map(|q| seg(b_hh, q, h, r0, u)),
+                                acts: [0, 1, 2].map(|q| xs.get_mut(gate(q), u)),
+                                h_prev: &h_prev[col..col + u],
+                                hn: es.get_mut(r * h + r0, u),
+                                h: &mut *hcur,
+                            });
+                        },
+                        CellKind::RnnTanh | CellKind::RnnRelu => rnn_fwd::<T>(RnnFwd {
+                            relu: cell == CellKind::RnnRelu,
+                            pre,
+                            bias: seg(&bias, 0, h, r0, u),
+                            h: &mut *hcur,
+                        }),
                     }
-                });
-            }
+                    unsafe { os.get_mut(r * h + r0, u) }.copy_from_slice(hcur);
+                }
+            });
             for wk in workers {
                 give(wk.a);
                 give(wk.pre);
@@ -1137,111 +1212,110 @@ fn backward_kernel<T: RnnFloat>(
             .collect();
         {
             let (xs, ds) = (Shared::new(&mut dxp), Shared::new(&mut dbuf));
-            for t in (0..tn).rev() {
-                for_workers(&mut workers, |wk| {
-                    let (r0, u, gu) = (wk.r0, wk.u, gates * wk.u);
-                    // SAFETY (for every `get`/`get_mut` below): during step t the workers write
-                    // only their own units' columns of the rows of step t in `dxp` and of the
-                    // current half of `dbuf`, and read the other half of `dbuf` (complete, not
-                    // written in this step).
-                    if t + 1 < tn {
-                        wk.carry(cell, bn, g, unsafe { ds.get(((t + 1) % 2) * bg, bg) });
-                    }
-                    for b in 0..bn {
-                        let (r, col) = (rows.at(t, b), b * h + r0);
-                        let gate = |q: usize| r * g + q * h + r0;
-                        let next = |q: usize| (t % 2) * bg + b * g + q * h + r0;
-                        let gh = &gout[r * h + r0..r * h + r0 + u];
-                        let dh = &wk.dh[b * u..(b + 1) * u];
-                        let act = |q: usize| &acts[gate(q)..gate(q) + u];
-                        let h_prev = |c0: usize, len: usize| {
-                            if t == 0 {
-                                &h0[b * h + c0..b * h + c0 + len]
+            run_steps(&mut workers, tn, |s, wk| {
+                let t = tn - 1 - s;
+                let (r0, u, gu) = (wk.r0, wk.u, gates * wk.u);
+                // SAFETY (for every `get`/`get_mut` below): during step t the workers write
+                // only their own units' columns of the rows of step t in `dxp` and of the
+                // current half of `dbuf`, and read the other half of `dbuf` (complete, not
+                // written in this step).
+                if t + 1 < tn {
+                    wk.carry(cell, bn, g, unsafe { ds.get(((t + 1) % 2) * bg, bg) });
+                }
+                for b in 0..bn {
+                    let (r, col) = (rows.at(t, b), b * h + r0);
+                    let gate = |q: usize| r * g + q * h + r0;
+                    let next = |q: usize| (t % 2) * bg + b * g + q * h + r0;
+                    let gh = &gout[r * h + r0..r * h + r0 + u];
+                    let dh = &wk.dh[b * u..(b + 1) * u];
+                    let act = |q: usize| &acts[gate(q)..gate(q) + u];
+                    let h_prev = |c0: usize, len: usize| {
+                        if t == 0 {
+                            &h0[b * h + c0..b * h + c0 + len]
+                        } else {
+                            let o = rows.at(t - 1, b) * h + c0;
+                            &out[o..o + len]
+                        }
+                    };
+                    // This row of the weight-gradient chunk.
+                    let cr = wk.rows + b;
+                    match cell {
+                        CellKind::Lstm => unsafe {
+                            let c_prev = if t == 0 {
+                                &c0[col..col + u]
                             } else {
-                                let o = rows.at(t - 1, b) * h + c0;
-                                &out[o..o + len]
-                            }
-                        };
-                        // This row of the weight-gradient chunk.
-                        let cr = wk.rows + b;
-                        match cell {
-                            CellKind::Lstm => unsafe {
-                                let c_prev = if t == 0 {
-                                    &c0[col..col + u]
-                                } else {
-                                    let o = rows.at(t - 1, b) * h + r0;
-                                    &extra[o..o + u]
-                                };
-                                let tc = (n + r) * h + r0;
-                                lstm_bwd::<T>(LstmBwd {
-                                    gh,
-                                    dh,
-                                    dc: &mut wk.dc[b * u..(b + 1) * u],
-                                    acts: [0, 1, 2, 3].map(act),
-                                    c_prev,
-                                    tc: &extra[tc..tc + u],
-                                    dpre: [0, 1, 2, 3].map(|q| ds.get_mut(next(q), u)),
-                                });
-                            },
-                            CellKind::Gru => unsafe {
-                                // The input-side gradients go straight to the chunk (row 0 as
-                                // scratch when no weight gradient is needed).
-                                let cr = if wrows > 0 { cr } else { 0 };
-                                let (x0, rest) = wk.cx[cr * gu..(cr + 1) * gu].split_at_mut(u);
-                                let (x1, x2) = rest.split_at_mut(u);
-                                gru_bwd::<T>(GruBwd {
-                                    gh,
-                                    dh,
-                                    acts: [0, 1, 2].map(act),
-                                    hn: &extra[r * h + r0..r * h + r0 + u],
-                                    h_prev: h_prev(r0, u),
-                                    dxp: [x0, x1, x2],
-                                    dhp: [0, 1, 2].map(|q| ds.get_mut(next(q), u)),
-                                    direct: &mut wk.direct[b * u..(b + 1) * u],
-                                });
-                                if nd.x {
-                                    for q in 0..3 {
-                                        let src = &wk.cx[cr * gu + q * u..cr * gu + (q + 1) * u];
-                                        xs.get_mut(gate(q), u).copy_from_slice(src);
-                                    }
+                                let o = rows.at(t - 1, b) * h + r0;
+                                &extra[o..o + u]
+                            };
+                            let tc = (n + r) * h + r0;
+                            lstm_bwd::<T>(LstmBwd {
+                                gh,
+                                dh,
+                                dc: &mut wk.dc[b * u..(b + 1) * u],
+                                acts: [0, 1, 2, 3].map(act),
+                                c_prev,
+                                tc: &extra[tc..tc + u],
+                                dpre: [0, 1, 2, 3].map(|q| ds.get_mut(next(q), u)),
+                            });
+                        },
+                        CellKind::Gru => unsafe {
+                            // The input-side gradients go straight to the chunk (row 0 as
+                            // scratch when no weight gradient is needed).
+                            let cr = if wrows > 0 { cr } else { 0 };
+                            let (x0, rest) = wk.cx[cr * gu..(cr + 1) * gu].split_at_mut(u);
+                            let (x1, x2) = rest.split_at_mut(u);
+                            gru_bwd::<T>(GruBwd {
+                                gh,
+                                dh,
+                                acts: [0, 1, 2].map(act),
+                                hn: &extra[r * h + r0..r * h + r0 + u],
+                                h_prev: h_prev(r0, u),
+                                dxp: [x0, x1, x2],
+                                dhp: [0, 1, 2].map(|q| ds.get_mut(next(q), u)),
+                                direct: &mut wk.direct[b * u..(b + 1) * u],
+                            });
+                            if nd.x {
+                                for q in 0..3 {
+                                    let src = &wk.cx[cr * gu + q * u..cr * gu + (q + 1) * u];
+                                    xs.get_mut(gate(q), u).copy_from_slice(src);
                                 }
-                            },
-                            CellKind::RnnTanh | CellKind::RnnRelu => unsafe {
-                                rnn_bwd::<T>(RnnBwd {
-                                    relu: cell == CellKind::RnnRelu,
-                                    gh,
-                                    dh,
-                                    hv: &out[r * h + r0..r * h + r0 + u],
-                                    dpre: ds.get_mut(next(0), u),
-                                });
-                            },
-                        }
-                        // SAFETY: own columns of the current half of `dbuf`.
-                        let own_hidden = |q: usize| unsafe { ds.get(next(q), u) };
-                        if !gru && nd.x {
-                            for q in 0..gates {
-                                unsafe { xs.get_mut(gate(q), u) }.copy_from_slice(own_hidden(q));
                             }
-                        }
-                        if wrows > 0 {
-                            let dst = if gru { &mut wk.ch } else { &mut wk.cx };
-                            for q in 0..gates {
-                                dst[cr * gu + q * u..cr * gu + (q + 1) * u]
-                                    .copy_from_slice(own_hidden(q));
-                            }
-                            let cb = &mut wk.cb[cr * k..(cr + 1) * k];
-                            cb[..isz].copy_from_slice(x.row(t, b, isz));
-                            cb[isz..].copy_from_slice(h_prev(0, h));
+                        },
+                        CellKind::RnnTanh | CellKind::RnnRelu => unsafe {
+                            rnn_bwd::<T>(RnnBwd {
+                                relu: cell == CellKind::RnnRelu,
+                                gh,
+                                dh,
+                                hv: &out[r * h + r0..r * h + r0 + u],
+                                dpre: ds.get_mut(next(0), u),
+                            });
+                        },
+                    }
+                    // SAFETY: own columns of the current half of `dbuf`.
+                    let own_hidden = |q: usize| unsafe { ds.get(next(q), u) };
+                    if !gru && nd.x {
+                        for q in 0..gates {
+                            unsafe { xs.get_mut(gate(q), u) }.copy_from_slice(own_hidden(q));
                         }
                     }
                     if wrows > 0 {
-                        wk.rows += bn;
-                        if wk.rows == wrows || t == 0 {
-                            wk.flush(gru, gates, isz, h, nd);
+                        let dst = if gru { &mut wk.ch } else { &mut wk.cx };
+                        for q in 0..gates {
+                            dst[cr * gu + q * u..cr * gu + (q + 1) * u]
+                                .copy_from_slice(own_hidden(q));
                         }
+                        let cb = &mut wk.cb[cr * k..(cr + 1) * k];
+                        cb[..isz].copy_from_slice(x.row(t, b, isz));
+                        cb[isz..].copy_from_slice(h_prev(0, h));
                     }
-                });
-            }
+                }
+                if wrows > 0 {
+                    wk.rows += bn;
+                    if wk.rows == wrows || t == 0 {
+                        wk.flush(gru, gates, isz, h, nd);
+                    }
+                }
+            });
             // The cotangent of h0 (one more recurrent product).
             if nd.h0 {
                 // SAFETY: no worker writes any more.
