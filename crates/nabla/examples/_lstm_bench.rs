@@ -1,7 +1,8 @@
 //! Times the `lstm` benchmark (BENCHMARKS-SPEC.md): LSTM input 32, hidden 128, 50 steps, batch 16,
 //! inputs N(0, 1), loss = sum of all hidden outputs, forward + backward w.r.t. all weights.
-//! Usage: `cargo run --release -p nabla --example _lstm_bench [reps]`; prints the median per iteration.
-use nabla::nn::{Forward, Lstm, Module};
+//! Usage: `cargo run --release -p nabla --example _lstm_bench [reps] [lstm|gru|rnn]`; prints the
+//! median per iteration (the same shapes for the GRU and the tanh RNN).
+use nabla::nn::{Forward, Gru, Lstm, Module, Rnn};
 use nabla::rand::{SeedableRng, rngs::StdRng};
 use nabla::{DType, Tensor};
 use std::time::Instant;
@@ -13,11 +14,17 @@ fn main() {
         .unwrap_or(200);
     let (b, t, i, h) = (16, 50, 32, 128);
     let mut rng = StdRng::seed_from_u64(0);
-    let lstm = Lstm::new(i, h, &mut rng);
+    let kind = std::env::args().nth(2).unwrap_or_else(|| "lstm".into());
+    let net: Box<dyn nabla::nn::Layer> = match kind.as_str() {
+        "lstm" => Box::new(Lstm::new(i, h, &mut rng)),
+        "gru" => Box::new(Gru::new(i, h, &mut rng)),
+        "rnn" => Box::new(Rnn::new(i, h, &mut rng)),
+        k => panic!("unknown network {k}"),
+    };
     let x = Tensor::randn([b, t, i], DType::F32, &mut rng);
-    let params = lstm.parameters();
+    let params = net.parameters();
     let step = || {
-        let loss = lstm.forward(&x).sum();
+        let loss = net.forward(&x).sum();
         let g = loss.backward();
         assert_eq!(g.len(), params.len());
         std::hint::black_box(g);
@@ -33,7 +40,7 @@ fn main() {
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
-        "nabla lstm fwd+bwd: median {:.3} ms  p10 {:.3} ms  min {:.3} ms  ({reps} runs, {} rayon threads)",
+        "nabla {kind} fwd+bwd: median {:.3} ms  p10 {:.3} ms  min {:.3} ms  ({reps} runs, {} rayon threads)",
         times[reps / 2] * 1e3,
         times[reps / 10] * 1e3,
         times[0] * 1e3,
