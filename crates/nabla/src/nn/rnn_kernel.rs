@@ -8,15 +8,21 @@
 //! states), the last cell state `[B, H]`. So the caller's sequence output is a contiguous view in
 //! either layout.
 //!
-//! - Forward: the input projection of all steps is one matrix product; each step is one product with
-//!   `W_hhᵀ` followed by one fused elementwise pass (activations inline, vectorised for `f32`). The
-//!   gate activations are kept (detached) for the backward pass, like cuDNN's reserve space.
-//! - Reverse rule, first order (nothing records the backward pass): a fused backpropagation through
-//!   time that gathers the gate gradients of all steps, then forms the weight gradients with one
-//!   matrix product each (`Σ_t dgatesᵀ h_{t-1}` as a single `[G·H, T·B] @ [T·B, H]` product).
+//! - Forward: each step is one product `[x_t | h_{t-1}] · [W_ih | W_hh]ᵀ` (the input projection
+//!   rides along, so the pre-activations are produced in the L1 cache of the core that uses them)
+//!   and one fused elementwise pass (vectorised activations for `f32`). The gate activations are
+//!   kept, detached, for the backward pass (like cuDNN's reserve space).
+//! - Reverse rule, first order (when nothing records the backward pass): a fused
+//!   backpropagation through time; per step one product `dgates_{t+1} · W_hh` and one elementwise
+//!   pass, and every few steps (64 rows) a product `dgatesᵀ · [x_t | h_{t-1}]` that accumulates
+//!   `[dW_ih | dW_hh]` while its operands are still in cache.
+//! - Large steps split the hidden units in two halves run by two threads in lockstep (see
+//!   [`run_steps`]); each thread owns its units' weight columns, packed once per call, and its
+//!   rows of the weight gradients. Products use the AVX2 kernel of [`rnn_simd`] for `f32` and the
+//!   `gemm` crate otherwise. Scratch and saved buffers are recycled per thread (see [`take`]).
 //! - When the backward pass is itself recorded or carries forward-mode tangents (grad of grad,
 //!   Hessian-vector products), and for the forward rule, the derivatives are those of
-//!   [`reference`], the same recurrence written with differentiable tensor operations, recomputed
+//!   [`reference()`], the same recurrence written with differentiable tensor operations, recomputed
 //!   from the inputs (as [`checkpoint`](crate::checkpoint) does): so every order of derivative is
 //!   exact.
 

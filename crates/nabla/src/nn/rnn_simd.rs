@@ -506,32 +506,38 @@ pub(crate) fn sgemm_packed(
         ldc,
         accumulate,
     };
-    let par = m * n * k >= parallel_from && rayon::current_num_threads() > 1;
-    // A that fits in the L1 cache is read in place, panel by panel; larger A is packed by row tiles.
-    let a_small = m * k <= 8192;
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: AVX2/FMA are available; the assertions above bound every access of `a` and `c`, and
-    // `b` was packed for these sizes; parallel tasks write disjoint columns or rows of `c`, which
-    // stays exclusively borrowed until both end.
-    unsafe {
-        if a_small {
-            let half = (n / 2).div_ceil(16) * 16;
-            if par && half < n {
-                rayon::join(|| mm::by_panels(g, 0, half), || mm::by_panels(g, half, n));
+    {
+        let par = m * n * k >= parallel_from && rayon::current_num_threads() > 1;
+        // A that fits in the L1 cache is read in place, panel by panel; larger A is packed by row
+        // tiles.
+        // SAFETY: AVX2/FMA are available; the assertions above bound every access of `a` and
+        // `c`, and `b` was packed for these sizes; parallel tasks write disjoint columns or rows
+        // of `c`, which stays exclusively borrowed until both end.
+        unsafe {
+            if m * k <= 8192 {
+                let half = (n / 2).div_ceil(16) * 16;
+                if par && half < n {
+                    rayon::join(|| mm::by_panels(g, 0, half), || mm::by_panels(g, half, n));
+                } else {
+                    mm::by_panels(g, 0, n);
+                }
             } else {
-                mm::by_panels(g, 0, n);
-            }
-        } else {
-            let half = (m / 2).div_ceil(6) * 6;
-            if par && half < m {
-                rayon::join(|| mm::by_rows(g, 0, half), || mm::by_rows(g, half, m));
-            } else {
-                mm::by_rows(g, 0, m);
+                let half = (m / 2).div_ceil(6) * 6;
+                if par && half < m {
+                    rayon::join(|| mm::by_rows(g, 0, half), || mm::by_rows(g, half, m));
+                } else {
+                    mm::by_rows(g, 0, m);
+                }
             }
         }
+        true
     }
-    let _ = g;
-    true
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (g, parallel_from);
+        false
+    }
 }
 
 #[cfg(test)]
