@@ -1,4 +1,5 @@
-//! Neural-network building blocks: the [`Module`] system, layers, activations, initialisers.
+//! Neural-network building blocks: the [`Module`] system, layers (dense, recurrent), activations,
+//! initialisers.
 //!
 //! A model is a plain Rust struct of layers with `#[derive(Module)]`; its parameters are variables
 //! (see [`Tensor::variable`](crate::Tensor::variable)), so `loss.backward()` returns their gradients
@@ -13,6 +14,9 @@ mod linear;
 mod loss;
 mod module;
 mod norm;
+mod rnn;
+mod rnn_kernel;
+mod rnn_simd;
 
 pub use activation::{
     Elu, Flatten, Gelu, LeakyRelu, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Tanh,
@@ -28,3 +32,6 @@ pub use loss::{
 pub use module::{Forward, Layer, Module, ParamKind, Sequential, join};
 pub use nabla_derive::Module;
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, LayerNorm};
+pub use rnn::{
+    Gru, GruCell, Lstm, LstmCell, RecurrentWeights, Rnn, RnnCell, RnnNonlinearity, RnnOptions,
+};
