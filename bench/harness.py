@@ -12,8 +12,8 @@ prints JSON lines with the median of its repeats. Here:
   * everything goes to bench/results/latest.json and a Markdown summary bench/results/latest.md.
 
 Threads: every process runs under `taskset -c <cpus>` (default 0,1); nabla-bench gets `--threads 2`
-(its rayon pool), the PyTorch script `torch.set_num_threads(2)`, and XLA sizes its pools from the
-CPUs it may use (the affinity mask).
+(its rayon pool), the PyTorch script `torch.set_num_threads(2)` (with OMP_WAIT_POLICY=PASSIVE, see
+--omp-wait-policy), and XLA sizes its pools from the CPUs it may use (the affinity mask).
 """
 
 import argparse
@@ -89,9 +89,7 @@ def cpu_info(threads):
         for line in text.splitlines():
             key, _, value = line.partition(":")
             key, value = key.strip(), value.strip()
-            if key == "model name" and info["model"] in ("unknown", ""):
-                info["model"] = value
-            elif key == "model name":
+            if key == "model name":
                 info["model"] = value
             elif key == "cpu MHz" and info["mhz"] is None:
                 info["mhz"] = float(value)
@@ -159,14 +157,15 @@ def _rss(pid):
     return total
 
 
-def run_json(cmd, log, timeout, max_rss=None):
+def run_json(cmd, log, timeout, max_rss=None, env=None):
     """Runs a command; returns (the JSON lines it printed, its exit status, why it was stopped or None).
     It is killed after `timeout` seconds or when its resident memory passes `max_rss` bytes."""
-    log.write(f"$ {shlex.join(cmd)}\n")
+    log.write(f"$ {' '.join(f'{k}={v}' for k, v in (env or {}).items())} {shlex.join(cmd)}\n")
     log.flush()
     t = time.perf_counter()
     stopped = None
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT) as p:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}) as p:
         import threading
 
         chunks = {"out": [], "err": []}
@@ -384,7 +383,8 @@ def markdown(report):
         f"load average before/after: {m['loadavg_before']} / {m['loadavg_after']}.",
         f"Versions: {', '.join(f'{k} {v}' for k, v in report['versions'].items())}.",
         f"Protocol: {report['config']['rounds']} interleaved rounds, processes pinned with `taskset -c "
-        f"{report['config']['cpus']}`, {report['config']['threads']} threads each; times are medians over rounds "
+        f"{report['config']['cpus']}`, {report['config']['threads']} threads each (PyTorch with OMP_WAIT_POLICY="
+        f"{report['config']['pytorch_omp_wait_policy']}); times are medians over rounds "
         "of per-round medians; ratio = reference time / nabla time (median of per-round ratios), "
         "so **> 1 means nabla is faster**; pass/fail uses it. Best-of ratio: fastest repeat of each side over all "
         "rounds. CPU-time ratio: the same with process CPU time (all threads), which does not count time spent "
@@ -477,6 +477,9 @@ def main():
     p.add_argument("--unrolled-max-gib", type=float, default=6.0,
                    help="resident memory allowed to JAX's unrolled variant (default 6 GiB)")
     p.add_argument("--no-jax", action="store_true")
+    p.add_argument("--omp-wait-policy", default="PASSIVE",
+                   help="OMP_WAIT_POLICY for the PyTorch processes (default PASSIVE: with the default spin-waiting, "
+                        "PyTorch's 2 OpenMP threads collapse when other processes share the CPUs; '' leaves it unset)")
     p.add_argument("--wait-idle", type=float, default=0.0,
                    help="before each process, wait until this fraction of CPU time is idle (0 = do not wait)")
     p.add_argument("--wait-max", type=float, default=60.0, help="longest wait for --wait-idle, seconds")
@@ -500,6 +503,7 @@ def main():
         "machine": {"cpu": cpu_info(args.threads), "loadavg_before": [round(x, 2) for x in os.getloadavg()]},
         "versions": versions(args.python),
         "config": {"rounds": args.rounds, "threads": args.threads, "cpus": args.cpus,
+                   "pytorch_omp_wait_policy": args.omp_wait_policy or "(unset)",
                    "jax_unrolled": args.jax_unrolled, "benchmarks": names},
         "records": [], "unavailable": {}, "failures": [],
     }
@@ -516,7 +520,8 @@ def main():
                 idle = wait_for_idle(args)
                 idles.append(idle)
                 log.write(f"# CPU idle before: {idle}\n")
-                records, rc, stopped, elapsed = run_json(cmd, log, timeout, max_rss)
+                env = {"OMP_WAIT_POLICY": args.omp_wait_policy} if impl == "pytorch" and args.omp_wait_policy else None
+                records, rc, stopped, elapsed = run_json(cmd, log, timeout, max_rss, env)
                 for r in records:
                     r["idle_before"] = idle
                     r["impl"] = impl
