@@ -31,7 +31,6 @@ use crate::autodiff::{InputGrads, Op, record, state};
 use crate::dtype::Element;
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::{Shape, Tensor, same_dtype, storage};
-use std::cell::RefCell;
 use std::sync::Arc;
 
 /// Which recurrence a layer runs.
@@ -86,7 +85,6 @@ pub(crate) trait RnnFloat: Element {
     /// [`packed_mul`](RnnFloat::packed_mul), when this type has a specialised product.
     fn pack(b: &[Self], strides: (usize, usize), k: usize, n: usize) -> Option<PackedB>;
     /// Runs `f` on this thread's pool of recycled buffers (see [`take`]).
-    fn with_pool<R>(f: impl FnOnce(&mut Vec<Vec<Self>>) -> R) -> R;
     /// Wraps buffers saved by the forward pass.
     fn wrap_saved(acts: Vec<Self>, extra: Vec<Self>) -> Saved;
     /// The buffers saved by the forward pass.
@@ -124,9 +122,6 @@ impl RnnFloat for f64 {
     }
     fn pack(_: &[f64], _: (usize, usize), _: usize, _: usize) -> Option<PackedB> {
         None
-    }
-    fn with_pool<R>(f: impl FnOnce(&mut Vec<Vec<f64>>) -> R) -> R {
-        POOL_F64.with(|p| f(&mut p.borrow_mut()))
     }
     fn wrap_saved(acts: Vec<f64>, extra: Vec<f64>) -> Saved {
         Saved::F64(acts, extra)
@@ -166,9 +161,6 @@ impl RnnFloat for f32 {
         rnn_simd::available()
             .then(|| PackedB::new_in(take::<f32>(k * (n.div_ceil(8) * 8 + 8)), b, strides, k, n))
     }
-    fn with_pool<R>(f: impl FnOnce(&mut Vec<Vec<f32>>) -> R) -> R {
-        POOL_F32.with(|p| f(&mut p.borrow_mut()))
-    }
     fn wrap_saved(acts: Vec<f32>, extra: Vec<f32>) -> Saved {
         Saved::F32(acts, extra)
     }
@@ -201,63 +193,16 @@ const SPLIT_STEPS_FROM: usize = 1 << 18;
 
 // ----- recycled buffers -----------------------------------------------------------------------------
 
-thread_local! {
-    static POOL_F32: RefCell<Vec<Vec<f32>>> = const { RefCell::new(Vec::new()) };
-    static POOL_F64: RefCell<Vec<Vec<f64>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Buffers smaller than this (in elements) are not recycled.
-const POOL_MIN: usize = 4096;
-/// At most this many buffers, of at most this many bytes in all, are kept per thread and dtype.
-const POOL_BUFFERS: usize = 32;
-const POOL_BYTES: usize = 64 << 20;
-
-/// A buffer of `n` elements with unspecified (but initialised) contents, recycled from this
-/// thread's pool when one is large enough. One layer's saved activations, packed weights and
-/// temporaries come to megabytes per call; allocating them afresh each time returns the pages to
-/// the system and faults them in again, which costs more than the arithmetic done on them.
+/// A scratch buffer of `n` elements (stale contents), from the shared buffer pool. One layer's
+/// saved activations, packed weights and temporaries come to megabytes per call; reusing them
+/// avoids faulting fresh pages in on every call.
 fn take<T: RnnFloat>(n: usize) -> Vec<T> {
-    let found = if n >= POOL_MIN {
-        T::with_pool(|pool| {
-            let best = pool
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| v.capacity() >= n)
-                .min_by_key(|(_, v)| v.capacity())
-                .map(|(i, _)| i);
-            best.map(|i| pool.swap_remove(i))
-        })
-    } else {
-        None
-    };
-    match found {
-        Some(mut v) => {
-            if v.len() >= n {
-                v.truncate(n);
-            } else {
-                v.resize(n, T::zero());
-            }
-            v
-        }
-        None => vec![T::zero(); n],
-    }
+    storage::take_vec::<T>(n)
 }
 
-/// Returns a buffer to this thread's pool (dropping the smallest ones beyond the limits).
+/// Returns a buffer to the shared pool.
 fn give<T: RnnFloat>(v: Vec<T>) {
-    let bytes = |v: &Vec<T>| v.capacity() * std::mem::size_of::<T>();
-    if v.capacity() < POOL_MIN || bytes(&v) > POOL_BYTES / 2 {
-        return;
-    }
-    T::with_pool(|pool| {
-        pool.push(v);
-        while pool.len() > POOL_BUFFERS || pool.iter().map(bytes).sum::<usize>() > POOL_BYTES {
-            let smallest = (0..pool.len())
-                .min_by_key(|&i| pool[i].capacity())
-                .expect("non-empty");
-            pool.swap_remove(smallest);
-        }
-    });
+    storage::recycle::<T>(v);
 }
 
 /// The activations saved by a forward pass for the backward pass (recycled when the operation is
@@ -403,7 +348,7 @@ fn give_f32(v: Vec<f32>) {
 }
 
 fn tensor_from<T: Element>(data: Vec<T>, shape: impl Into<Shape>) -> Tensor {
-    Tensor::from_arc(Arc::from(data), shape.into())
+    Tensor::from_arc(Arc::new(storage::Buffer::from_vec(data)), shape.into())
 }
 
 // ----- parallel steps ---------------------------------------------------------------------------------
@@ -862,7 +807,7 @@ fn forward_kernel<T: RnnFloat>(
     b_hh: &[T],
     h0: &[T],
     c0: &[T],
-) -> (Arc<[T]>, Vec<T>, Vec<T>) {
+) -> (Arc<storage::Buffer<T>>, Vec<T>, Vec<T>) {
     let Dims {
         t: tn,
         b: bn,

@@ -158,6 +158,24 @@ pub(crate) fn build_overwrite<T: Element>(n: usize, fill: impl FnOnce(&mut [T]))
     a
 }
 
+/// A vector of `n` elements for scratch work, recycled from the pool when one of that length is
+/// idle (its contents are then stale but initialised); return it with [`recycle`].
+pub(crate) fn take_vec<T: Element>(n: usize) -> Vec<T> {
+    if n >= MIN_POOLED
+        && let Some(v) = T::pool().take(n)
+    {
+        return v;
+    }
+    vec![T::zero(); n]
+}
+
+/// Gives a scratch vector back to the pool (small ones are simply freed).
+pub(crate) fn recycle<T: Element>(v: Vec<T>) {
+    if v.len() >= MIN_POOLED {
+        T::pool().give(v);
+    }
+}
+
 /// Access to a storage buffer for one element type; implemented by the sealed [`Element`] types.
 pub trait StorageElem: Sized + Copy + Send + 'static {
     fn slice(s: &Storage) -> Option<&[Self]>;
