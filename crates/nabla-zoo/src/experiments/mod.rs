@@ -1,10 +1,12 @@
 //! The experiments.
 
 mod cnn_mnist;
+mod lstm_adding;
 mod mlp_digits;
 mod mlp_mnist;
 
 pub use cnn_mnist::CnnMnist;
+pub use lstm_adding::LstmAdding;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
 
@@ -12,5 +14,10 @@ use crate::experiment::Experiment;
 
 /// Every experiment, in listing order.
 pub fn all() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(MlpDigits), Box::new(MlpMnist), Box::new(CnnMnist)]
+    vec![
+        Box::new(MlpDigits),
+        Box::new(MlpMnist),
+        Box::new(CnnMnist),
+        Box::new(LstmAdding),
+    ]
 }
