@@ -6,7 +6,6 @@
 #   bench/run.sh scalar-chain rk4-pendulum         # some of them
 #   bench/run.sh --rounds 9 --jax-unrolled never matmul
 #   bench/run.sh --with-mimalloc rk4-pendulum      # also a nabla build using mimalloc, same rounds
-#   NABLA_BENCH_FEATURES=conv bench/run.sh conv2d  # once Tensor::conv2d has landed
 #
 # Other options are those of bench/harness.py (--help). Reference frameworks: bench/reference/setup.sh.
 set -euo pipefail

@@ -127,9 +127,6 @@ pub fn matmul_flops(n: usize) -> f64 {
 
 // ----- conv2d ----------------------------------------------------------------------------------------
 
-/// Whether this build has the conv2d workload (cargo feature `conv`).
-pub const HAS_CONV: bool = cfg!(feature = "conv");
-
 /// conv2d inputs: `x` 64×1×28×28, `w1` 32×1×3×3, `w2` 64×32×3×3, all standard normal (weights scaled
 /// by 1/√fan_in so the activations stay O(1)).
 pub fn conv2d_inputs(seed: u64) -> [Tensor; 3] {
@@ -143,7 +140,6 @@ pub fn conv2d_inputs(seed: u64) -> [Tensor; 3] {
 }
 
 /// conv 1→32 3×3 padding 1, ReLU, conv 32→64 3×3 padding 1, sum of the outputs.
-#[cfg(feature = "conv")]
 pub fn conv2d_loss(p: &[Tensor]) -> Tensor {
     use nabla::Conv2dOpts;
     let h = p[0]
@@ -154,9 +150,131 @@ pub fn conv2d_loss(p: &[Tensor]) -> Tensor {
 }
 
 /// Forward + backward of conv2d w.r.t. the input and both weights.
-#[cfg(feature = "conv")]
 pub fn conv2d_grad(p: &[Tensor]) -> (Tensor, Vec<Tensor>) {
     value_and_grad(conv2d_loss, p)
+}
+
+// ----- mlp-step, cnn-step, lstm, mlp-memory ---------------------------------------------------------
+
+use nabla::nn::{
+    Conv2d, Flatten, Forward, Linear, Lstm, MaxPool2d, Module, Relu, RnnOptions, Sequential,
+    cross_entropy,
+};
+use nabla::optim::{Adam, Optimizer};
+use nabla::rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use nabla::{Conv2dOpts, Indices};
+
+/// MNIST training images in a fixed shuffled order, served as consecutive batches (wrapping), like
+/// `Batches` in `bench/reference/torch_bench.py`: a batch is a zero-copy view of a contiguous tensor.
+pub struct MnistBatches {
+    x: Tensor,
+    y: Vec<usize>,
+    batch: usize,
+    pos: usize,
+}
+
+impl MnistBatches {
+    /// Batches of `batch` images shaped `[batch, image_shape...]` from the MNIST training set in `dir`.
+    pub fn new(
+        dir: &std::path::Path,
+        batch: usize,
+        image_shape: &[usize],
+    ) -> Result<MnistBatches, String> {
+        let (train, _) = nabla::data::datasets::mnist(dir).map_err(|e| e.to_string())?;
+        let n = train.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(0));
+        let (x, t) = train.get(&order);
+        let mut shape = vec![n];
+        shape.extend_from_slice(image_shape);
+        let y = t.labels().ok_or("MNIST without labels")?.to_vec();
+        Ok(MnistBatches {
+            x: x.reshape(shape).contiguous(),
+            y,
+            batch,
+            pos: 0,
+        })
+    }
+
+    /// The next batch: images and labels.
+    pub fn next_batch(&mut self) -> (Tensor, Indices) {
+        if self.pos + self.batch > self.y.len() {
+            self.pos = 0;
+        }
+        let i = self.pos;
+        self.pos += self.batch;
+        (
+            self.x.narrow(0, i, self.batch),
+            Indices::from_slice(&self.y[i..i + self.batch]),
+        )
+    }
+}
+
+/// The MLP of mlp-step: 784-128-10 with ReLU.
+pub fn mlp(seed: u64) -> Sequential {
+    let mut rng = StdRng::seed_from_u64(seed);
+    Sequential::new()
+        .add(Linear::new(784, 128, &mut rng))
+        .add(Relu)
+        .add(Linear::new(128, 10, &mut rng))
+}
+
+/// The LeNet-style CNN of cnn-step (unpadded convolutions: 28 → 26 → 13 → 11 → 5).
+pub fn cnn(seed: u64) -> Sequential {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let c = Conv2dOpts::default();
+    Sequential::new()
+        .add(Conv2d::new(1, 32, 3, c, &mut rng))
+        .add(Relu)
+        .add(MaxPool2d::new(2))
+        .add(Conv2d::new(32, 64, 3, c, &mut rng))
+        .add(Relu)
+        .add(MaxPool2d::new(2))
+        .add(Flatten)
+        .add(Linear::new(64 * 5 * 5, 128, &mut rng))
+        .add(Relu)
+        .add(Linear::new(128, 10, &mut rng))
+}
+
+/// One training step: forward, cross-entropy from logits, backward, Adam update (zeroing gradients
+/// has no counterpart: `backward` returns fresh gradients). Returns the loss.
+pub fn training_step(model: &mut Sequential, opt: &mut Adam, data: &mut MnistBatches) -> f64 {
+    let (x, y) = data.next_batch();
+    let loss = cross_entropy(&model.forward(&x), &y);
+    let grads = loss.backward();
+    opt.step(model, &grads);
+    loss.item()
+}
+
+/// The LSTM of the lstm benchmark (input 32, hidden 128, time-first) and its input `[50, 16, 32]`.
+pub fn lstm_inputs(seed: u64) -> (Lstm, Tensor) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let lstm = Lstm::with_options(32, 128, RnnOptions::default().batch_first(false), &mut rng);
+    let x = Tensor::randn([50, 16, 32], DType::F32, &mut rng);
+    (lstm, x)
+}
+
+/// Forward and backward of the lstm benchmark: loss = sum of all hidden outputs, gradients with
+/// respect to every weight.
+pub fn lstm_grad(lstm: &Lstm, x: &Tensor) -> (Tensor, nabla::Grads) {
+    let loss = lstm.forward(x).sum();
+    let grads = loss.backward();
+    assert_eq!(grads.len(), lstm.parameters().len());
+    (loss, grads)
+}
+
+/// Resident memory of this process in bytes (Linux `/proc/self/statm`).
+pub fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(1) as u64)
+}
+
+/// The bundled MNIST folder of this repository.
+pub fn default_mnist_dir() -> std::path::PathBuf {
+    nabla::data::datasets::bundled_data_dir().join("mnist")
 }
 
 // ----- timing ----------------------------------------------------------------------------------------

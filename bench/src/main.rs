@@ -44,6 +44,9 @@ struct Cli {
     /// Round number, copied into the output (set by bench/run.sh).
     #[arg(long)]
     round: Option<usize>,
+    /// MNIST folder (IDX files) for mlp-step, cnn-step and mlp-memory [default: the repository's data/mnist].
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
 }
 
 /// What a benchmark needs from the command line.
@@ -51,6 +54,7 @@ struct Ctx {
     warmup: Option<usize>,
     repeats: Option<usize>,
     sizes: Vec<usize>,
+    data: std::path::PathBuf,
 }
 
 impl Ctx {
@@ -127,26 +131,26 @@ const REGISTRY: &[Bench] = &[
     Bench {
         name: "mlp-step",
         about: "MLP 784-128-10 training step with Adam on MNIST, batch 128 and 1",
-        run: None,
-        missing: "needs nabla's nn layers (Linear, cross-entropy) and optim::Adam",
+        run: Some(run_mlp_step),
+        missing: "",
     },
     Bench {
         name: "lstm",
         about: "LSTM 32→128, 50 steps, batch 16, forward+backward w.r.t. all weights",
-        run: None,
-        missing: "needs nabla's nn::LSTM",
+        run: Some(run_lstm),
+        missing: "",
     },
     Bench {
         name: "cnn-step",
         about: "LeNet-style CNN training step with Adam on MNIST, batch 64",
-        run: None,
-        missing: "needs nabla's conv2d, max-pool, nn layers and optim::Adam",
+        run: Some(run_cnn_step),
+        missing: "",
     },
     Bench {
         name: "mlp-memory",
         about: "10,000 mlp-step iterations at batch 128, resident memory every 100 steps",
-        run: None,
-        missing: "needs nabla's nn layers and optim::Adam",
+        run: Some(run_mlp_memory),
+        missing: "",
     },
 ];
 
@@ -204,7 +208,6 @@ fn run_matmul(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     Ok(out)
 }
 
-#[cfg(feature = "conv")]
 fn run_conv2d(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let (warmup, repeats) = ctx.counts(3, 20);
     let p = nb::conv2d_inputs(0);
@@ -215,9 +218,126 @@ fn run_conv2d(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     ])
 }
 
-#[cfg(not(feature = "conv"))]
-fn run_conv2d(_: &Ctx) -> Result<Vec<Measurement>, String> {
-    Err("built without the `conv` feature (needs Tensor::conv2d): cargo build -p nabla-bench --features conv".into())
+/// Times blocks of `k` training steps and reports seconds per step (as the PyTorch script does).
+fn step_measurement(
+    variant: &str,
+    warmup: usize,
+    repeats: usize,
+    k: usize,
+    mut step: impl FnMut() -> f64,
+) -> Measurement {
+    let mut losses = Vec::new();
+    let s = nb::measure(warmup, repeats, || {
+        let mut l = 0.0;
+        for _ in 0..k {
+            l = step();
+        }
+        losses.push(l);
+    });
+    let per = |v: &[f64]| v.iter().map(|t| t / k as f64).collect::<Vec<_>>();
+    let s = nb::Samples {
+        first: s.first / k as f64,
+        times: per(&s.times),
+        cpu_times: per(&s.cpu_times),
+    };
+    Measurement::new(variant, s, warmup)
+        .with("steps_per_sample", json!(k))
+        .with("loss_first", json!(losses[0]))
+        .with("loss_last", json!(losses[losses.len() - 1]))
+}
+
+fn run_mlp_step(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let mut out = Vec::new();
+    for (batch, k, warmup, repeats) in [(128, 10, 10, 30), (1, 100, 10, 30)] {
+        let (warmup, repeats) = ctx.counts(warmup, repeats);
+        let mut model = nb::mlp(0);
+        let mut opt = nabla::optim::Adam::new(1e-3);
+        let mut data = nb::MnistBatches::new(&ctx.data, batch, &[784])?;
+        out.push(
+            step_measurement(&format!("batch{batch}"), warmup, repeats, k, || {
+                nb::training_step(&mut model, &mut opt, &mut data)
+            })
+            .with("batch", json!(batch)),
+        );
+    }
+    Ok(out)
+}
+
+fn run_cnn_step(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let (warmup, repeats) = ctx.counts(5, 20);
+    let mut model = nb::cnn(0);
+    let mut opt = nabla::optim::Adam::new(1e-3);
+    let mut data = nb::MnistBatches::new(&ctx.data, 64, &[1, 28, 28])?;
+    Ok(vec![
+        step_measurement("batch64", warmup, repeats, 1, || {
+            nb::training_step(&mut model, &mut opt, &mut data)
+        })
+        .with("batch", json!(64)),
+    ])
+}
+
+fn run_lstm(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let (warmup, repeats) = ctx.counts(3, 20);
+    let (lstm, x) = nb::lstm_inputs(0);
+    let s = nb::measure(warmup, repeats, || nb::lstm_grad(&lstm, &x));
+    let (loss, _) = nb::lstm_grad(&lstm, &x);
+    Ok(vec![
+        Measurement::new("fwd+bwd", s, warmup).with("loss", json!(loss.item())),
+    ])
+}
+
+fn run_mlp_memory(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let (steps, every) = (10_000usize, 100usize);
+    let mut model = nb::mlp(0);
+    let mut opt = nabla::optim::Adam::new(1e-3);
+    let mut data = nb::MnistBatches::new(&ctx.data, 128, &[784])?;
+    let mib = (1u64 << 20) as f64;
+    let rss0 = nb::rss_bytes().ok_or("cannot read /proc/self/statm")? as f64;
+    let (mut rss, mut block_times) = (Vec::new(), Vec::new());
+    let t_all = std::time::Instant::now();
+    let mut loss = 0.0;
+    for _ in 0..steps / every {
+        let t = std::time::Instant::now();
+        for _ in 0..every {
+            loss = nb::training_step(&mut model, &mut opt, &mut data);
+        }
+        block_times.push(t.elapsed().as_secs_f64() / every as f64);
+        rss.push(nb::rss_bytes().unwrap_or(0) as f64);
+    }
+    let total = t_all.elapsed().as_secs_f64();
+    let base = rss[0];
+    let growth = rss[1..].iter().copied().fold(f64::MIN, f64::max) - base;
+    let flat = growth <= 0.02 * base + mib;
+    let s = nb::Samples {
+        first: block_times[0],
+        times: block_times[1..].to_vec(),
+        cpu_times: vec![],
+    };
+    let mut m = Measurement::new("batch128", s, 1)
+        .with("steps", json!(steps))
+        .with("sample_every", json!(every))
+        .with("total_s", json!(total))
+        .with("rss_start_mib", json!(rss0 / mib))
+        .with("rss_at_100_mib", json!(base / mib))
+        .with("rss_last_mib", json!(rss[rss.len() - 1] / mib))
+        .with("rss_max_growth_after_100_mib", json!(growth / mib))
+        .with("flat", json!(flat))
+        .with(
+            "rss_mib",
+            json!(
+                rss.iter()
+                    .map(|r| (r / mib * 100.0).round() / 100.0)
+                    .collect::<Vec<_>>()
+            ),
+        )
+        .with("loss_last", json!(loss));
+    if !flat {
+        m.check_failed = Some(format!(
+            "resident memory grew by {:.1} MiB after step 100",
+            growth / mib
+        ));
+    }
+    Ok(vec![m])
 }
 
 fn emit(record: Map<String, Value>) {
@@ -241,7 +361,6 @@ fn main() -> ExitCode {
         for b in REGISTRY {
             let state = match (b.run, b.name) {
                 (None, _) => format!("not yet: {}", b.missing),
-                (Some(_), "conv2d") if !nb::HAS_CONV => "needs --features conv".to_string(),
                 _ => "ok".to_string(),
             };
             println!("{:<13} {}  [{state}]", b.name, b.about);
@@ -268,6 +387,7 @@ fn main() -> ExitCode {
         warmup: cli.warmup,
         repeats: cli.repeats,
         sizes: cli.sizes.clone(),
+        data: cli.data.clone().unwrap_or_else(nb::default_mnist_dir),
     };
     let mut failed = false;
     for name in names {

@@ -24,10 +24,25 @@ impl Op for MatMul {
     }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
         let (a, b) = (&i[0], &i[1]);
-        smallvec![
-            needs[0].then(|| g.matmul(&b.t()).sum_to(a.shape())),
-            needs[1].then(|| a.t().matmul(g).sum_to(b.shape())),
-        ]
+        // Each gradient is produced in its input's memory layout: for an operand that is a
+        // transposed view (`x.matmul(&w.t())`, as in a linear layer), (gᵀa)ᵀ instead of aᵀg, so the
+        // transpose's own rule hands back a contiguous gradient (same cost, no strided copy later).
+        let transposed = |x: &Tensor| x.rank() >= 2 && !x.is_contiguous() && x.t().is_contiguous();
+        let ga = || {
+            if transposed(a) {
+                b.matmul(&g.t()).t().sum_to(a.shape())
+            } else {
+                g.matmul(&b.t()).sum_to(a.shape())
+            }
+        };
+        let gb = || {
+            if transposed(b) {
+                g.t().matmul(a).t().sum_to(b.shape())
+            } else {
+                a.t().matmul(g).sum_to(b.shape())
+            }
+        };
+        smallvec![needs[0].then(ga), needs[1].then(gb)]
     }
     fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         let (a, b) = (&i[0], &i[1]);

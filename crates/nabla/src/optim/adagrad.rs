@@ -37,6 +37,7 @@ struct AdagradRule {
 }
 
 impl Rule for AdagradRule {
+    #[inline(always)]
     fn apply<T: Element>(&self, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
         let s = &mut *bufs[0];
         let (lr, eps, wd) = (

@@ -28,6 +28,7 @@ struct AdamRule {
 }
 
 impl Rule for AdamRule {
+    #[inline(always)]
     fn apply<T: Element>(&self, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
         let (m, rest) = bufs.split_at_mut(1);
         let (m, v) = (&mut *m[0], &mut *rest[0]);
@@ -38,17 +39,14 @@ impl Rule for AdamRule {
         let eps = T::from_f64(self.eps);
         let wd = T::from_f64(self.wd);
         let decay = T::from_f64(1.0 - self.lr * self.wd);
-        for i in 0..p.len() {
-            let gi = if self.decoupled {
-                g[i]
-            } else {
-                g[i] + wd * p[i]
-            };
-            m[i] = b1 * m[i] + one_b1 * gi;
-            v[i] = b2 * v[i] + one_b2 * gi * gi;
-            let denom = v[i].sqrt() * inv_bc2 + eps;
-            let pi = if self.decoupled { p[i] * decay } else { p[i] };
-            p[i] = pi - step * m[i] / denom;
+        // Zipped iterators (no bounds checks) so the loop vectorises.
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let gi = if self.decoupled { g } else { g + wd * *p };
+            *m = b1 * *m + one_b1 * gi;
+            *v = b2 * *v + one_b2 * gi * gi;
+            let denom = v.sqrt() * inv_bc2 + eps;
+            let pi = if self.decoupled { *p * decay } else { *p };
+            *p = pi - step * *m / denom;
         }
     }
 }

@@ -51,6 +51,7 @@ struct RmsRule {
 }
 
 impl Rule for RmsRule {
+    #[inline(always)]
     fn apply<T: Element>(&self, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
         let s = &mut *bufs[0];
         let (lr, a, eps, wd) = (

@@ -57,6 +57,7 @@ struct SgdRule {
 }
 
 impl Rule for SgdRule {
+    #[inline(always)]
     fn apply<T: Element>(&self, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
         let (lr, mu, wd) = (
             T::from_f64(self.lr),

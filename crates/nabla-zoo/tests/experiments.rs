@@ -1,0 +1,104 @@
+//! The zoo's experiments run as library calls. Quick modes run in the test suite; the full runs,
+//! which check the figures the experiments promise, are `#[ignore]`d (minutes each):
+//! `cargo test --release -p nabla-zoo -- --ignored`.
+
+use nabla_zoo::experiment::{Config, Silent};
+
+fn run(
+    name: &str,
+    quick: bool,
+    seed: u64,
+    overrides: &[(&str, &str)],
+) -> serde_json::Map<String, serde_json::Value> {
+    let exp = nabla_zoo::find(name).expect("registered");
+    let o: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let cfg = Config::new(&exp.spec(), quick, seed, None, &o).unwrap();
+    let report = exp.run(&cfg, &mut Silent).unwrap();
+    assert!(!report.summary.is_empty() && !report.curves.is_empty());
+    report.metrics.into_iter().collect()
+}
+
+fn metric(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> f64 {
+    m[k].as_f64().unwrap_or_else(|| panic!("{k} missing"))
+}
+
+#[test]
+fn every_experiment_is_listed_with_a_spec() {
+    let names: Vec<&str> = nabla_zoo::registry()
+        .iter()
+        .map(|e| e.spec().name)
+        .collect();
+    assert_eq!(
+        names,
+        ["mlp-digits", "mlp-mnist", "cnn-mnist", "lstm-adding"]
+    );
+}
+
+#[test]
+fn mlp_digits_quick_learns_and_is_deterministic() {
+    let a = run("mlp-digits", true, 1, &[]);
+    assert!(metric(&a, "test_accuracy") > 0.9, "{a:?}");
+    assert_eq!(a, run("mlp-digits", true, 1, &[]));
+}
+
+#[test]
+fn lstm_adding_quick_solves_short_sequences() {
+    let m = run("lstm-adding", true, 0, &[]);
+    assert!(metric(&m, "test_mse") < 0.02, "{m:?}");
+    assert!(metric(&m, "baseline_mse") > 0.15);
+}
+
+#[test]
+fn mlp_mnist_quick_learns() {
+    // 2 epochs over the quick 6,000 images with a narrower net: about 0.89 (seeds 0 and 1).
+    let m = run(
+        "mlp-mnist",
+        true,
+        0,
+        &[("hidden", "128"), ("epochs", "2"), ("lr", "0.003")],
+    );
+    assert!(metric(&m, "test_accuracy") > 0.85, "{m:?}");
+}
+
+#[test]
+fn cnn_mnist_quick_learns() {
+    // 64 steps on 2,048 images with 8 filters: about 0.90.
+    let m = run(
+        "cnn-mnist",
+        true,
+        0,
+        &[("train-limit", "2048"), ("width", "8"), ("epochs", "2")],
+    );
+    assert!(metric(&m, "test_accuracy") > 0.8, "{m:?}");
+}
+
+#[test]
+#[ignore = "full run, seconds in release"]
+fn mlp_digits_reaches_97_percent() {
+    let m = run("mlp-digits", false, 0, &[]);
+    assert!(metric(&m, "test_accuracy") >= 0.97, "{m:?}");
+}
+
+#[test]
+#[ignore = "full run, about 2 minutes in release"]
+fn mlp_mnist_reaches_98_percent() {
+    let m = run("mlp-mnist", false, 0, &[]);
+    assert!(metric(&m, "test_accuracy") >= 0.98, "{m:?}");
+}
+
+#[test]
+#[ignore = "full run, several minutes in release"]
+fn cnn_mnist_reaches_99_percent() {
+    let m = run("cnn-mnist", false, 0, &[]);
+    assert!(metric(&m, "test_accuracy") >= 0.99, "{m:?}");
+}
+
+#[test]
+#[ignore = "full run, under a minute in release"]
+fn lstm_adding_reaches_mse_below_001() {
+    let m = run("lstm-adding", false, 0, &[]);
+    assert!(metric(&m, "test_mse") < 0.01, "{m:?}");
+}
