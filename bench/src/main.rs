@@ -293,15 +293,16 @@ fn run_mlp_memory(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let mut data = nb::MnistBatches::new(&ctx.data, 128, &[784])?;
     let mib = (1u64 << 20) as f64;
     let rss0 = nb::rss_bytes().ok_or("cannot read /proc/self/statm")? as f64;
-    let (mut rss, mut block_times) = (Vec::new(), Vec::new());
+    let (mut rss, mut block_times, mut block_cpu) = (Vec::new(), Vec::new(), Vec::new());
     let t_all = std::time::Instant::now();
     let mut loss = 0.0;
     for _ in 0..steps / every {
-        let t = std::time::Instant::now();
+        let (t, c) = (std::time::Instant::now(), nb::cpu_time());
         for _ in 0..every {
             loss = nb::training_step(&mut model, &mut opt, &mut data);
         }
         block_times.push(t.elapsed().as_secs_f64() / every as f64);
+        block_cpu.push((nb::cpu_time() - c) / every as f64);
         rss.push(nb::rss_bytes().unwrap_or(0) as f64);
     }
     let total = t_all.elapsed().as_secs_f64();
@@ -311,7 +312,7 @@ fn run_mlp_memory(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let s = nb::Samples {
         first: block_times[0],
         times: block_times[1..].to_vec(),
-        cpu_times: vec![],
+        cpu_times: block_cpu[1..].to_vec(),
     };
     let mut m = Measurement::new("batch128", s, 1)
         .with("steps", json!(steps))

@@ -10,6 +10,12 @@ mod tour;
 
 use std::process::ExitCode;
 
+/// A library cannot choose the allocator; a program can. Recorded computations allocate and free
+/// small tensors in bursts, which mimalloc serves much faster than the system allocator (see
+/// docs/performance.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Bad input is reported as one line by the code below; a panic is a bug in nabla, not the
     // user's fault: say so in one line too.

@@ -340,3 +340,28 @@ fn f32_gradients() {
     assert_eq!(g.dtype(), DType::F32);
     assert_eq!(g.to_vec::<f32>(), vec![2.0, 4.0]);
 }
+
+#[test]
+fn backward_passes_of_changing_sizes_reuse_scratch_correctly() {
+    // The engine keeps its working tables per thread between passes; graphs of different sizes,
+    // one after another and nested (grad of grad), must not see each other's leftovers.
+    for &n in &[1000usize, 10, 5000, 3, 1000] {
+        let w = Tensor::scalar(0.999f64).variable();
+        let mut y = Tensor::scalar(1.0f64);
+        for _ in 0..n {
+            y = &y * &w + 0.001;
+        }
+        let g = y.backward();
+        // y_n = w^n + 0.001 (1 - w^n) / (1 - w); dy/dw by central differences of that formula
+        let f = |w: f64| w.powi(n as i32) + 0.001 * (1.0 - w.powi(n as i32)) / (1.0 - w);
+        let h = 1e-6;
+        let fd = (f(0.999 + h) - f(0.999 - h)) / (2.0 * h);
+        let got = g.get(&w).unwrap().item();
+        assert!(
+            (got - fd).abs() < 1e-5 * fd.abs().max(1.0),
+            "n={n}: {got} vs {fd}"
+        );
+    }
+    let d2 = nabla::grad(|x: &Tensor| nabla::grad(|x: &Tensor| (x * x * x).sum())(x).sum());
+    assert!((d2(&Tensor::scalar(2.0f64)).item() - 12.0).abs() < 1e-12);
+}

@@ -4,12 +4,49 @@ use super::state;
 use crate::tensor::Tensor;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
-use std::cell::Cell;
+
+/// Working memory of a backward pass, kept per thread between passes. Training loops and
+/// simulators differentiate graphs of the same size again and again; allocating these tables afresh
+/// each time (megabytes for a graph of 50k nodes, too big for the allocator's caches) costs fresh
+/// pages, zeroed by the kernel, on every call. A nested pass (higher-order gradients, checkpointed
+/// blocks) finds the scratch taken and uses its own.
+#[derive(Default)]
+struct Scratch {
+    slot_of: FxHashMap<u64, usize>,
+    slot_pos: Vec<usize>,
+    reaches: Vec<bool>,
+    edge_start: Vec<usize>,
+    edges: Vec<usize>,
+    grads: Vec<Option<Tensor>>,
+    /// Allocations of `order` and the DFS stack, which borrow the graph: stored empty, with the
+    /// element type's lifetime erased (see [`reuse`]).
+    order: Vec<usize>,
+    stack: Vec<Frame<'static>>,
+}
+
+/// A DFS frame: the tensor, the next input to visit, its slot, and its inputs' slots (NONE for
+/// untracked inputs), gathered as they are discovered so finishing needs no second lookup.
+type Frame<'a> = (&'a Tensor, usize, usize, SmallVec<[usize; 2]>);
+
+/// Largest graph (in nodes) whose scratch is kept for the next pass.
+const KEEP_SCRATCH_NODES: usize = 1 << 20;
 
 thread_local! {
-    /// Size of the last graph traversed on this thread: training loops differentiate graphs of the
-    /// same size again and again, so the next traversal reserves that much up front.
-    static GRAPH_SIZE_HINT: Cell<usize> = const { Cell::new(16) };
+    static SCRATCH: std::cell::Cell<Option<Scratch>> = const { std::cell::Cell::new(None) };
+}
+
+/// The allocation of `v`, emptied, as a vector of another element type of the same size and
+/// alignment (to keep the buffers of vectors whose elements borrow a graph across passes).
+fn reuse<T, U>(mut v: Vec<T>) -> Vec<U> {
+    const {
+        assert!(std::mem::size_of::<T>() == std::mem::size_of::<U>());
+        assert!(std::mem::align_of::<T>() == std::mem::align_of::<U>());
+    }
+    v.clear();
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: the vector is empty, and `T` and `U` have the same size and alignment, so the
+    // allocation has the layout a `Vec<U>` of this capacity expects.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<U>(), 0, v.capacity()) }
 }
 
 /// Which nodes a backward pass reports gradients for.
@@ -46,19 +83,24 @@ pub(crate) fn run(
     // its slot, along with the positions of its inputs (NONE for untracked ones) and whether it
     // reaches a target.
     const NONE: usize = usize::MAX;
-    let hint = GRAPH_SIZE_HINT.with(|h| h.get());
-    let mut slot_of: FxHashMap<u64, usize> =
-        FxHashMap::with_capacity_and_hasher(hint, Default::default());
-    let mut slot_pos: Vec<usize> = Vec::with_capacity(hint);
+    let Scratch {
+        mut slot_of,
+        mut slot_pos,
+        mut reaches,
+        mut edge_start,
+        mut edges,
+        mut grads,
+        order,
+        stack,
+    } = SCRATCH
+        .try_with(|s| s.take())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     // The graph is immutable and kept alive by `root`, so the traversal borrows its tensors.
-    let mut order: Vec<&Tensor> = Vec::with_capacity(hint);
-    let mut reaches: Vec<bool> = Vec::with_capacity(hint);
-    let mut edge_start: Vec<usize> = Vec::with_capacity(hint + 1);
-    let mut edges: Vec<usize> = Vec::with_capacity(2 * hint);
-    // A frame: the tensor, the next input to visit, its slot, and its inputs' slots (NONE for
-    // untracked inputs), gathered as they are discovered so finishing needs no second lookup.
-    let mut stack: Vec<(&Tensor, usize, usize, SmallVec<[usize; 2]>)> =
-        vec![(root, 0, 0, SmallVec::new())];
+    let mut order: Vec<&Tensor> = reuse(order);
+    let mut stack: Vec<Frame<'_>> = reuse(stack);
+    stack.push((root, 0, 0, SmallVec::new()));
     slot_of.insert(root_node.id, 0);
     slot_pos.push(NONE);
     while let Some(top) = stack.last_mut() {
@@ -100,10 +142,9 @@ pub(crate) fn run(
         }
     }
     edge_start.push(edges.len());
-    GRAPH_SIZE_HINT.with(|h| h.set(order.len().min(1 << 20)));
 
     let n = order.len();
-    let mut grads: Vec<Option<Tensor>> = vec![None; n];
+    grads.resize(n, None);
     grads[n - 1] = Some(seed);
     let _mode = state::GradModeGuard::set(create_graph);
     let mut needs: SmallVec<[bool; 4]> = SmallVec::new();
@@ -146,6 +187,26 @@ pub(crate) fn run(
                 None => gk,
             });
         }
+    }
+    // Hand the (emptied) scratch back for the next pass on this thread, unless the graph was huge.
+    grads.clear();
+    if n <= KEEP_SCRATCH_NODES {
+        slot_of.clear();
+        slot_pos.clear();
+        reaches.clear();
+        edge_start.clear();
+        edges.clear();
+        let scratch = Scratch {
+            slot_of,
+            slot_pos,
+            reaches,
+            edge_start,
+            edges,
+            grads,
+            order: reuse(order),
+            stack: reuse(stack),
+        };
+        let _ = SCRATCH.try_with(|s| s.set(Some(scratch)));
     }
     results
 }

@@ -67,17 +67,21 @@ impl Drop for Inner {
                 .map(|(_, t)| t)
                 .filter(cascades),
         );
-        while let Some(t) = stack.pop() {
-            if let Ok(mut inner) = Arc::try_unwrap(t.0) {
+        while let Some(mut t) = stack.pop() {
+            // Empty the tensor in place (no move of the whole `Inner` out of its block); dropping
+            // `t` then frees it without recursing.
+            if let Some(inner) = Arc::get_mut(&mut t.0) {
                 if let Some(node) = inner.node.take() {
                     stack.extend(node.inputs);
                 }
-                stack.extend(
-                    std::mem::take(&mut inner.tangents)
-                        .into_vec()
-                        .into_iter()
-                        .map(|(_, t)| t),
-                );
+                if !inner.tangents.is_empty() {
+                    stack.extend(
+                        std::mem::take(&mut inner.tangents)
+                            .into_vec()
+                            .into_iter()
+                            .map(|(_, t)| t),
+                    );
+                }
             }
         }
     }
@@ -86,13 +90,19 @@ impl Drop for Inner {
 impl Tensor {
     // ----- construction -----------------------------------------------------------------------
 
+    #[inline]
     pub(crate) fn from_parts(storage: Storage, layout: Layout) -> Tensor {
-        Tensor(Arc::new(Inner {
+        // Allocate first, then write the fields straight into the block (no temporary `Inner`
+        // on the stack copied into it: this runs for every tensor created).
+        let mut block = Arc::<Inner>::new_uninit();
+        Arc::get_mut(&mut block).expect("fresh").write(Inner {
             storage,
             layout,
             node: None,
             tangents: Default::default(),
-        }))
+        });
+        // SAFETY: initialised just above.
+        Tensor(unsafe { block.assume_init() })
     }
 
     pub(crate) fn from_arc<T: Element>(data: Arc<storage::Buffer<T>>, shape: Shape) -> Tensor {
