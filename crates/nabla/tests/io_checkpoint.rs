@@ -496,3 +496,59 @@ fn python_reads_checkpoint() {
         assert!(stdout.contains(needle), "missing {needle} in\n{stdout}");
     }
 }
+
+/// The other direction: Python loads a nabla checkpoint with `safetensors.numpy`, changes it
+/// (every model weight doubled) and writes it back with `save_file`, metadata kept; nabla loads
+/// Python's file into a fresh model and optimiser. Same requirements as `python_reads_checkpoint`.
+#[test]
+#[ignore = "needs a Python with safetensors and numpy"]
+fn python_written_checkpoint_loads_in_nabla() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var_os("NABLA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("bench/reference/.venv/bin/python"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = saved(dir.path());
+    let copy = dir.path().join("from_python.safetensors");
+    let script = r#"
+import sys
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
+src, dst = sys.argv[1], sys.argv[2]
+tensors = load_file(src)
+with safe_open(src, framework="numpy") as f:
+    meta = f.metadata()
+out = {k: (v * 2 if k.startswith("model.l") else v) for k, v in tensors.items()}
+save_file(out, dst, metadata=meta)
+"#;
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .arg(&copy)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let original = load_checkpoint(&path).unwrap();
+    let mut net = Net::new(8, 5);
+    original.restore(&mut net, None).unwrap();
+    let ckpt = load_checkpoint(&copy).unwrap();
+    assert_eq!(ckpt.step(), Some(2));
+    assert_eq!(ckpt.metadata(), &meta());
+    let mut fresh = Net::new(8, 6);
+    let mut opt = Adam::new(0.01);
+    ckpt.restore(&mut fresh, Some(&mut opt)).unwrap();
+    assert_eq!(opt.steps(), 2);
+    for ((name, a), (_, b)) in values(&net).into_iter().zip(values(&fresh)) {
+        let k = if name.starts_with('l') { 2.0 } else { 1.0 };
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x * k == *y),
+            "{name}: {a:?} vs {b:?}"
+        );
+    }
+}
