@@ -458,6 +458,15 @@ fn failed_save_leaves_no_partial_file() {
     assert!(e.to_string().contains("no/such/dir/x.safetensors"), "{e}");
 }
 
+/// The repository root and the Python of the Python tests: `NABLA_PYTHON`, else the reference venv.
+fn repo_and_python() -> (PathBuf, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var_os("NABLA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("bench/reference/.venv/bin/python"));
+    (root, python)
+}
+
 /// Python's `safetensors` (and PyTorch) read nabla's checkpoints. Needs a Python with
 /// `safetensors` and `numpy`: `NABLA_PYTHON=/path/to/python cargo test -p nabla --test
 /// io_checkpoint -- --ignored` (default: `bench/reference/.venv/bin/python`, set up by
@@ -465,10 +474,7 @@ fn failed_save_leaves_no_partial_file() {
 #[test]
 #[ignore = "needs a Python with safetensors and numpy"]
 fn python_reads_checkpoint() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var_os("NABLA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("bench/reference/.venv/bin/python"));
+    let (root, python) = repo_and_python();
     let dir = tempfile::tempdir().unwrap();
     let path = saved(dir.path());
     let out = std::process::Command::new(&python)
@@ -503,10 +509,7 @@ fn python_reads_checkpoint() {
 #[test]
 #[ignore = "needs a Python with safetensors and numpy"]
 fn python_written_checkpoint_loads_in_nabla() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var_os("NABLA_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("bench/reference/.venv/bin/python"));
+    let (_, python) = repo_and_python();
     let dir = tempfile::tempdir().unwrap();
     let path = saved(dir.path());
     let copy = dir.path().join("from_python.safetensors");
