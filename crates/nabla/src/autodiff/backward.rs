@@ -28,8 +28,9 @@ struct Scratch {
 /// untracked inputs), gathered as they are discovered so finishing needs no second lookup.
 type Frame<'a> = (&'a Tensor, usize, usize, SmallVec<[usize; 2]>);
 
-/// Largest graph (in nodes) whose scratch is kept for the next pass.
-const KEEP_SCRATCH_NODES: usize = 1 << 20;
+/// Largest graph (in nodes) whose scratch is kept for the next pass (bounds what a thread keeps
+/// between passes to a few tens of MB).
+const KEEP_SCRATCH_NODES: usize = 1 << 18;
 
 thread_local! {
     static SCRATCH: std::cell::Cell<Option<Scratch>> = const { std::cell::Cell::new(None) };

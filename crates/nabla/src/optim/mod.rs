@@ -260,13 +260,7 @@ fn par_apply<T: Element>(
     let mid = p.len() / 2;
     let (p1, p2) = p.split_at_mut(mid);
     let (g1, g2) = g.split_at(mid);
-    let (s1, s2) = match src {
-        Some(s) => {
-            let (a, b) = s.split_at(mid);
-            (Some(a), Some(b))
-        }
-        None => (None, None),
-    };
+    let (s1, s2) = src.map(|s| s.split_at(mid)).unzip();
     let mut b1 = Vec::with_capacity(bufs.len());
     let mut b2 = Vec::with_capacity(bufs.len());
     for b in bufs.iter_mut() {
@@ -281,7 +275,7 @@ fn par_apply<T: Element>(
 }
 
 /// Runs a rule over one chunk, compiled for AVX2 when the CPU has it (the rules are plain loops
-/// the compiler vectorises; wider vectors nearly halve Adam's time). Rust never fuses a multiply
+/// the compiler vectorises; on mlp-step at batch 1, 0.24 → 0.17 ms per step). Rust never fuses a multiply
 /// and an add on its own, so both paths round identically: results do not depend on the CPU.
 #[inline]
 fn apply_leaf<T: Element>(rule: &impl Rule, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
