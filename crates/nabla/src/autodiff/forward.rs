@@ -88,7 +88,7 @@ pub(crate) fn strip_from(x: &Tensor, level: u64) -> Tensor {
     let mut y = if x.0.node.is_some() && state::grad_enabled() {
         let node = super::Node {
             id: state::next_id(),
-            op: Box::new(Identity),
+            op: super::op_slot::OpSlot::new(Identity),
             inputs: smallvec::smallvec![x.clone()],
         };
         let mut v = view;

@@ -15,6 +15,7 @@ mod backward;
 mod checkpoint;
 mod custom;
 pub(crate) mod forward;
+mod op_slot;
 pub(crate) mod state;
 mod tensor_api;
 mod transforms;
@@ -49,7 +50,7 @@ pub(crate) trait Op: Send + Sync + 'static {
 /// How a tensor was computed.
 pub(crate) struct Node {
     pub(crate) id: u64,
-    pub(crate) op: Box<dyn Op>,
+    pub(crate) op: op_slot::OpSlot,
     pub(crate) inputs: SmallVec<[Tensor; 2]>,
 }
 
@@ -101,7 +102,7 @@ pub(crate) fn record<O: Op>(mut out: Tensor, op: O, inputs: &[&Tensor]) -> Tenso
     if track {
         inner.node = Some(Node {
             id: state::next_id(),
-            op: Box::new(op),
+            op: op_slot::OpSlot::new(op),
             inputs: inputs.iter().map(|t| (*t).clone()).collect(),
         });
     }
@@ -120,7 +121,7 @@ pub(crate) fn fresh_variable(x: &Tensor) -> Tensor {
     let inner = std::sync::Arc::get_mut(&mut v.0).expect("fresh");
     inner.node = Some(Node {
         id: state::next_id(),
-        op: Box::new(Leaf),
+        op: op_slot::OpSlot::new(Leaf),
         inputs: SmallVec::new(),
     });
     inner.tangents = x.0.tangents.clone();

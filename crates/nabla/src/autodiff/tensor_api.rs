@@ -19,7 +19,7 @@ impl Tensor {
         let mut v = self.view_as(self.layout().clone());
         std::sync::Arc::get_mut(&mut v.0).expect("fresh").node = Some(Node {
             id: state::next_id(),
-            op: Box::new(Leaf),
+            op: super::op_slot::OpSlot::new(Leaf),
             inputs: SmallVec::new(),
         });
         v
