@@ -3,7 +3,7 @@
 //! Most operations are empty structs or hold a number or two (`x * 0.5` keeps `0.5`). Boxing those
 //! would make every recorded scalar operation allocate a few bytes besides its tensor, and in
 //! simulators those tiny blocks, freed in bursts, scatter the graph through the heap (with glibc, an
-//! rk4-pendulum gradient was ~20 % slower for it). Operations of up to 16 bytes, 8-byte aligned and
+//! rk4-pendulum gradient was 10–15 % slower for it). Operations of up to 16 bytes, 8-byte aligned and
 //! without drop glue, are stored inline; the others are boxed.
 
 use super::Op;
