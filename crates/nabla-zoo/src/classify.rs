@@ -1,12 +1,13 @@
 //! Training an image or feature classifier: shared by `mlp-digits`, `mlp-mnist` and `cnn-mnist`.
 
-use crate::experiment::{Context, ZooError};
+use crate::experiment::{Context, Report, ZooError};
 use crate::train::{Trainer, ema, step_seed};
 use nabla::data::{Augment, DataLoader, TensorDataset};
 use nabla::nn::{Forward, Module, cross_entropy};
 use nabla::optim::Optimizer;
 use nabla::rand::{SeedableRng, rngs::StdRng};
 use nabla::{Indices, no_grad};
+use serde_json::json;
 
 /// What a classifier run needs.
 pub struct Setup<'a, M: Module + Forward> {
@@ -40,6 +41,57 @@ pub struct Outcome {
     pub train_loss: f64,
     /// Training curves.
     pub curves: crate::train::Curves,
+}
+
+impl Outcome {
+    /// The report of classifier experiment `name`: its metrics, a two-line summary and the loss and
+    /// accuracy plots. `split` names the evaluation set ("test", "held-out"); `sizes` are the
+    /// parameter count and the numbers of training and evaluation examples.
+    pub fn report(
+        self,
+        name: &str,
+        split: &str,
+        steps: u64,
+        sizes: (usize, usize, usize),
+    ) -> Report {
+        let (params, n_train, n_eval) = sizes;
+        let mut r = Report::default();
+        r.metrics
+            .insert("test_accuracy".into(), json!(self.test_accuracy));
+        r.metrics.insert("test_loss".into(), json!(self.test_loss));
+        r.metrics
+            .insert("train_loss".into(), json!(self.train_loss));
+        r.metrics.insert("steps".into(), json!(steps));
+        r.summary = vec![
+            format!(
+                "{params} parameters, {n_train} training and {n_eval} {split} images, {steps} Adam steps"
+            ),
+            format!(
+                "{split} accuracy {:.2}% (loss {:.4})",
+                100.0 * self.test_accuracy,
+                self.test_loss
+            ),
+        ];
+        r.curves = vec![
+            self.curves.curve(
+                "loss.png",
+                &format!("{name}: loss"),
+                "step",
+                "cross-entropy",
+                &[("train_loss", "train (EMA)"), ("test_loss", split)],
+                true,
+            ),
+            self.curves.curve(
+                "accuracy.png",
+                &format!("{name}: {split} accuracy"),
+                "step",
+                "accuracy",
+                &[("test_accuracy", split)],
+                false,
+            ),
+        ];
+        r
+    }
 }
 
 fn labels(t: &nabla::data::Targets) -> Result<Indices, ZooError> {

@@ -7,7 +7,6 @@ use nabla::data::{Augment, datasets};
 use nabla::nn::Module;
 use nabla::optim::{Adam, CosineLr, LrSchedule};
 use nabla::rand::{SeedableRng, rngs::StdRng};
-use serde_json::json;
 
 /// See the module docs.
 pub struct CnnMnist;
@@ -100,40 +99,6 @@ impl Experiment for CnnMnist {
             },
             ctx,
         )?;
-        let mut r = Report::default();
-        r.metrics
-            .insert("test_accuracy".into(), json!(out.test_accuracy));
-        r.metrics.insert("test_loss".into(), json!(out.test_loss));
-        r.metrics.insert("train_loss".into(), json!(out.train_loss));
-        r.metrics.insert("steps".into(), json!(steps));
-        r.summary = vec![
-            format!(
-                "{params} parameters, {n_train} training and {n_test} test images, {steps} Adam steps"
-            ),
-            format!(
-                "test accuracy {:.2}% (loss {:.4})",
-                100.0 * out.test_accuracy,
-                out.test_loss
-            ),
-        ];
-        r.curves = vec![
-            out.curves.curve(
-                "loss.png",
-                "cnn-mnist: loss",
-                "step",
-                "cross-entropy",
-                &[("train_loss", "train (EMA)"), ("test_loss", "test")],
-                true,
-            ),
-            out.curves.curve(
-                "accuracy.png",
-                "cnn-mnist: test accuracy",
-                "step",
-                "accuracy",
-                &[("test_accuracy", "test")],
-                false,
-            ),
-        ];
-        Ok(r)
+        Ok(out.report("cnn-mnist", "test", steps, (params, n_train, n_test)))
     }
 }

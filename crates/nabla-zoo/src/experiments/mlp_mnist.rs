@@ -7,7 +7,6 @@ use nabla::data::datasets;
 use nabla::nn::Module;
 use nabla::optim::{Adam, CosineLr, LrSchedule};
 use nabla::rand::{SeedableRng, rngs::StdRng};
-use serde_json::json;
 
 /// See the module docs.
 pub struct MlpMnist;
@@ -88,40 +87,6 @@ impl Experiment for MlpMnist {
             },
             ctx,
         )?;
-        let mut r = Report::default();
-        r.metrics
-            .insert("test_accuracy".into(), json!(out.test_accuracy));
-        r.metrics.insert("test_loss".into(), json!(out.test_loss));
-        r.metrics.insert("train_loss".into(), json!(out.train_loss));
-        r.metrics.insert("steps".into(), json!(steps));
-        r.summary = vec![
-            format!(
-                "{params} parameters, {n_train} training and {n_test} test images, {steps} Adam steps"
-            ),
-            format!(
-                "test accuracy {:.2}% (loss {:.4})",
-                100.0 * out.test_accuracy,
-                out.test_loss
-            ),
-        ];
-        r.curves = vec![
-            out.curves.curve(
-                "loss.png",
-                "mlp-mnist: loss",
-                "step",
-                "cross-entropy",
-                &[("train_loss", "train (EMA)"), ("test_loss", "test")],
-                true,
-            ),
-            out.curves.curve(
-                "accuracy.png",
-                "mlp-mnist: test accuracy",
-                "step",
-                "accuracy",
-                &[("test_accuracy", "test")],
-                false,
-            ),
-        ];
-        Ok(r)
+        Ok(out.report("mlp-mnist", "test", steps, (params, n_train, n_test)))
     }
 }
