@@ -22,7 +22,7 @@ fn matmul(c: &mut Criterion) {
     let mut g = c.benchmark_group("matmul");
     g.measurement_time(Duration::from_secs(5));
     for n in [256, 1024] {
-        let (a, b) = nb::matmul_inputs(n, 0);
+        let (a, b) = nb::matmul_inputs(n);
         g.throughput(criterion::Throughput::Elements(nb::matmul_flops(n) as u64));
         g.bench_function(format!("{n}"), |bn| {
             bn.iter(|| black_box(&a).matmul(black_box(&b)))

@@ -1,7 +1,10 @@
 """Shared helpers of the reference benchmarks: timing, JSON lines, MNIST (IDX) loading, memory.
 
 Every script prints one JSON line per measurement with the same fields as `nabla-bench`:
-name, impl, variant, status, median_s, min_s, first_s, repeats, warmup, threads, [round], extras.
+name, impl, variant, status, median_s, min_s, first_s, first_call_fresh, repeats, warmup, threads,
+[round], [check_id, xcheck], extras. `xcheck` holds the figures (loss, gradient sums) that the harness
+compares between the sides; they are computed from the deterministic inputs below, which `nabla-bench`
+reproduces bit for bit (`bench/src/inputs.rs`).
 """
 
 import argparse
@@ -30,6 +33,7 @@ def parser(description):
     p = argparse.ArgumentParser(description=description)
     p.add_argument("names", nargs="*", help="benchmarks to run (`all` for every one)")
     p.add_argument("--list", action="store_true", help="list the benchmarks")
+    p.add_argument("--host", action="store_true", help="print one JSON line describing the host and exit")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls after the first")
     p.add_argument("--repeats", type=int, default=None, help="timed calls (median reported)")
@@ -40,7 +44,8 @@ def parser(description):
 
 
 class Samples:
-    def __init__(self, first, times, cpu_times=None):
+    def __init__(self, first, times, cpu_times=None, fresh=False):
+        self.fresh = fresh
         self.first = first
         self.times = times
         self.cpu_times = cpu_times or []
@@ -58,9 +63,16 @@ class Samples:
         return min(self.times)
 
 
+_MEASURED = False
+
+
 def measure(warmup, repeats, fn, sync=lambda r: r):
     """One first call, `warmup` untimed calls, `repeats` timed calls; `sync` waits for the result
-    (JAX's block_until_ready) inside the timed region. Records wall-clock and process CPU time."""
+    (JAX's block_until_ready) inside the timed region. Records wall-clock and process CPU time.
+    `first_call_fresh` says whether the first call was the first workload call of this process
+    (only such first calls are compared between the sides)."""
+    global _MEASURED
+    fresh, _MEASURED = not _MEASURED, True
     t = time.perf_counter()
     sync(fn())
     first = time.perf_counter() - t
@@ -73,7 +85,9 @@ def measure(warmup, repeats, fn, sync=lambda r: r):
         sync(fn())
         times.append(time.perf_counter() - t)
         cpu_times.append(time.process_time() - c)
-    return Samples(first, times, cpu_times)
+    s = Samples(first, times, cpu_times)
+    s.fresh = fresh
+    return s
 
 
 class Emitter:
@@ -96,7 +110,9 @@ class Emitter:
         r.update(self.fixed)
         return r
 
-    def emit(self, name, variant, samples, warmup, **extra):
+    def emit(self, name, variant, samples, warmup, xcheck=None, check_id=None, **extra):
+        """One measurement; `xcheck` (figures from the shared inputs) is compared by the harness with
+        the other sides' figures of the same `check_id` (default `name/variant`)."""
         r = self._base(name)
         r.update(
             variant=variant,
@@ -104,10 +120,13 @@ class Emitter:
             median_s=samples.median,
             min_s=samples.min,
             first_s=samples.first,
+            first_call_fresh=samples.fresh,
             cpu_median_s=samples.cpu_median,
             repeats=len(samples.times),
             warmup=warmup,
         )
+        if xcheck is not None:
+            r.update(check_id=check_id or f"{name}/{variant}", xcheck=xcheck)
         r.update(extra)
         print(json.dumps(r), flush=True)
 
@@ -141,6 +160,90 @@ def check_pendulum(loss, grad):
     return None
 
 
+# ----- deterministic inputs (bit-identical to bench/src/inputs.rs) ----------------------------------
+#
+# splitmix64 of (seed, index) -> 24 random bits -> a float64 in [0, 1) -> scaled in float64 -> float32.
+# Every step is exact or correctly rounded IEEE arithmetic, so nabla computes the same float32 values.
+# Normal samples use Box-Muller (log, cos): libraries may differ in the last bit of a float64 there,
+# which the rounding to float32 hides in all but rare cases.
+
+SEEDS = {"matmul": 1, "conv2d": 11, "lstm": 20, "mlp": 30, "cnn": 40}
+
+
+def _splitmix(seed, idx):
+    import numpy as np
+
+    u = np.uint64
+    with np.errstate(over="ignore"):
+        z = u(seed) + (idx.astype(u) + u(1)) * u(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> u(30))) * u(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> u(27))) * u(0x94D049BB133111EB)
+        return z ^ (z >> u(31))
+
+
+def det_unit(seed, n, offset=0):
+    """n float64 values in [0, 1) with 24 random bits each."""
+    import numpy as np
+
+    z = _splitmix(seed, np.arange(offset, offset + n, dtype=np.uint64))
+    return (z >> np.uint64(40)).astype(np.float64) / float(1 << 24)
+
+
+def det_uniform(seed, shape, bound):
+    """float32 uniform in [-bound, bound)."""
+    import numpy as np
+
+    n = int(np.prod(shape))
+    return ((2.0 * det_unit(seed, n) - 1.0) * float(bound)).astype(np.float32).reshape(shape)
+
+
+def det_normal(seed, shape):
+    """float32 standard normal (Box-Muller on the pairs (2i, 2i+1))."""
+    import numpy as np
+
+    n = int(np.prod(shape))
+    u = det_unit(seed, 2 * n).reshape(n, 2)
+    u1 = 1.0 - u[:, 0]  # (0, 1]
+    z = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u[:, 1])
+    return z.astype(np.float32).reshape(shape)
+
+
+def det_permutation(seed, n):
+    """A permutation of 0..n (indices sorted by their hash; ties, never seen, by index)."""
+    import numpy as np
+
+    return np.argsort(_splitmix(seed, np.arange(n, dtype=np.uint64)), kind="stable")
+
+
+def det_params(seed, shapes):
+    """Parameters in a model's order: uniform in ±1/sqrt(fan_in) like PyTorch's default init, where
+    fan_in = prod(shape[1:]) for a weight and, for a vector (a bias), the last weight's fan_in.
+    Parameter k uses seed `seed * 1000 + k`."""
+    import numpy as np
+
+    out, fan_in = [], 1
+    for k, shape in enumerate(shapes):
+        if len(shape) >= 2:
+            fan_in = int(np.prod(shape[1:]))
+        out.append(det_uniform(seed * 1000 + k, tuple(shape), 1.0 / np.sqrt(float(fan_in))))
+    return out
+
+
+def grad_summary(grads):
+    """Sum and sum of absolute values (float64) over a list of gradient arrays."""
+    import numpy as np
+
+    arrs = [np.asarray(g, dtype=np.float64) for g in grads]
+    return {"grad_sum": float(sum(a.sum() for a in arrs)), "grad_abs": float(sum(np.abs(a).sum() for a in arrs))}
+
+
+def array_summary(a, prefix):
+    import numpy as np
+
+    a = np.asarray(a, dtype=np.float64)
+    return {f"{prefix}_sum": float(a.sum()), f"{prefix}_abs": float(np.abs(a).sum())}
+
+
 # ----- MNIST -----------------------------------------------------------------------------------------
 
 
@@ -159,6 +262,13 @@ def read_idx(path):
     if arr.size != int(np.prod(dims)):
         raise ValueError(f"{path}: {arr.size} bytes of data for dimensions {dims}")
     return arr.reshape(dims)
+
+
+def mnist_batches_source(data_dir, seed):
+    """Training images (float32 in [0, 1], (n, 28, 28)) and labels in the shared order `det_permutation`."""
+    images, labels = load_mnist(data_dir)
+    order = det_permutation(seed, len(labels))
+    return images[order], labels[order]
 
 
 def load_mnist(data_dir, split="train"):
@@ -184,3 +294,24 @@ def rss_bytes():
     except ImportError:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes():
+    """Peak resident set size of this process so far (getrusage; Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def cpu_flags():
+    """The x86 ISA extensions the kernel reports for this CPU (a short list of the relevant ones)."""
+    wanted = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+              "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in have]
+    except OSError:
+        pass
+    return []

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""JAX (CPU) references of scalar-chain and rk4-pendulum, one JSON line per measurement.
+"""JAX (CPU) references of scalar-chain, rk4-pendulum, mlp-step and cnn-step, one JSON line per measurement.
 
     bench/reference/.venv/bin/python bench/reference/jax_bench.py rk4-pendulum --variants fori
 
@@ -10,8 +10,14 @@ The whole gradient function is jitted (`jax.jit(jax.value_and_grad(f, argnums=..
 For each, `first_s` is the first call (trace + compile + run; the backend is initialised before) and
 `median_s` the steady state of the compiled function.
 
+mlp-step and cnn-step (jax_train.py): the whole training step (forward, backward, Adam written out
+as in torch.optim.Adam) is one `jax.jit` function with the parameters and optimiser state donated;
+`first_s` includes its compile.
+
 Threads: XLA's CPU backend sizes its pools from the CPUs the process may use, so bench/run.sh starts
 this script under `taskset -c 0,1` (2 CPUs). The scalar programs here run on one thread anyway.
+
+To add a workload: a function `bench_xxx(em, args)` and an entry in BENCHES.
 """
 
 import os
@@ -19,7 +25,7 @@ import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from common import Emitter, PENDULUM_EXPECTED, check_pendulum, measure, parser  # noqa: E402
+from common import Emitter, PENDULUM_EXPECTED, check_pendulum, cpu_flags, measure, parser  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -89,13 +95,13 @@ VARIANTS = {
 }
 
 
-def bench(em, name, variants):
+def bench_loop(em, name, variants):
     if name == "scalar-chain":
         inputs = (jnp.float32(1.0), jnp.float32(0.999))
         warmup, repeats = em.counts(5, 30)
     else:
         inputs = (jnp.float32(0.1), jnp.float32(9.81), jnp.float32(1.0))
-        warmup, repeats = em.counts(5, 30)
+        warmup, repeats = em.counts(3, 20)
     argnums = tuple(range(len(inputs)))
     for variant in variants:
         fn = VARIANTS[name][variant]
@@ -110,33 +116,72 @@ def bench(em, name, variants):
                 em.fail(f"{variant}: {err}")
             extra.update(loss=float(value), grad=grad, expected_loss=PENDULUM_EXPECTED[0],
                          expected_grad=list(PENDULUM_EXPECTED[1]), check="FAILED" if err else "ok")
+            xcheck = {"loss": float(value), "grad_b": grad[0], "grad_g": grad[1], "grad_L": grad[2]}
+            check_id = "rk4-pendulum/grad"
         else:
-            extra.update(y=float(value), grad=grad)
-        em.emit(name, f"grad-{variant}", s, warmup, **extra)
+            xcheck = {"y": float(value), "grad_x": grad[0], "grad_w": grad[1]}
+            check_id = "scalar-chain/record"
+        em.emit(name, f"grad-{variant}", s, warmup, xcheck=xcheck, check_id=check_id, **extra)
         if name == "scalar-chain":
             # Forward only, as nabla's and PyTorch's `no-grad` variant.
             fwd = jax.jit(fn)
             s = measure(warmup, repeats, lambda: fwd(*inputs), sync=block)
-            em.emit(name, f"no-grad-{variant}", s, warmup, loop=variant)
+            em.emit(name, f"no-grad-{variant}", s, warmup, loop=variant,
+                    xcheck={"y": float(fwd(*inputs))}, check_id="scalar-chain/no-grad")
+
+
+def host_info():
+    import jaxlib
+
+    dev = jax.devices()[0]
+    return {"impl": "jax", "version": jax.__version__, "jaxlib": jaxlib.__version__,
+            "device": f"{dev.platform}:{dev.device_kind}",
+            "xla_flags": os.environ.get("XLA_FLAGS", "(unset)"),
+            "xla_cpu_target": "XLA's CPU compiler targets the host CPU (LLVM host features) unless "
+                              "XLA_FLAGS sets --xla_cpu_max_isa; the ISA extensions available are cpu_flags",
+            "cpu_flags": cpu_flags()}
+
+
+def _train(name):
+    def run(em, args):
+        import jax_train
+
+        jax_train.bench(em, name, args)
+
+    return run
+
+
+BENCHES = {
+    "scalar-chain": lambda em, args: bench_loop(em, "scalar-chain", args.variant_list),
+    "rk4-pendulum": lambda em, args: bench_loop(em, "rk4-pendulum", args.variant_list),
+    "mlp-step": _train("mlp-step"),
+    "cnn-step": _train("cnn-step"),
+}
 
 
 def main():
-    p = parser("JAX references of nabla's benchmarks (scalar-chain, rk4-pendulum)")
+    p = parser("JAX references of nabla's benchmarks (scalar-chain, rk4-pendulum, mlp-step, cnn-step)")
     p.add_argument("--variants", default="unrolled,fori",
-                   help="comma-separated loop variants: unrolled (Python loop, unrolled by JAX), fori")
+                   help="scalar-chain, rk4-pendulum: comma-separated loop variants: unrolled (Python loop, "
+                        "unrolled by JAX), fori")
     args = p.parse_args()
     if args.list:
-        print("\n".join(VARIANTS))
+        print("\n".join(BENCHES))
         return 0
-    variants = [v for v in args.variants.split(",") if v]
+    if args.host:
+        import json
+
+        print(json.dumps(host_info()))
+        return 0
+    args.variant_list = [v for v in args.variants.split(",") if v]
     em = Emitter("jax", args, version=jax.__version__)
     block(jnp.zeros(()))  # initialise the backend outside the timed first call
-    names = list(VARIANTS) if "all" in args.names else args.names
+    names = list(BENCHES) if "all" in args.names else args.names
     for name in names:
-        if name not in VARIANTS:
+        if name not in BENCHES:
             em.unavailable(name, "no JAX reference for this benchmark")
             continue
-        bench(em, name, variants)
+        BENCHES[name](em, args)
     return 1 if em.failed else 0
 
 

@@ -5,9 +5,16 @@
 //! Every workload is written the way a user would write it, with the same sequence of tensor
 //! operations as its PyTorch and JAX twins in `bench/reference/`, so the ratios compare like with like.
 
-use nabla::{DType, Tensor, no_grad, value_and_grad};
+use nabla::{Tensor, no_grad, value_and_grad};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+pub mod host;
+pub mod inputs;
+pub mod memory;
+
+use inputs::{det_normal, det_permutation, det_uniform, seeds, set_det_params};
 
 // ----- scalar-chain --------------------------------------------------------------------------------
 
@@ -110,13 +117,11 @@ pub fn check_pendulum(loss: f64, grad: &[f64]) -> Result<(), String> {
 
 // ----- matmul ---------------------------------------------------------------------------------------
 
-/// Two `n×n` f32 matrices of standard normal samples (seeded).
-pub fn matmul_inputs(n: usize, seed: u64) -> (Tensor, Tensor) {
-    use nabla::rand::SeedableRng;
-    let mut rng = nabla::rand::rngs::StdRng::seed_from_u64(seed);
+/// Two `n×n` f32 matrices of standard normal samples, the shared inputs (`inputs::det_normal`).
+pub fn matmul_inputs(n: usize) -> (Tensor, Tensor) {
     (
-        Tensor::randn([n, n], DType::F32, &mut rng),
-        Tensor::randn([n, n], DType::F32, &mut rng),
+        det_normal(seeds::MATMUL, &[n, n]),
+        det_normal(seeds::MATMUL + 1, &[n, n]),
     )
 }
 
@@ -127,15 +132,17 @@ pub fn matmul_flops(n: usize) -> f64 {
 
 // ----- conv2d ----------------------------------------------------------------------------------------
 
-/// conv2d inputs: `x` 64×1×28×28, `w1` 32×1×3×3, `w2` 64×32×3×3, all standard normal (weights scaled
-/// by 1/√fan_in so the activations stay O(1)).
-pub fn conv2d_inputs(seed: u64) -> [Tensor; 3] {
-    use nabla::rand::SeedableRng;
-    let mut rng = nabla::rand::rngs::StdRng::seed_from_u64(seed);
+/// conv2d inputs (shared with the references): `x` 64×1×28×28 standard normal, `w1` 32×1×3×3 and
+/// `w2` 64×32×3×3 uniform in ±1/√fan_in.
+pub fn conv2d_inputs() -> [Tensor; 3] {
     [
-        Tensor::randn([64, 1, 28, 28], DType::F32, &mut rng),
-        Tensor::randn([32, 1, 3, 3], DType::F32, &mut rng) * (1.0 / 3.0),
-        Tensor::randn([64, 32, 3, 3], DType::F32, &mut rng) * (1.0 / (32.0f64 * 9.0).sqrt()),
+        det_normal(seeds::CONV2D, &[64, 1, 28, 28]),
+        det_uniform(seeds::CONV2D + 1, &[32, 1, 3, 3], 1.0 / 3.0),
+        det_uniform(
+            seeds::CONV2D + 2,
+            &[64, 32, 3, 3],
+            1.0 / (32.0f64 * 9.0).sqrt(),
+        ),
     ]
 }
 
@@ -161,11 +168,12 @@ use nabla::nn::{
     cross_entropy,
 };
 use nabla::optim::{Adam, Optimizer};
-use nabla::rand::{SeedableRng, rngs::StdRng, seq::SliceRandom};
+use nabla::rand::{SeedableRng, rngs::StdRng};
 use nabla::{Conv2dOpts, Indices};
 
-/// MNIST training images in a fixed shuffled order, served as consecutive batches (wrapping), like
-/// `Batches` in `bench/reference/torch_bench.py`: a batch is a zero-copy view of a contiguous tensor.
+/// MNIST training images in a fixed shuffled order (`inputs::det_permutation(seed)`, the same order
+/// as the references'), served as consecutive batches (wrapping), like `Batches` in
+/// `bench/reference/torch_bench.py`: a batch is a zero-copy view of a contiguous tensor.
 pub struct MnistBatches {
     x: Tensor,
     y: Vec<usize>,
@@ -179,11 +187,11 @@ impl MnistBatches {
         dir: &std::path::Path,
         batch: usize,
         image_shape: &[usize],
+        seed: u64,
     ) -> Result<MnistBatches, String> {
         let (train, _) = nabla::data::datasets::mnist(dir).map_err(|e| e.to_string())?;
-        let n = train.len();
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(0));
+        let order = det_permutation(seed, train.len());
+        let n = order.len();
         let (x, t) = train.get(&order);
         let mut shape = vec![n];
         shape.extend_from_slice(image_shape);
@@ -210,20 +218,33 @@ impl MnistBatches {
     }
 }
 
-/// The MLP of mlp-step: 784-128-10 with ReLU.
-pub fn mlp(seed: u64) -> Sequential {
-    let mut rng = StdRng::seed_from_u64(seed);
-    Sequential::new()
+/// The MLP of mlp-step: 784-128-10 with ReLU, with the shared initial parameters.
+pub fn mlp() -> Sequential {
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut m = Sequential::new()
         .add(Linear::new(784, 128, &mut rng))
         .add(Relu)
-        .add(Linear::new(128, 10, &mut rng))
+        .add(Linear::new(128, 10, &mut rng));
+    set_det_params(&mut m, seeds::MLP);
+    m
 }
 
-/// The LeNet-style CNN of cnn-step (unpadded convolutions: 28 → 26 → 13 → 11 → 5).
-pub fn cnn(seed: u64) -> Sequential {
-    let mut rng = StdRng::seed_from_u64(seed);
+/// MNIST batches of mlp-step / mlp-memory, in the shared order.
+pub fn mlp_batches(dir: &std::path::Path, batch: usize) -> Result<MnistBatches, String> {
+    MnistBatches::new(dir, batch, &[784], seeds::MLP + 1)
+}
+
+/// MNIST batches of cnn-step, in the shared order.
+pub fn cnn_batches(dir: &std::path::Path, batch: usize) -> Result<MnistBatches, String> {
+    MnistBatches::new(dir, batch, &[1, 28, 28], seeds::CNN + 1)
+}
+
+/// The LeNet-style CNN of cnn-step (unpadded convolutions: 28 → 26 → 13 → 11 → 5), with the shared
+/// initial parameters.
+pub fn cnn() -> Sequential {
+    let mut rng = StdRng::seed_from_u64(0);
     let c = Conv2dOpts::default();
-    Sequential::new()
+    let mut m = Sequential::new()
         .add(Conv2d::new(1, 32, 3, c, &mut rng))
         .add(Relu)
         .add(MaxPool2d::new(2))
@@ -233,7 +254,9 @@ pub fn cnn(seed: u64) -> Sequential {
         .add(Flatten)
         .add(Linear::new(64 * 5 * 5, 128, &mut rng))
         .add(Relu)
-        .add(Linear::new(128, 10, &mut rng))
+        .add(Linear::new(128, 10, &mut rng));
+    set_det_params(&mut m, seeds::CNN);
+    m
 }
 
 /// One training step: forward, cross-entropy from logits, backward, Adam update (zeroing gradients
@@ -246,11 +269,37 @@ pub fn training_step(model: &mut Sequential, opt: &mut Adam, data: &mut MnistBat
     loss.item()
 }
 
-/// The LSTM of the lstm benchmark (input 32, hidden 128, time-first) and its input `[50, 16, 32]`.
-pub fn lstm_inputs(seed: u64) -> (Lstm, Tensor) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let lstm = Lstm::with_options(32, 128, RnnOptions::default().batch_first(false), &mut rng);
-    let x = Tensor::randn([50, 16, 32], DType::F32, &mut rng);
+/// The cross-check of a training benchmark: from the shared initial parameters and the first
+/// batches, the loss and the gradient sums of step 1 and the loss of step 2 (after the first Adam
+/// update), exactly as the references compute them.
+pub fn step_check(mut model: Sequential, mut data: MnistBatches) -> [(&'static str, f64); 4] {
+    let mut opt = Adam::new(1e-3);
+    let (x, y) = data.next_batch();
+    let loss = cross_entropy(&model.forward(&x), &y);
+    let grads = loss.backward();
+    let params = model.parameters();
+    let (s, a) = inputs::sums(
+        params
+            .iter()
+            .map(|p| grads.get(p).expect("every parameter has a gradient")),
+    );
+    opt.step(&mut model, &grads);
+    let loss2 = training_step(&mut model, &mut opt, &mut data);
+    [
+        ("loss", loss.item()),
+        ("grad_sum", s),
+        ("grad_abs", a),
+        ("loss_step2", loss2),
+    ]
+}
+
+/// The LSTM of the lstm benchmark (input 32, hidden 128, time-first, the shared initial parameters)
+/// and its input `[50, 16, 32]`.
+pub fn lstm_inputs() -> (Lstm, Tensor) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut lstm = Lstm::with_options(32, 128, RnnOptions::default().batch_first(false), &mut rng);
+    set_det_params(&mut lstm, seeds::LSTM);
+    let x = det_normal(seeds::LSTM + 1, &[50, 16, 32]);
     (lstm, x)
 }
 
@@ -282,8 +331,11 @@ pub fn default_mnist_dir() -> std::path::PathBuf {
 /// Wall-clock samples of a workload, in seconds.
 #[derive(Clone, Debug)]
 pub struct Samples {
-    /// The first call in this process (before warm-up).
+    /// The first call (before warm-up).
     pub first: f64,
+    /// Whether that first call was the first workload call of this process (only such first calls
+    /// are compared between the sides).
+    pub fresh: bool,
     /// One sample per timed repeat, after warm-up.
     pub times: Vec<f64>,
     /// Process CPU time (all threads) of each timed repeat: unlike wall-clock time it does not count
@@ -319,9 +371,12 @@ pub fn median(xs: &[f64]) -> f64 {
     }
 }
 
+static MEASURED: AtomicBool = AtomicBool::new(false);
+
 /// Times `f`: one first call, `warmup` untimed calls, then `repeats` timed calls. The result of each
 /// call goes through [`black_box`] so it is computed and dropped inside the timed region.
 pub fn measure<R>(warmup: usize, repeats: usize, mut f: impl FnMut() -> R) -> Samples {
+    let fresh = !MEASURED.swap(true, Ordering::Relaxed);
     let t = Instant::now();
     black_box(f());
     let first = t.elapsed().as_secs_f64();
@@ -338,6 +393,7 @@ pub fn measure<R>(warmup: usize, repeats: usize, mut f: impl FnMut() -> R) -> Sa
     }
     Samples {
         first,
+        fresh,
         times,
         cpu_times,
     }

@@ -10,6 +10,7 @@
 
 use clap::Parser;
 use nabla::Tensor;
+use nabla::nn::Module;
 use nabla_bench as nb;
 use serde_json::{Map, Value, json};
 use std::process::ExitCode;
@@ -29,15 +30,22 @@ struct Cli {
     /// List the benchmarks and whether this build can run them.
     #[arg(long)]
     list: bool,
+    /// Print one JSON line describing the host (CPU features detected, kernels chosen) and exit.
+    #[arg(long)]
+    host: bool,
     /// Rayon worker threads (the reference frameworks are given the same number).
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Untimed calls after the first one (default: per benchmark).
+    /// Untimed calls after the first one (default: per benchmark; the harness passes the same
+    /// counts to every side).
     #[arg(long)]
     warmup: Option<usize>,
     /// Timed calls; the median is reported (default: per benchmark).
     #[arg(long)]
     repeats: Option<usize>,
+    /// Chain steps of graph-memory (2 recorded operations each).
+    #[arg(long, default_value_t = 500_000)]
+    graph_steps: usize,
     /// Matrix sizes for `matmul`.
     #[arg(long, value_delimiter = ',', default_value = "256,512,1024")]
     sizes: Vec<usize>,
@@ -54,6 +62,7 @@ struct Ctx {
     warmup: Option<usize>,
     repeats: Option<usize>,
     sizes: Vec<usize>,
+    graph_steps: usize,
     data: std::path::PathBuf,
 }
 
@@ -67,11 +76,15 @@ impl Ctx {
 }
 
 /// One measurement: a variant's samples plus extra figures; failures are reported, not hidden.
+/// `xcheck` holds the figures computed from the shared inputs (loss, gradient sums) that the harness
+/// compares with the references' figures of the same check id (default `name/variant`).
 struct Measurement {
     variant: String,
     samples: nb::Samples,
     warmup: usize,
     extra: Map<String, Value>,
+    xcheck: Map<String, Value>,
+    check_id: Option<String>,
     check_failed: Option<String>,
 }
 
@@ -82,6 +95,8 @@ impl Measurement {
             samples,
             warmup,
             extra: Map::new(),
+            xcheck: Map::new(),
+            check_id: None,
             check_failed: None,
         }
     }
@@ -89,6 +104,19 @@ impl Measurement {
         self.extra.insert(key.to_string(), value);
         self
     }
+    /// Adds cross-check figures.
+    fn check<'a>(mut self, figures: impl IntoIterator<Item = (&'a str, f64)>) -> Measurement {
+        for (k, v) in figures {
+            self.xcheck.insert(k.to_string(), json!(v));
+        }
+        self
+    }
+}
+
+/// Sum and sum of absolute values of tensors, as cross-check figures `{prefix}_sum`, `{prefix}_abs`.
+fn sums_check<'a>(prefix: &str, ts: impl IntoIterator<Item = &'a Tensor>) -> [(String, f64); 2] {
+    let (s, a) = nb::inputs::sums(ts);
+    [(format!("{prefix}_sum"), s), (format!("{prefix}_abs"), a)]
 }
 
 type Runner = fn(&Ctx) -> Result<Vec<Measurement>, String>;
@@ -152,25 +180,36 @@ const REGISTRY: &[Bench] = &[
         run: Some(run_mlp_memory),
         missing: "",
     },
+    Bench {
+        name: "graph-memory",
+        about: "resident bytes per recorded scalar op (1M ops), and after the graph is dropped",
+        run: Some(run_graph_memory),
+        missing: "",
+    },
 ];
 
 fn run_scalar_chain(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let (warmup, repeats) = ctx.counts(5, 30);
     let inputs = nb::scalar_chain_inputs();
-    let (y, g) = nb::scalar_chain_grad(&inputs);
+    // The first timed call is the first call of the process (nothing runs the workload before).
     let rec = nb::measure(warmup, repeats, || nb::scalar_chain_grad(&inputs));
-    let (warmup_ng, repeats_ng) = ctx.counts(5, 50);
-    let norec = nb::measure(warmup_ng, repeats_ng, || nb::scalar_chain_no_grad(&inputs));
+    let norec = nb::measure(warmup, repeats, || nb::scalar_chain_no_grad(&inputs));
+    let (y, g) = nb::scalar_chain_grad(&inputs);
+    let y0 = nb::scalar_chain_no_grad(&inputs).item();
     let ops = 2 * nb::CHAIN_STEPS;
     Ok(vec![
         Measurement::new("record", rec.clone(), warmup)
             .with("ops", json!(ops))
             .with("ns_per_op", json!(rec.median() / ops as f64 * 1e9))
-            .with("y", json!(y.item()))
-            .with("grad", json!([g[0].item(), g[1].item()])),
-        Measurement::new("no-grad", norec.clone(), warmup_ng)
+            .check([
+                ("y", y.item()),
+                ("grad_x", g[0].item()),
+                ("grad_w", g[1].item()),
+            ]),
+        Measurement::new("no-grad", norec.clone(), warmup)
             .with("ops", json!(ops))
-            .with("ns_per_op", json!(norec.median() / ops as f64 * 1e9)),
+            .with("ns_per_op", json!(norec.median() / ops as f64 * 1e9))
+            .check([("y", y0)]),
     ])
 }
 
@@ -184,7 +223,13 @@ fn run_rk4_pendulum(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         .with("loss", json!(loss.item()))
         .with("grad", json!(grad))
         .with("expected_loss", json!(nb::PENDULUM_EXPECTED.0))
-        .with("expected_grad", json!(nb::PENDULUM_EXPECTED.1));
+        .with("expected_grad", json!(nb::PENDULUM_EXPECTED.1))
+        .check([
+            ("loss", loss.item()),
+            ("grad_b", grad[0]),
+            ("grad_g", grad[1]),
+            ("grad_L", grad[2]),
+        ]);
     m.check_failed = nb::check_pendulum(loss.item(), &grad).err();
     let ok = m.check_failed.is_none();
     Ok(vec![
@@ -195,14 +240,17 @@ fn run_rk4_pendulum(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
 fn run_matmul(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let mut out = Vec::new();
     for &n in &ctx.sizes {
-        let (warmup, repeats) = ctx.counts(3, if n <= 512 { 50 } else { 20 });
-        let (a, b) = nb::matmul_inputs(n, 0);
+        let (warmup, repeats) = ctx.counts(3, 20);
+        let (a, b) = nb::matmul_inputs(n);
         let s = nb::measure(warmup, repeats, || a.matmul(&b));
         let gflops = nb::matmul_flops(n) / s.median() / 1e9;
+        let c = a.matmul(&b);
+        let check = sums_check("c", [&c]);
         out.push(
             Measurement::new(n.to_string(), s, warmup)
                 .with("n", json!(n))
-                .with("gflops", json!(gflops)),
+                .with("gflops", json!(gflops))
+                .check(check.iter().map(|(k, v)| (k.as_str(), *v))),
         );
     }
     Ok(out)
@@ -210,11 +258,15 @@ fn run_matmul(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
 
 fn run_conv2d(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let (warmup, repeats) = ctx.counts(3, 20);
-    let p = nb::conv2d_inputs(0);
+    let p = nb::conv2d_inputs();
     let s = nb::measure(warmup, repeats, || nb::conv2d_grad(&p));
-    let (loss, _) = nb::conv2d_grad(&p);
+    let (loss, g) = nb::conv2d_grad(&p);
+    let check = sums_check("grad", &g);
     Ok(vec![
-        Measurement::new("fwd+bwd", s, warmup).with("loss", json!(loss.item())),
+        Measurement::new("fwd+bwd", s, warmup)
+            .with("loss", json!(loss.item()))
+            .check([("loss", loss.item())])
+            .check(check.iter().map(|(k, v)| (k.as_str(), *v))),
     ])
 }
 
@@ -237,6 +289,7 @@ fn step_measurement(
     let per = |v: &[f64]| v.iter().map(|t| t / k as f64).collect::<Vec<_>>();
     let s = nb::Samples {
         first: s.first / k as f64,
+        fresh: s.fresh,
         times: per(&s.times),
         cpu_times: per(&s.cpu_times),
     };
@@ -248,49 +301,52 @@ fn step_measurement(
 
 fn run_mlp_step(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let mut out = Vec::new();
-    for (batch, k, warmup, repeats) in [(128, 10, 10, 30), (1, 100, 10, 30)] {
-        let (warmup, repeats) = ctx.counts(warmup, repeats);
-        let mut model = nb::mlp(0);
+    for (batch, k) in [(128, 10), (1, 100)] {
+        let (warmup, repeats) = ctx.counts(10, 30);
+        let mut model = nb::mlp();
         let mut opt = nabla::optim::Adam::new(1e-3);
-        let mut data = nb::MnistBatches::new(&ctx.data, batch, &[784])?;
-        out.push(
-            step_measurement(&format!("batch{batch}"), warmup, repeats, k, || {
-                nb::training_step(&mut model, &mut opt, &mut data)
-            })
-            .with("batch", json!(batch)),
-        );
+        let mut data = nb::mlp_batches(&ctx.data, batch)?;
+        let m = step_measurement(&format!("batch{batch}"), warmup, repeats, k, || {
+            nb::training_step(&mut model, &mut opt, &mut data)
+        });
+        let check = nb::step_check(nb::mlp(), nb::mlp_batches(&ctx.data, batch)?);
+        out.push(m.with("batch", json!(batch)).check(check));
     }
     Ok(out)
 }
 
 fn run_cnn_step(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let (warmup, repeats) = ctx.counts(5, 20);
-    let mut model = nb::cnn(0);
+    let mut model = nb::cnn();
     let mut opt = nabla::optim::Adam::new(1e-3);
-    let mut data = nb::MnistBatches::new(&ctx.data, 64, &[1, 28, 28])?;
-    Ok(vec![
-        step_measurement("batch64", warmup, repeats, 1, || {
-            nb::training_step(&mut model, &mut opt, &mut data)
-        })
-        .with("batch", json!(64)),
-    ])
+    let mut data = nb::cnn_batches(&ctx.data, 64)?;
+    let m = step_measurement("batch64", warmup, repeats, 1, || {
+        nb::training_step(&mut model, &mut opt, &mut data)
+    });
+    let check = nb::step_check(nb::cnn(), nb::cnn_batches(&ctx.data, 64)?);
+    Ok(vec![m.with("batch", json!(64)).check(check)])
 }
 
 fn run_lstm(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let (warmup, repeats) = ctx.counts(3, 20);
-    let (lstm, x) = nb::lstm_inputs(0);
+    let (lstm, x) = nb::lstm_inputs();
     let s = nb::measure(warmup, repeats, || nb::lstm_grad(&lstm, &x));
-    let (loss, _) = nb::lstm_grad(&lstm, &x);
+    let (loss, g) = nb::lstm_grad(&lstm, &x);
+    let params = lstm.parameters();
+    let check = sums_check("grad", params.iter().map(|p| g.get(p).expect("gradient")));
     Ok(vec![
-        Measurement::new("fwd+bwd", s, warmup).with("loss", json!(loss.item())),
+        Measurement::new("fwd+bwd", s, warmup)
+            .with("loss", json!(loss.item()))
+            .check([("loss", loss.item())])
+            .check(check.iter().map(|(k, v)| (k.as_str(), *v))),
     ])
 }
 
 fn run_mlp_memory(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let (steps, every) = (10_000usize, 100usize);
-    let mut model = nb::mlp(0);
+    let mut model = nb::mlp();
     let mut opt = nabla::optim::Adam::new(1e-3);
-    let mut data = nb::MnistBatches::new(&ctx.data, 128, &[784])?;
+    let mut data = nb::mlp_batches(&ctx.data, 128)?;
     let mib = (1u64 << 20) as f64;
     let rss0 = nb::rss_bytes().ok_or("cannot read /proc/self/statm")? as f64;
     let (mut rss, mut block_times, mut block_cpu) = (Vec::new(), Vec::new(), Vec::new());
@@ -311,6 +367,7 @@ fn run_mlp_memory(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let flat = growth <= 0.02 * base + mib;
     let s = nb::Samples {
         first: block_times[0],
+        fresh: true,
         times: block_times[1..].to_vec(),
         cpu_times: block_cpu[1..].to_vec(),
     };
@@ -341,6 +398,39 @@ fn run_mlp_memory(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     Ok(vec![m])
 }
 
+fn run_graph_memory(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let (t, c) = (std::time::Instant::now(), nb::cpu_time());
+    let g = nb::memory::graph_memory(ctx.graph_steps);
+    let (total, cpu) = (t.elapsed().as_secs_f64(), nb::cpu_time() - c);
+    let mib = (1u64 << 20) as f64;
+    let per_op = |b: u64| b.saturating_sub(g.rss_before) as f64 / g.ops as f64;
+    let s = nb::Samples {
+        first: total,
+        fresh: true,
+        times: vec![total],
+        cpu_times: vec![cpu],
+    };
+    Ok(vec![
+        Measurement::new(format!("{}ops", g.ops), s, 0)
+            .with("ops", json!(g.ops))
+            .with("bytes_per_op_graph", json!(per_op(g.rss_graph)))
+            .with("bytes_per_op_peak", json!(per_op(g.rss_peak)))
+            .with("rss_before_mib", json!(g.rss_before as f64 / mib))
+            .with("rss_graph_mib", json!(g.rss_graph as f64 / mib))
+            .with("rss_peak_mib", json!(g.rss_peak as f64 / mib))
+            .with("rss_after_drop_mib", json!(g.rss_after_drop as f64 / mib))
+            .with(
+                "rss_after_malloc_trim_mib",
+                json!(g.rss_after_trim.map(|b| b as f64 / mib)),
+            )
+            .with("malloc_trim_s", json!(g.trim_s))
+            .with("forward_s", json!(g.forward_s))
+            .with("backward_s", json!(g.backward_s))
+            .with("drop_s", json!(g.drop_s))
+            .check([("y", g.y), ("grad_x", g.grad[0]), ("grad_w", g.grad[1])]),
+    ])
+}
+
 fn emit(record: Map<String, Value>) {
     println!("{}", Value::Object(record));
 }
@@ -358,6 +448,12 @@ fn base(name: &str, cli: &Cli) -> Map<String, Value> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.host {
+        let mut h = nb::host::host_info();
+        h["threads"] = json!(cli.threads);
+        println!("{h}");
+        return ExitCode::SUCCESS;
+    }
     if cli.list {
         for b in REGISTRY {
             let state = match (b.run, b.name) {
@@ -388,6 +484,7 @@ fn main() -> ExitCode {
         warmup: cli.warmup,
         repeats: cli.repeats,
         sizes: cli.sizes.clone(),
+        graph_steps: cli.graph_steps,
         data: cli.data.clone().unwrap_or_else(nb::default_mnist_dir),
     };
     let mut failed = false;
@@ -415,9 +512,17 @@ fn main() -> ExitCode {
                     r.insert("median_s".into(), json!(m.samples.median()));
                     r.insert("min_s".into(), json!(m.samples.min()));
                     r.insert("first_s".into(), json!(m.samples.first));
+                    r.insert("first_call_fresh".into(), json!(m.samples.fresh));
                     r.insert("cpu_median_s".into(), json!(m.samples.cpu_median()));
                     r.insert("repeats".into(), json!(m.samples.times.len()));
                     r.insert("warmup".into(), json!(m.warmup));
+                    if !m.xcheck.is_empty() {
+                        let id = m
+                            .check_id
+                            .unwrap_or_else(|| format!("{name}/{}", m.variant));
+                        r.insert("check_id".into(), json!(id));
+                        r.insert("xcheck".into(), Value::Object(m.xcheck));
+                    }
                     r.extend(m.extra);
                     emit(r);
                     if let Some(msg) = m.check_failed {

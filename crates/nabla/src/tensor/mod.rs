@@ -44,9 +44,31 @@ pub(crate) struct Inner {
     pub(crate) tangents: crate::autodiff::forward::Tangents,
 }
 
+/// A drop that frees at least this many graph nodes gives the free memory of glibc's heap back to
+/// the kernel (see [`trim_heap`]).
+const TRIM_AFTER_NODES: usize = 500_000;
+
+/// After a large graph is freed, returns the free pages inside glibc's heap to the kernel
+/// (`malloc_trim(0)`): glibc cannot shrink a heap whose top is still in use, so without it the
+/// resident memory of a dropped million-node graph (~220 MiB) stays with the process. It costs a
+/// few tens of milliseconds per million freed nodes (a few percent of building and differentiating
+/// them). No-op with other C libraries; with another global allocator it only trims glibc's heap.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> std::ffi::c_int;
+        }
+        // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
+}
+
 impl Drop for Inner {
     /// Frees long graphs iteratively: a chain of a million recorded operations must not overflow the
-    /// stack when its last tensor is dropped.
+    /// stack when its last tensor is dropped. Very large graphs then trim the heap ([`trim_heap`]).
     fn drop(&mut self) {
         if self.node.is_none() && self.tangents.is_empty() {
             return;
@@ -67,11 +89,13 @@ impl Drop for Inner {
                 .map(|(_, t)| t)
                 .filter(cascades),
         );
+        let mut freed = 0usize;
         while let Some(mut t) = stack.pop() {
             // Empty the tensor in place (no move of the whole `Inner` out of its block); dropping
             // `t` then frees it without recursing.
             if let Some(inner) = Arc::get_mut(&mut t.0) {
                 if let Some(node) = inner.node.take() {
+                    freed += 1;
                     stack.extend(node.inputs);
                 }
                 if !inner.tangents.is_empty() {
@@ -83,6 +107,9 @@ impl Drop for Inner {
                     );
                 }
             }
+        }
+        if freed >= TRIM_AFTER_NODES {
+            trim_heap();
         }
     }
 }
