@@ -1,5 +1,7 @@
 """The Markdown summary of a harness run (bench/results/latest.md)."""
 
+from host import isa_used
+
 IMPL_NAMES = {"nabla": "nabla", "nabla+mimalloc": "nabla+mimalloc", "pytorch": "PyTorch", "jax": "JAX"}
 
 
@@ -48,8 +50,6 @@ def header(report):
         f"CPU idle before each process (median): {m.get('idle_before_median', 'n/a')}.",
     ]
     for impl, side in report.get("host_sides", {}).items():
-        from host import isa_used
-
         lines.append(f"- {_impl(impl)}: {isa_used(side)}.")
     lines += [
         f"- Versions: {', '.join(f'{k} {v}' for k, v in report['versions'].items())}.",

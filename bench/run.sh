@@ -2,12 +2,14 @@
 # Side-by-side benchmarks: builds nabla-bench (release) and runs it and the PyTorch/JAX references in
 # interleaved rounds; writes bench/results/latest.json and bench/results/latest.md (see BENCHMARKS.md).
 #
-#   bench/run.sh                                   # every benchmark, 5 rounds
-#   bench/run.sh scalar-chain rk4-pendulum         # some of them
+#   bench/run.sh                                   # every workload (bench/workloads.py), 5 rounds
+#   bench/run.sh scalar-chain rk4-pendulum         # some of them (or --only scalar-chain,rk4-pendulum)
+#   bench/run.sh --quick                           # 1 round, few repeats: does every side run, do they agree?
 #   bench/run.sh --rounds 9 --jax-unrolled never matmul
 #   bench/run.sh --with-mimalloc rk4-pendulum      # also a nabla build using mimalloc, same rounds
 #
-# Other options are those of bench/harness.py (--help). Reference frameworks: bench/reference/setup.sh.
+# Other options are those of bench/harness.py (--help). Reference frameworks: bench/reference/setup.sh,
+# or NABLA_BENCH_PYTHON=/path/to/venv/bin/python.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
