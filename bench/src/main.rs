@@ -77,14 +77,13 @@ impl Ctx {
 
 /// One measurement: a variant's samples plus extra figures; failures are reported, not hidden.
 /// `xcheck` holds the figures computed from the shared inputs (loss, gradient sums) that the harness
-/// compares with the references' figures of the same check id (default `name/variant`).
+/// compares with the references' figures of the same check id (`name/variant`).
 struct Measurement {
     variant: String,
     samples: nb::Samples,
     warmup: usize,
     extra: Map<String, Value>,
     xcheck: Map<String, Value>,
-    check_id: Option<String>,
     check_failed: Option<String>,
 }
 
@@ -96,7 +95,6 @@ impl Measurement {
             warmup,
             extra: Map::new(),
             xcheck: Map::new(),
-            check_id: None,
             check_failed: None,
         }
     }
@@ -105,9 +103,9 @@ impl Measurement {
         self
     }
     /// Adds cross-check figures.
-    fn check<'a>(mut self, figures: impl IntoIterator<Item = (&'a str, f64)>) -> Measurement {
+    fn check<K: AsRef<str>>(mut self, figures: impl IntoIterator<Item = (K, f64)>) -> Measurement {
         for (k, v) in figures {
-            self.xcheck.insert(k.to_string(), json!(v));
+            self.xcheck.insert(k.as_ref().to_string(), json!(v));
         }
         self
     }
@@ -250,7 +248,7 @@ fn run_matmul(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
             Measurement::new(n.to_string(), s, warmup)
                 .with("n", json!(n))
                 .with("gflops", json!(gflops))
-                .check(check.iter().map(|(k, v)| (k.as_str(), *v))),
+                .check(check),
         );
     }
     Ok(out)
@@ -266,7 +264,7 @@ fn run_conv2d(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         Measurement::new("fwd+bwd", s, warmup)
             .with("loss", json!(loss.item()))
             .check([("loss", loss.item())])
-            .check(check.iter().map(|(k, v)| (k.as_str(), *v))),
+            .check(check),
     ])
 }
 
@@ -338,7 +336,7 @@ fn run_lstm(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         Measurement::new("fwd+bwd", s, warmup)
             .with("loss", json!(loss.item()))
             .check([("loss", loss.item())])
-            .check(check.iter().map(|(k, v)| (k.as_str(), *v))),
+            .check(check),
     ])
 }
 
@@ -517,10 +515,7 @@ fn main() -> ExitCode {
                     r.insert("repeats".into(), json!(m.samples.times.len()));
                     r.insert("warmup".into(), json!(m.warmup));
                     if !m.xcheck.is_empty() {
-                        let id = m
-                            .check_id
-                            .unwrap_or_else(|| format!("{name}/{}", m.variant));
-                        r.insert("check_id".into(), json!(id));
+                        r.insert("check_id".into(), json!(format!("{name}/{}", m.variant)));
                         r.insert("xcheck".into(), Value::Object(m.xcheck));
                     }
                     r.extend(m.extra);
