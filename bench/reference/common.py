@@ -8,6 +8,7 @@ reproduces bit for bit (`bench/src/inputs.rs`).
 """
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -264,8 +265,10 @@ def read_idx(path):
     return arr.reshape(dims)
 
 
+@functools.lru_cache(maxsize=4)
 def mnist_batches_source(data_dir, seed):
-    """Training images (float32 in [0, 1], (n, 28, 28)) and labels in the shared order `det_permutation`."""
+    """Training images (float32 in [0, 1], (n, 28, 28)) and labels in the shared order `det_permutation`
+    (cached: callers must not modify them)."""
     images, labels = load_mnist(data_dir)
     order = det_permutation(seed, len(labels))
     return images[order], labels[order]
