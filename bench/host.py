@@ -105,6 +105,6 @@ def isa_used(side):
         return (f"torch.backends.cpu.get_cpu_capability() = {side.get('cpu_capability')}, "
                 f"MKL {side.get('mkl')}, oneDNN {side.get('mkldnn')}, {side.get('threads')} threads")
     if impl == "jax":
-        return (f"jaxlib {side.get('jaxlib')} on {side.get('device')}; {side.get('xla_cpu_target')}; "
-                f"XLA_FLAGS {side.get('xla_flags')}")
+        return (f"jaxlib {side.get('jaxlib')} on {side.get('device')}; {side.get('xla_cpu_target')} "
+                f"(here: {'/'.join(side.get('cpu_flags', [])) or 'n/a'}); XLA_FLAGS {side.get('xla_flags')}")
     return json.dumps(side)

@@ -137,8 +137,8 @@ def host_info():
     return {"impl": "jax", "version": jax.__version__, "jaxlib": jaxlib.__version__,
             "device": f"{dev.platform}:{dev.device_kind}",
             "xla_flags": os.environ.get("XLA_FLAGS", "(unset)"),
-            "xla_cpu_target": "XLA's CPU compiler targets the host CPU (LLVM host features) unless "
-                              "XLA_FLAGS sets --xla_cpu_max_isa; the ISA extensions available are cpu_flags",
+            "xla_cpu_target": "XLA's CPU compiler targets the host CPU's features (LLVM host CPU) unless "
+                              "XLA_FLAGS sets --xla_cpu_max_isa",
             "cpu_flags": cpu_flags()}
 
 
