@@ -44,7 +44,10 @@ fn main() {
         .iter()
         .map(|&a| landing_distance(&Tensor::scalar(v_true), &Tensor::scalar(c_true), a).item())
         .collect();
-    println!("observed landings: {:.4} m at 30°, {:.4} m at 60°", observed[0], observed[1]);
+    println!(
+        "observed landings: {:.4} m at 30°, {:.4} m at 60°",
+        observed[0], observed[1]
+    );
 
     // Gauss–Newton on the two residuals r_i = x_i(v, c) - observed_i.
     let (mut v, mut c) = (12.0f64, 0.0f64);
@@ -59,7 +62,10 @@ fn main() {
             r[i] = x.item() - observed[i];
             jac[i] = [g[0].item(), g[1].item()];
         }
-        println!("iteration {it:2}: v = {v:.6} m/s, c = {c:.6} 1/m, residuals {:.2e} {:.2e}", r[0], r[1]);
+        println!(
+            "iteration {it:2}: v = {v:.6} m/s, c = {c:.6} 1/m, residuals {:.2e} {:.2e}",
+            r[0], r[1]
+        );
         if r[0].abs().max(r[1].abs()) < 1e-9 {
             break;
         }
@@ -69,7 +75,10 @@ fn main() {
         c -= (jac[0][0] * r[1] - jac[1][0] * r[0]) / det;
     }
     println!("true values:  v = {v_true:.6} m/s, c = {c_true:.6} 1/m");
-    assert!((v - v_true).abs() < 1e-6 && (c - c_true).abs() < 1e-8, "v = {v}, c = {c}");
+    assert!(
+        (v - v_true).abs() < 1e-6 && (c - c_true).abs() < 1e-8,
+        "v = {v}, c = {c}"
+    );
 }
 
 #[cfg(test)]
