@@ -113,7 +113,10 @@ fn lstm_adding_reaches_mse_below_001() {
 #[test]
 fn cartpole_quick_solves_by_backprop_and_is_deterministic() {
     let a = run("cartpole", true, 0, &[]);
-    assert!(a["episodes_to_solve"].as_u64().is_some_and(|n| n <= 10), "{a:?}");
+    assert!(
+        a["episodes_to_solve"].as_u64().is_some_and(|n| n <= 10),
+        "{a:?}"
+    );
     assert!(metric(&a, "eval_mean_steps") >= 195.0, "{a:?}");
     // REINFORCE learns something within its quick budget (untrained: about 10-30 steps)
     assert!(metric(&a, "reinforce_best_eval_mean_steps") > 50.0, "{a:?}");
@@ -134,5 +137,8 @@ fn pendulum_quick_learns_and_is_deterministic() {
 #[ignore = "full run, seconds in release"]
 fn cartpole_solves_within_10_episodes() {
     let m = run("cartpole", false, 0, &[]);
-    assert!(m["episodes_to_solve"].as_u64().is_some_and(|n| n <= 10), "{m:?}");
+    assert!(
+        m["episodes_to_solve"].as_u64().is_some_and(|n| n <= 10),
+        "{m:?}"
+    );
 }

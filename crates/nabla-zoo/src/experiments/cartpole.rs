@@ -10,7 +10,9 @@
 //! training episode. After each update the discrete policy is evaluated on 100 held-out episodes
 //! with Gym's termination; the task is solved (Gym's rule) when they last 195 steps on average.
 
-use crate::experiment::{Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError};
+use crate::experiment::{
+    Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError,
+};
 use crate::models::PolicyNet;
 use crate::sim::cartpole::{self, CartPole, FORCE_MAG, MAX_STEPS, THETA_LIMIT, X_LIMIT};
 use crate::train::step_seed;
@@ -34,7 +36,10 @@ fn bang(a: &Tensor) -> Tensor {
 /// The policy's pre-activation for observations `[B, 4]`, each variable first divided by its
 /// typical range (2.4 m, 2 m/s, 12°, 2 rad/s) so that all four reach the network at scale 1.
 fn preact(policy: &PolicyNet, obs: &Tensor) -> Tensor {
-    let scale = Tensor::from_vec(vec![1.0 / 2.4, 0.5, 1.0 / cartpole::THETA_LIMIT, 0.5], [1, 4]);
+    let scale = Tensor::from_vec(
+        vec![1.0 / 2.4, 0.5, 1.0 / cartpole::THETA_LIMIT, 0.5],
+        [1, 4],
+    );
     policy.forward(&(obs * scale))
 }
 
@@ -48,13 +53,20 @@ fn evaluate(policy: &PolicyNet, starts: &CartPole) -> f64 {
 
 /// The surrogate loss of one batch of trajectories from `start` over `horizon` steps, and the
 /// policy's gradient through the dynamics.
-fn bptt_loss(policy: &PolicyNet, start: CartPole, horizon: usize, cx: f64, cv: f64, k: f64) -> Tensor {
+fn bptt_loss(
+    policy: &PolicyNet,
+    start: CartPole,
+    horizon: usize,
+    cx: f64,
+    cv: f64,
+    k: f64,
+) -> Tensor {
     let mut s = start;
     let mut total = Tensor::scalar(0.0f64);
     for _ in 0..horizon {
         let a = preact(policy, &s.observation());
-        let soft = match std::env::var("ST").as_deref() { Ok("id") => a.clone(), Ok("clip") => a.clamp(-1.0, 1.0), Ok(v) if v.starts_with("t") => (&a * v[1..].parse::<f64>().unwrap()).tanh(), _ => a.tanh() };
-        let force = straight_through(&bang(&a), &(soft * FORCE_MAG));
+        // forward: the discrete ±10 N; backward: the derivative of 10·tanh(a)
+        let force = straight_through(&bang(&a), &(a.tanh() * FORCE_MAG));
         s = s.step(&force);
         // in units of the failure limits, saturated at `k`: once a trajectory has clearly failed,
         // its later steps cost a constant and pass no gradient (a soft count of failed steps)
@@ -145,20 +157,39 @@ impl Experiment for CartPoleControl {
             summary: "CartPole-v0 solved by backprop through the simulator within 10 training episodes, beside REINFORCE (up to 2,000 episodes)",
             runtime: "~10 s; --quick ~2 s",
             options: vec![
-                OptSpec::int("episodes", "training-episode budget of backprop through the simulator", 10),
-                OptSpec::int("batch", "trajectories per gradient step (each counts as an episode)", 1),
+                OptSpec::int(
+                    "episodes",
+                    "training-episode budget of backprop through the simulator",
+                    10,
+                ),
+                OptSpec::int(
+                    "batch",
+                    "trajectories per gradient step (each counts as an episode)",
+                    1,
+                ),
                 OptSpec::int("horizon", "steps of each training trajectory", 200),
-                OptSpec::float("start-range", "training trajectories start uniform in ± this (Gym's: 0.05)", 0.05),
                 OptSpec::int("hidden", "tanh units of the policy network", 16),
-                OptSpec::float("lr", "Adam learning rate (backprop through the simulator)", 0.05),
-                OptSpec::float("x-weight", "weight of x² in the surrogate loss", 0.1),
-                OptSpec::float("saturate", "the loss's θ and x terms saturate at this multiple of the failure limits", 2.0),
-                OptSpec::float("v-weight", "weight of ẋ² + θ̇² in the surrogate loss", 0.01),
+                OptSpec::float(
+                    "lr",
+                    "Adam learning rate (backprop through the simulator)",
+                    0.3,
+                ),
+                OptSpec::float("x-weight", "weight of (x/2.4)² in the surrogate loss", 3.0),
+                OptSpec::float(
+                    "saturate",
+                    "the loss's θ and x terms saturate at this multiple of the failure limits",
+                    2.0,
+                ),
+                OptSpec::float("v-weight", "weight of ẋ² + θ̇² in the surrogate loss", 0.25),
                 OptSpec::int("reinforce-episodes", "REINFORCE episode budget", 2000).quick(300),
                 OptSpec::int("reinforce-batch", "REINFORCE episodes per update", 10),
                 OptSpec::float("reinforce-lr", "REINFORCE Adam learning rate", 0.01),
                 OptSpec::float("gamma", "REINFORCE discount", 0.99),
-                OptSpec::int("eval-episodes", "held-out evaluation episodes after each update", 100),
+                OptSpec::int(
+                    "eval-episodes",
+                    "held-out evaluation episodes after each update",
+                    100,
+                ),
             ],
         }
     }
@@ -167,39 +198,58 @@ impl Experiment for CartPoleControl {
         let budget = cfg.usize("episodes");
         let batch = cfg.usize("batch");
         let horizon = cfg.usize("horizon");
-        let (rf_budget, rf_batch) = (cfg.usize("reinforce-episodes"), cfg.usize("reinforce-batch"));
+        let (rf_budget, rf_batch) = (
+            cfg.usize("reinforce-episodes"),
+            cfg.usize("reinforce-batch"),
+        );
         let eval_n = cfg.usize("eval-episodes");
-        for (name, v) in [("batch", batch), ("horizon", horizon), ("reinforce-batch", rf_batch), ("eval-episodes", eval_n), ("hidden", cfg.usize("hidden"))] {
+        for (name, v) in [
+            ("batch", batch),
+            ("horizon", horizon),
+            ("reinforce-batch", rf_batch),
+            ("eval-episodes", eval_n),
+            ("hidden", cfg.usize("hidden")),
+        ] {
             if v == 0 {
                 return Err(ZooError::Data(format!("--{name} must be at least 1")));
             }
         }
         let total = (budget + rf_budget) as u64;
-        let eval_starts = CartPole::reset(eval_n, &mut StdRng::seed_from_u64(step_seed(cfg.seed, u64::MAX)));
+        let eval_starts = CartPole::reset(
+            eval_n,
+            &mut StdRng::seed_from_u64(step_seed(cfg.seed, u64::MAX)),
+        );
 
         // backprop through the simulator
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let mut policy = PolicyNet::new(4, cfg.usize("hidden"), &mut rng);
-        let b1: f64 = std::env::var("B1").ok().and_then(|v| v.parse().ok()).unwrap_or(0.9);
-        let b2: f64 = std::env::var("B2").ok().and_then(|v| v.parse().ok()).unwrap_or(0.999);
-        let mut opt = Adam::new(cfg.f64("lr")).betas(b1, b2);
+        let mut opt = Adam::new(cfg.f64("lr"));
         let mut curve = vec![(0.0, evaluate(&policy, &eval_starts))];
         let (mut used, mut solved) = (0usize, None);
         while used + batch <= budget && solved.is_none() {
-            let start = CartPole::reset_within(batch, cfg.f64("start-range"), &mut rng);
-            let loss = bptt_loss(&policy, start, horizon, cfg.f64("x-weight"), cfg.f64("v-weight"), cfg.f64("saturate"));
+            let start = CartPole::reset(batch, &mut rng);
+            let loss = bptt_loss(
+                &policy,
+                start,
+                horizon,
+                cfg.f64("x-weight"),
+                cfg.f64("v-weight"),
+                cfg.f64("saturate"),
+            );
             let mut grads = loss.backward();
             clip_grad_norm(&mut grads, 1.0);
             opt.step(&mut policy, &grads);
-            if let Some(d) = std::env::var("LRD").ok().and_then(|v| v.parse::<f64>().ok()) { let l = opt.learning_rate(); opt.set_learning_rate(l * d); }
             used += batch;
             let mean = evaluate(&policy, &eval_starts);
             curve.push((used as f64, mean));
-            if std::env::var("CP_DEBUG").is_ok() { eprintln!("{used} loss {:.4} eval {mean}", loss.item()); }
             if mean >= SOLVED_STEPS {
                 solved = Some(used);
             }
-            ctx.progress(used as u64, total, &format!("backprop: {used} episodes, eval {mean:.1} steps"));
+            ctx.progress(
+                used as u64,
+                total,
+                &format!("backprop: {used} episodes, eval {mean:.1} steps"),
+            );
         }
         let eval_mean = curve.last().map_or(f64::NAN, |p| p.1);
 
@@ -210,14 +260,26 @@ impl Experiment for CartPoleControl {
         let mut rf_curve = vec![(0.0, evaluate(&rf_policy, &eval_starts))];
         let (mut rf_used, mut rf_solved) = (0usize, None);
         while rf_used + rf_batch <= rf_budget && rf_solved.is_none() {
-            let train_len = reinforce_update(&mut rf_policy, &mut rf_opt, rf_batch, cfg.f64("gamma"), &mut rng);
+            let train_len = reinforce_update(
+                &mut rf_policy,
+                &mut rf_opt,
+                rf_batch,
+                cfg.f64("gamma"),
+                &mut rng,
+            );
             rf_used += rf_batch;
             let mean = evaluate(&rf_policy, &eval_starts);
             rf_curve.push((rf_used as f64, mean));
             if mean >= SOLVED_STEPS {
                 rf_solved = Some(rf_used);
             }
-            ctx.progress((budget + rf_used) as u64, total, &format!("REINFORCE: {rf_used} episodes, batch {train_len:.0} steps, eval {mean:.1}"));
+            ctx.progress(
+                (budget + rf_used) as u64,
+                total,
+                &format!(
+                    "REINFORCE: {rf_used} episodes, batch {train_len:.0} steps, eval {mean:.1}"
+                ),
+            );
         }
         ctx.progress(total, total, "done");
         let rf_best = rf_curve.iter().map(|p| p.1).fold(f64::MIN, f64::max);
@@ -227,10 +289,14 @@ impl Experiment for CartPoleControl {
         r.metrics.insert("episodes_to_solve".into(), json!(solved));
         r.metrics.insert("eval_mean_steps".into(), json!(eval_mean));
         r.metrics.insert("training_episodes".into(), json!(used));
-        r.metrics.insert("reinforce_episodes_to_solve".into(), json!(rf_solved));
-        r.metrics.insert("reinforce_eval_mean_steps".into(), json!(rf_last));
-        r.metrics.insert("reinforce_best_eval_mean_steps".into(), json!(rf_best));
-        r.metrics.insert("reinforce_training_episodes".into(), json!(rf_used));
+        r.metrics
+            .insert("reinforce_episodes_to_solve".into(), json!(rf_solved));
+        r.metrics
+            .insert("reinforce_eval_mean_steps".into(), json!(rf_last));
+        r.metrics
+            .insert("reinforce_best_eval_mean_steps".into(), json!(rf_best));
+        r.metrics
+            .insert("reinforce_training_episodes".into(), json!(rf_used));
         let say = |s: Option<usize>, n: usize| match s {
             Some(k) => format!("solved after {k} training episodes"),
             None => format!("not solved within {n} training episodes"),
@@ -244,7 +310,9 @@ impl Experiment for CartPoleControl {
                 "REINFORCE ({rf_batch} episodes per update): {}; last eval mean {rf_last:.1}, best {rf_best:.1} steps",
                 say(rf_solved, rf_budget)
             ),
-            format!("Gym's rule: solved at a mean of {SOLVED_STEPS} steps over 100 episodes (cap 200)"),
+            format!(
+                "Gym's rule: solved at a mean of {SOLVED_STEPS} steps over 100 episodes (cap 200)"
+            ),
         ];
         r.curves = vec![Curve {
             file: "learning.png".into(),
@@ -252,9 +320,24 @@ impl Experiment for CartPoleControl {
             x_label: "training episodes (log10: 0 = 1, 1 = 10, 3 = 1000)".into(),
             y_label: "mean steps over held-out episodes".into(),
             series: vec![
-                Series { label: "backprop through the simulator".into(), points: log_points(&curve) },
-                Series { label: "REINFORCE".into(), points: log_points(&rf_curve) },
-                Series { label: "solved (195)".into(), points: vec![(0.0, SOLVED_STEPS), (((budget.max(rf_budget)).max(1) as f64).log10(), SOLVED_STEPS)] },
+                Series {
+                    label: "backprop through the simulator".into(),
+                    points: log_points(&curve),
+                },
+                Series {
+                    label: "REINFORCE".into(),
+                    points: log_points(&rf_curve),
+                },
+                Series {
+                    label: "solved (195)".into(),
+                    points: vec![
+                        (0.0, SOLVED_STEPS),
+                        (
+                            ((budget.max(rf_budget)).max(1) as f64).log10(),
+                            SOLVED_STEPS,
+                        ),
+                    ],
+                },
             ],
             log_y: false,
         }];

@@ -9,9 +9,13 @@
 //! the batch. After each update the policy is evaluated on 100 held-out random starts (seeded):
 //! the mean return (the negative of the summed cost) is the figure Gym's leaderboards use.
 
-use crate::experiment::{Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError};
+use crate::experiment::{
+    Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError,
+};
 use crate::models::PolicyNet;
-use crate::sim::pendulum::{MAX_STEPS, MAX_TORQUE, Pendulum, angle_normalize};
+use crate::sim::pendulum::{
+    DT, GRAVITY, LENGTH, MASS, MAX_STEPS, MAX_TORQUE, Pendulum, angle_normalize,
+};
 use crate::train::step_seed;
 use nabla::nn::Forward;
 use nabla::optim::{Adam, Optimizer, clip_grad_norm};
@@ -27,27 +31,54 @@ pub const TARGET_RETURN: f64 = -200.0;
 
 /// The torque the policy applies in state `s`.
 fn torque(policy: &PolicyNet, s: &Pendulum) -> Tensor {
-    let sc: f64 = std::env::var("VS").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
-    let o = s.observation() * Tensor::from_vec(vec![1.0, 1.0, sc], [1, 3]);
-    policy.forward(&o).tanh() * MAX_TORQUE
+    policy.forward(&s.observation()).tanh() * MAX_TORQUE
 }
 
-/// Runs `steps` steps from `start`; returns the summed cost per episode (`[B]`) and, when
-/// `trace` is set, the angle (normalised) and torque of every episode at every step.
+/// How a training rollout shapes its gradient.
+#[derive(Clone, Copy)]
+struct Shaping {
+    /// Weight of `(E - E_top)²` added to each step's cost.
+    energy: f64,
+    /// Steps between cuts of the gradient through the state (0: the whole rollout).
+    window: usize,
+}
+
+/// The pendulum's mechanical energy `θ̇²/6 + 5 cos θ` (inertia m l²/3 about the pivot, centre
+/// of mass at l/2), which is 5 when at rest upright.
+fn energy(s: &Pendulum) -> Tensor {
+    s.theta_dot.square() * (MASS * LENGTH * LENGTH / 6.0)
+        + s.theta.cos() * (MASS * GRAVITY * LENGTH / 2.0)
+}
+
+/// Runs `steps` steps from `start`. Returns Gym's summed cost per episode (`[B]`), the training
+/// loss (the mean over episodes and steps of the cost plus the energy term, with the gradient
+/// through the state cut every `window` steps) when `shaping` is given, and, when `trace` is
+/// set, the angle (normalised) and torque of every episode at every step.
 fn rollout(
     policy: &PolicyNet,
     start: Pendulum,
     steps: usize,
+    shaping: Option<Shaping>,
     trace: bool,
-) -> (Tensor, Vec<Vec<(f64, f64)>>) {
+) -> (Tensor, Tensor, Vec<Vec<(f64, f64)>>) {
     let b = start.theta.dims()[0];
     let mut s = start;
     let mut total = Tensor::zeros([b], nabla::DType::F64);
+    let mut loss = Tensor::scalar(0.0f64);
     let mut tr = Vec::new();
-    let w: usize = std::env::var("W").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let top = MASS * GRAVITY * LENGTH / 2.0;
     for t in 0..steps {
-        if w > 0 && t > 0 && t % w == 0 {
-            s = Pendulum { theta: s.theta.detach(), theta_dot: s.theta_dot.detach() };
+        if let Some(sh) = shaping
+            && sh.window > 0
+            && t > 0
+            && t % sh.window == 0
+        {
+            // truncated backpropagation through time: the state's value carries on, its
+            // gradient path is cut
+            s = Pendulum {
+                theta: s.theta.detach(),
+                theta_dot: s.theta_dot.detach(),
+            };
         }
         let u = torque(policy, &s);
         if trace {
@@ -55,16 +86,24 @@ fn rollout(
             tr.push(th.into_iter().zip(u.to_vec::<f64>()).collect());
         }
         let (next, cost) = s.step(&u);
-        let cost = if std::env::var("COS").is_ok() && !trace { (1.0 - s.theta.cos()) * 2.0 + s.theta_dot.square() * 0.1 } else { cost };
+        if let Some(sh) = shaping {
+            let shaped = &cost + (energy(&s) - top).square() * sh.energy;
+            loss = loss + shaped.mean();
+        }
         total = total + cost;
         s = next;
     }
-    (total, tr)
+    (total, loss * (1.0 / steps as f64), tr)
 }
 
 /// Mean return over the held-out starts.
 fn evaluate(policy: &PolicyNet, starts: &Pendulum) -> f64 {
-    -no_grad(|| rollout(policy, starts.clone(), MAX_STEPS, false).0.mean().item())
+    -no_grad(|| {
+        rollout(policy, starts.clone(), MAX_STEPS, None, false)
+            .0
+            .mean()
+            .item()
+    })
 }
 
 impl Experiment for PendulumControl {
@@ -74,12 +113,35 @@ impl Experiment for PendulumControl {
             summary: "Pendulum-v1 swing-up by backprop through time through the simulator, 10 training episodes",
             runtime: "~10 s; --quick ~3 s",
             options: vec![
-                OptSpec::int("episodes", "training-episode budget: simulated 200-step trajectories", 10),
-                OptSpec::int("batch", "trajectories per gradient step (each counts as an episode)", 1),
+                OptSpec::int(
+                    "episodes",
+                    "training-episode budget: simulated 200-step trajectories",
+                    10,
+                )
+                .quick(40),
+                OptSpec::int(
+                    "batch",
+                    "trajectories per gradient step (each counts as an episode)",
+                    1,
+                ),
                 OptSpec::int("hidden", "tanh units of the policy network", 32),
                 OptSpec::float("lr", "Adam learning rate", 0.05),
+                OptSpec::float(
+                    "energy-weight",
+                    "weight of (E - E_upright)² added to the cost in training (0: Gym's cost alone)",
+                    0.05,
+                ),
+                OptSpec::int(
+                    "window",
+                    "steps between cuts of the gradient through the state (0: the whole 200 steps)",
+                    20,
+                ),
                 OptSpec::float("clip", "gradient clipping by global norm (0: none)", 1.0),
-                OptSpec::int("eval-episodes", "held-out random starts for the evaluation", 100),
+                OptSpec::int(
+                    "eval-episodes",
+                    "held-out random starts for the evaluation",
+                    100,
+                ),
             ],
         }
     }
@@ -87,33 +149,42 @@ impl Experiment for PendulumControl {
     fn run(&self, cfg: &Config, ctx: &mut dyn Context) -> Result<Report, ZooError> {
         let (budget, batch) = (cfg.usize("episodes"), cfg.usize("batch"));
         let eval_n = cfg.usize("eval-episodes");
-        for (name, v) in [("batch", batch), ("eval-episodes", eval_n), ("hidden", cfg.usize("hidden"))] {
+        for (name, v) in [
+            ("batch", batch),
+            ("eval-episodes", eval_n),
+            ("hidden", cfg.usize("hidden")),
+        ] {
             if v == 0 {
                 return Err(ZooError::Data(format!("--{name} must be at least 1")));
             }
         }
-        let eval_starts = Pendulum::reset(eval_n, &mut StdRng::seed_from_u64(step_seed(cfg.seed, u64::MAX)));
+        let eval_starts = Pendulum::reset(
+            eval_n,
+            &mut StdRng::seed_from_u64(step_seed(cfg.seed, u64::MAX)),
+        );
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let mut policy = PolicyNet::new(3, cfg.usize("hidden"), &mut rng);
         let mut opt = Adam::new(cfg.f64("lr"));
         let clip = cfg.f64("clip");
+        let shaping = Shaping {
+            energy: cfg.f64("energy-weight"),
+            window: cfg.usize("window"),
+        };
         let mut curve = vec![(0.0, evaluate(&policy, &eval_starts))];
         let mut train_curve = Vec::new();
         let (mut used, mut reached) = (0usize, None);
         while used + batch <= budget {
             let start = Pendulum::reset(batch, &mut rng);
-            let (cost, _) = rollout(&policy, start, MAX_STEPS, false);
-            let loss = cost.mean() * (1.0 / MAX_STEPS as f64);
+            let (cost, loss, _) = rollout(&policy, start, MAX_STEPS, Some(shaping), false);
             let mut grads = loss.backward();
             if clip > 0.0 {
                 clip_grad_norm(&mut grads, clip);
             }
             opt.step(&mut policy, &grads);
             used += batch;
-            train_curve.push((used as f64, -loss.item() * MAX_STEPS as f64));
+            train_curve.push((used as f64, -cost.mean().item()));
             let ret = evaluate(&policy, &eval_starts);
             curve.push((used as f64, ret));
-            if std::env::var("PD").is_ok() { eprintln!("{used} train {:.1} eval {ret:.1}", -loss.item() * MAX_STEPS as f64); }
             if ret >= TARGET_RETURN && reached.is_none() {
                 reached = Some(used);
             }
@@ -123,12 +194,12 @@ impl Experiment for PendulumControl {
 
         // angle and torque against time from a few of the held-out starts
         let shown = eval_n.min(5);
-        let (_, trace) = no_grad(|| {
+        let (_, _, trace) = no_grad(|| {
             let s = Pendulum {
                 theta: eval_starts.theta.narrow(0, 0, shown),
                 theta_dot: eval_starts.theta_dot.narrow(0, 0, shown),
             };
-            rollout(&policy, s, MAX_STEPS, true)
+            rollout(&policy, s, MAX_STEPS, None, true)
         });
         let series = |pick: fn(&(f64, f64)) -> f64| -> Vec<Series> {
             (0..shown)
@@ -137,7 +208,7 @@ impl Experiment for PendulumControl {
                     points: trace
                         .iter()
                         .enumerate()
-                        .map(|(t, row)| (t as f64 * crate::sim::pendulum::DT, pick(&row[i])))
+                        .map(|(t, row)| (t as f64 * DT, pick(&row[i])))
                         .collect(),
                 })
                 .collect()
@@ -145,11 +216,16 @@ impl Experiment for PendulumControl {
 
         let mut r = Report::default();
         r.metrics.insert("training_episodes".into(), json!(used));
-        r.metrics.insert("eval_mean_return".into(), json!(final_return));
-        r.metrics.insert("initial_eval_mean_return".into(), json!(curve[0].1));
-        r.metrics.insert("episodes_to_reach_minus_200".into(), json!(reached));
+        r.metrics
+            .insert("eval_mean_return".into(), json!(final_return));
+        r.metrics
+            .insert("initial_eval_mean_return".into(), json!(curve[0].1));
+        r.metrics
+            .insert("episodes_to_reach_minus_200".into(), json!(reached));
         r.summary = vec![
-            format!("{used} training episodes (simulated 200-step trajectories, {batch} per gradient step)"),
+            format!(
+                "{used} training episodes (simulated 200-step trajectories, {batch} per gradient step)"
+            ),
             format!(
                 "mean return over {eval_n} held-out random starts: {final_return:.1} (untrained policy {:.1}; target ≥ {TARGET_RETURN})",
                 curve[0].1
@@ -167,9 +243,18 @@ impl Experiment for PendulumControl {
                 x_label: "training episodes".into(),
                 y_label: "return (negative cost over 200 steps)".into(),
                 series: vec![
-                    Series { label: "held-out mean".into(), points: curve },
-                    Series { label: "training trajectories (mean)".into(), points: train_curve },
-                    Series { label: "target -200".into(), points: target },
+                    Series {
+                        label: "held-out mean".into(),
+                        points: curve,
+                    },
+                    Series {
+                        label: "training trajectories (mean)".into(),
+                        points: train_curve,
+                    },
+                    Series {
+                        label: "target -200".into(),
+                        points: target,
+                    },
                 ],
                 log_y: false,
             },

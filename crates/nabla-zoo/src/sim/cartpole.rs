@@ -2,8 +2,8 @@
 //! Gym's `CartPole-v0` (`cartpole.py`, kinematics integrator `"euler"`), over `[B]` tensors so
 //! that a batch of episodes steps at once and gradients flow through the dynamics.
 
-use nabla::rand::{Rng, RngExt};
 use nabla::Tensor;
+use nabla::rand::{Rng, RngExt};
 
 /// Gravity, m/s².
 pub const GRAVITY: f64 = 9.8;
@@ -70,7 +70,10 @@ impl CartPole {
 
     /// The observation `[B, 4]`: (x, ẋ, θ, θ̇).
     pub fn observation(&self) -> Tensor {
-        Tensor::stack(&[&self.x, &self.x_dot, &self.theta, &self.theta_dot].map(Clone::clone), 1)
+        Tensor::stack(
+            &[&self.x, &self.x_dot, &self.theta, &self.theta_dot].map(Clone::clone),
+            1,
+        )
     }
 
     /// One step of 0.02 s under the horizontal force `force` (`[B]`, newtons), explicit Euler
@@ -117,7 +120,12 @@ pub fn episode_lengths(start: CartPole, mut force_of: impl FnMut(&Tensor) -> Ten
                 if failed {
                     alive[i] = false;
                     if std::env::var("CP_FAIL").is_ok() {
-                        eprintln!("fail t={} x={:.2} th={:.3}", t + 1, s.x.to_vec::<f64>()[i], s.theta.to_vec::<f64>()[i]);
+                        eprintln!(
+                            "fail t={} x={:.2} th={:.3}",
+                            t + 1,
+                            s.x.to_vec::<f64>()[i],
+                            s.theta.to_vec::<f64>()[i]
+                        );
                     }
                 }
             }
@@ -153,9 +161,19 @@ mod tests {
         let thacc = (GRAVITY * th.sin() - th.cos() * temp)
             / (LENGTH * (4.0 / 3.0 - MASS_POLE * th.cos() * th.cos() / TOTAL_MASS));
         let xacc = temp - POLE_MASS_LENGTH * thacc * th.cos() / TOTAL_MASS;
-        let want = [x + TAU * xd, xd + TAU * xacc, th + TAU * thd, thd + TAU * thacc];
+        let want = [
+            x + TAU * xd,
+            xd + TAU * xacc,
+            th + TAU * thd,
+            thd + TAU * thacc,
+        ];
         let s = one([x, xd, th, thd]).step(&Tensor::from_vec(vec![f], [1]));
-        let got = [s.x.item(), s.x_dot.item(), s.theta.item(), s.theta_dot.item()];
+        let got = [
+            s.x.item(),
+            s.x_dot.item(),
+            s.theta.item(),
+            s.theta_dot.item(),
+        ];
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() < 1e-15, "{got:?} vs {want:?}");
         }

@@ -3,8 +3,8 @@
 //! flow through the dynamics. The clips are `clamp`s: their gradient passes where the value is
 //! inside the bounds and is zero where it is clipped, as for the true function.
 
-use nabla::rand::{Rng, RngExt};
 use nabla::Tensor;
+use nabla::rand::{Rng, RngExt};
 use std::f64::consts::PI;
 
 /// Gravity, m/s².
@@ -127,7 +127,10 @@ mod tests {
             total
         };
         let s0 = Tensor::from_vec(vec![2.0f64, 0.3], [2]);
-        let u = Tensor::from_vec((0..20).map(|i| 1.5 * (i as f64 * 0.9).sin()).collect(), [20]);
+        let u = Tensor::from_vec(
+            (0..20).map(|i| 1.5 * (i as f64 * 0.9).sin()).collect(),
+            [20],
+        );
         check_grad(f, &[s0, u]).unwrap();
     }
 }
