@@ -4,11 +4,19 @@
 //! The policy is a small tanh network from the state to one pre-activation `a`; the force is
 //! `+10 N` when `a ≥ 0` and `-10 N` otherwise (the real, discrete policy). Training passes the
 //! gradient through that decision with a straight-through estimator whose backward is the
-//! derivative of `10·tanh(a)`. The loss is a differentiable surrogate of "upright and centred":
-//! the mean over the horizon (200 steps, no termination: a failure is not differentiable) of
-//! `θ² + c_x·x² + c_v·(ẋ² + θ̇²)`. Every simulated trajectory used for training counts as one
-//! training episode. After each update the discrete policy is evaluated on 100 held-out episodes
-//! with Gym's termination; the task is solved (Gym's rule) when they last 195 steps on average.
+//! derivative of `10·tanh(a)`. The network sees each state variable divided by its typical range.
+//! The loss is a differentiable surrogate of "upright and centred": the mean over the horizon
+//! (200 steps, no termination: a failure is not differentiable) of
+//! `sat(θ/12°)² + c_x·sat(x/2.4)² + c_v·(ẋ² + θ̇²)`, where `sat` clamps to ±`saturate` (2): once a
+//! trajectory has clearly failed, its later steps cost a constant and pass no gradient, so the
+//! gradient is not swamped by a spinning pole. Every simulated trajectory used for training counts
+//! as one training episode. After each update the discrete policy is evaluated on 100 held-out
+//! episodes with Gym's termination; the task is solved (Gym's rule) when they last 195 steps on
+//! average, and training stops there.
+//!
+//! The REINFORCE baseline uses the same network as a Bernoulli policy `P(push right) =
+//! sigmoid(a)`, discounted returns normalised over each batch of episodes, and Adam; it is
+//! evaluated with the same discrete rule (push right when `a ≥ 0`, its most likely action).
 
 use crate::experiment::{
     Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError,
@@ -51,8 +59,8 @@ fn evaluate(policy: &PolicyNet, starts: &CartPole) -> f64 {
     })
 }
 
-/// The surrogate loss of one batch of trajectories from `start` over `horizon` steps, and the
-/// policy's gradient through the dynamics.
+/// The surrogate loss of one batch of trajectories from `start` over `horizon` steps; its
+/// gradient reaches the policy through the dynamics.
 fn bptt_loss(
     policy: &PolicyNet,
     start: CartPole,
@@ -303,7 +311,7 @@ impl Experiment for CartPoleControl {
         };
         r.summary = vec![
             format!(
-                "backprop through the simulator ({batch} trajectory/ies of {horizon} steps per update): {}; eval mean {eval_mean:.1} steps over {eval_n} held-out episodes",
+                "backprop through the simulator ({batch} trajectories of {horizon} steps per update): {}; eval mean {eval_mean:.1} steps over {eval_n} held-out episodes",
                 say(solved, budget)
             ),
             format!(

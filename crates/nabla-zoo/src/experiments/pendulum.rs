@@ -2,15 +2,21 @@
 //! backpropagation through time through the simulated dynamics.
 //!
 //! The policy maps the observation (cos θ, sin θ, θ̇) through a small tanh network to the torque
-//! `2·tanh(out)`. The loss is Gym's cost itself, averaged over the 200 steps of each training
-//! trajectory; its gradient comes from nabla's reverse mode through the whole rollout (the
-//! clips are `clamp`s). Every simulated 200-step trajectory used for a gradient counts as one
-//! training episode, so a budget of 10 episodes is 10 simulated trajectories in all, whatever
-//! the batch. After each update the policy is evaluated on 100 held-out random starts (seeded):
-//! the mean return (the negative of the summed cost) is the figure Gym's leaderboards use.
+//! `2·tanh(out)`. Its gradient comes from nabla's reverse mode through the rollout (the clips are
+//! `clamp`s). Every simulated 200-step trajectory used for a gradient counts as one training
+//! episode, whatever the batch. After each update the policy is evaluated on 100 held-out random
+//! starts (seeded): the mean return (the negative of Gym's summed cost) is the figure Gym's
+//! leaderboards use.
+//!
+//! Gym's cost alone, backpropagated through all 200 steps, does not learn to swing up (measured:
+//! about -1,100 after 400 episodes): the gradient through a long chaotic swing is dominated by
+//! its most unstable stretch, and hanging still is a local minimum. The training loss is
+//! therefore a documented surrogate: Gym's cost plus `energy-weight · (E - E_upright)²` (energy
+//! shaping, which rewards pumping energy from the bottom), with the gradient through the state
+//! cut every `window` steps (truncated BPTT). The evaluation uses Gym's cost alone.
 
 use crate::experiment::{
-    Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError,
+    Config, ConfigError, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError,
 };
 use crate::models::PolicyNet;
 use crate::sim::pendulum::{
@@ -53,14 +59,14 @@ fn energy(s: &Pendulum) -> Tensor {
 /// Runs `steps` steps from `start`. Returns Gym's summed cost per episode (`[B]`), the training
 /// loss (the mean over episodes and steps of the cost plus the energy term, with the gradient
 /// through the state cut every `window` steps) when `shaping` is given, and, when `trace` is
-/// set, the angle (normalised) and torque of every episode at every step.
+/// set, the angle (normalised) and torque of every episode at every step; and the last state.
 fn rollout(
     policy: &PolicyNet,
     start: Pendulum,
     steps: usize,
     shaping: Option<Shaping>,
     trace: bool,
-) -> (Tensor, Tensor, Vec<Vec<(f64, f64)>>) {
+) -> (Tensor, Tensor, Vec<Vec<(f64, f64)>>, Pendulum) {
     let b = start.theta.dims()[0];
     let mut s = start;
     let mut total = Tensor::zeros([b], nabla::DType::F64);
@@ -93,7 +99,7 @@ fn rollout(
         total = total + cost;
         s = next;
     }
-    (total, loss * (1.0 / steps as f64), tr)
+    (total, loss * (1.0 / steps as f64), tr, s)
 }
 
 /// Mean return over the held-out starts.
@@ -136,6 +142,11 @@ impl Experiment for PendulumControl {
                     "steps between cuts of the gradient through the state (0: the whole 200 steps)",
                     20,
                 ),
+                OptSpec::string(
+                    "update",
+                    "`window`: a gradient step after every window of each trajectory (online truncated BPTT); `episode`: one per trajectory",
+                    "episode",
+                ),
                 OptSpec::float("clip", "gradient clipping by global norm (0: none)", 1.0),
                 OptSpec::int(
                     "eval-episodes",
@@ -166,6 +177,22 @@ impl Experiment for PendulumControl {
         let mut policy = PolicyNet::new(3, cfg.usize("hidden"), &mut rng);
         let mut opt = Adam::new(cfg.f64("lr"));
         let clip = cfg.f64("clip");
+        let online = match cfg.str("update") {
+            "window" => true,
+            "episode" => false,
+            other => {
+                return Err(ZooError::Config(ConfigError::Invalid {
+                    name: "update".into(),
+                    expected: "`window` or `episode`",
+                    got: other.into(),
+                }));
+            }
+        };
+        if online && cfg.usize("window") == 0 {
+            return Err(ZooError::Data(
+                "--update window needs --window of at least 1".into(),
+            ));
+        }
         let shaping = Shaping {
             energy: cfg.f64("energy-weight"),
             window: cfg.usize("window"),
@@ -175,12 +202,26 @@ impl Experiment for PendulumControl {
         let (mut used, mut reached) = (0usize, None);
         while used + batch <= budget {
             let start = Pendulum::reset(batch, &mut rng);
-            let (cost, loss, _) = rollout(&policy, start, MAX_STEPS, Some(shaping), false);
-            let mut grads = loss.backward();
-            if clip > 0.0 {
-                clip_grad_norm(&mut grads, clip);
+            // online: a gradient step after each window of the one simulated trajectory, which
+            // carries on from where it was (its state detached); otherwise one step per episode
+            let segment = if online { shaping.window } else { MAX_STEPS };
+            let (mut s, mut cost) = (start, Tensor::zeros([batch], nabla::DType::F64));
+            let mut done = 0;
+            while done < MAX_STEPS {
+                let n = segment.min(MAX_STEPS - done);
+                let (c, loss, _, end) = rollout(&policy, s, n, Some(shaping), false);
+                let mut grads = loss.backward();
+                if clip > 0.0 {
+                    clip_grad_norm(&mut grads, clip);
+                }
+                opt.step(&mut policy, &grads);
+                cost = cost + c.detach();
+                s = Pendulum {
+                    theta: end.theta.detach(),
+                    theta_dot: end.theta_dot.detach(),
+                };
+                done += n;
             }
-            opt.step(&mut policy, &grads);
             used += batch;
             train_curve.push((used as f64, -cost.mean().item()));
             let ret = evaluate(&policy, &eval_starts);
@@ -194,7 +235,7 @@ impl Experiment for PendulumControl {
 
         // angle and torque against time from a few of the held-out starts
         let shown = eval_n.min(5);
-        let (_, _, trace) = no_grad(|| {
+        let (_, _, trace, _) = no_grad(|| {
             let s = Pendulum {
                 theta: eval_starts.theta.narrow(0, 0, shown),
                 theta_dot: eval_starts.theta_dot.narrow(0, 0, shown),

@@ -155,8 +155,8 @@ mod tests {
     #[test]
     fn one_step_matches_gym_arithmetic() {
         // Gym's formulas evaluated by hand in f64 for one state and a push to the right.
-        let (x, xd, th, thd) = (0.01, -0.02, 0.03, 0.04);
-        let f = 10.0;
+        let (x, xd, th, thd) = (0.01f64, -0.02f64, 0.03f64, 0.04f64);
+        let f = 10.0f64;
         let temp = (f + POLE_MASS_LENGTH * thd * thd * th.sin()) / TOTAL_MASS;
         let thacc = (GRAVITY * th.sin() - th.cos() * temp)
             / (LENGTH * (4.0 / 3.0 - MASS_POLE * th.cos() * th.cos() / TOTAL_MASS));
