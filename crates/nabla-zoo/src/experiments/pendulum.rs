@@ -49,6 +49,18 @@ struct Shaping {
     window: usize,
 }
 
+/// What a rollout returns.
+struct Rollout {
+    /// Gym's summed cost per episode, `[B]`.
+    cost: Tensor,
+    /// The training loss (0 without shaping).
+    loss: Tensor,
+    /// Per step, per episode: normalised angle and torque (when traced).
+    trace: Vec<Vec<(f64, f64)>>,
+    /// The last state.
+    end: Pendulum,
+}
+
 /// The pendulum's mechanical energy `θ̇²/6 + 5 cos θ` (inertia m l²/3 about the pivot, centre
 /// of mass at l/2), which is 5 when at rest upright.
 fn energy(s: &Pendulum) -> Tensor {
@@ -66,7 +78,7 @@ fn rollout(
     steps: usize,
     shaping: Option<Shaping>,
     trace: bool,
-) -> (Tensor, Tensor, Vec<Vec<(f64, f64)>>, Pendulum) {
+) -> Rollout {
     let b = start.theta.dims()[0];
     let mut s = start;
     let mut total = Tensor::zeros([b], nabla::DType::F64);
@@ -99,14 +111,19 @@ fn rollout(
         total = total + cost;
         s = next;
     }
-    (total, loss * (1.0 / steps as f64), tr, s)
+    Rollout {
+        cost: total,
+        loss: loss * (1.0 / steps as f64),
+        trace: tr,
+        end: s,
+    }
 }
 
 /// Mean return over the held-out starts.
 fn evaluate(policy: &PolicyNet, starts: &Pendulum) -> f64 {
     -no_grad(|| {
         rollout(policy, starts.clone(), MAX_STEPS, None, false)
-            .0
+            .cost
             .mean()
             .item()
     })
@@ -209,16 +226,16 @@ impl Experiment for PendulumControl {
             let mut done = 0;
             while done < MAX_STEPS {
                 let n = segment.min(MAX_STEPS - done);
-                let (c, loss, _, end) = rollout(&policy, s, n, Some(shaping), false);
-                let mut grads = loss.backward();
+                let r = rollout(&policy, s, n, Some(shaping), false);
+                let mut grads = r.loss.backward();
                 if clip > 0.0 {
                     clip_grad_norm(&mut grads, clip);
                 }
                 opt.step(&mut policy, &grads);
-                cost = cost + c.detach();
+                cost = cost + r.cost.detach();
                 s = Pendulum {
-                    theta: end.theta.detach(),
-                    theta_dot: end.theta_dot.detach(),
+                    theta: r.end.theta.detach(),
+                    theta_dot: r.end.theta_dot.detach(),
                 };
                 done += n;
             }
@@ -235,12 +252,12 @@ impl Experiment for PendulumControl {
 
         // angle and torque against time from a few of the held-out starts
         let shown = eval_n.min(5);
-        let (_, _, trace, _) = no_grad(|| {
+        let trace = no_grad(|| {
             let s = Pendulum {
                 theta: eval_starts.theta.narrow(0, 0, shown),
                 theta_dot: eval_starts.theta_dot.narrow(0, 0, shown),
             };
-            rollout(&policy, s, MAX_STEPS, None, true)
+            rollout(&policy, s, MAX_STEPS, None, true).trace
         });
         let series = |pick: fn(&(f64, f64)) -> f64| -> Vec<Series> {
             (0..shown)
