@@ -108,3 +108,31 @@ impl Forward for Cnn {
         self.fc2.forward(&self.drop.forward(&h))
     }
 }
+
+/// A small `f64` network for control policies: linear → tanh → linear, one output per
+/// observation row (`[B, inputs]` to `[B]`).
+#[derive(Module)]
+pub struct PolicyNet {
+    hidden: Linear,
+    out: Linear,
+}
+
+impl PolicyNet {
+    /// `inputs` observations, `hidden` tanh units, PyTorch's default initialisation in `f64`.
+    pub fn new<R: Rng + ?Sized>(inputs: usize, hidden: usize, rng: &mut R) -> PolicyNet {
+        use nabla::DType;
+        PolicyNet {
+            hidden: Linear::with_options(inputs, hidden, true, DType::F64, rng),
+            out: Linear::with_options(hidden, 1, true, DType::F64, rng),
+        }
+    }
+}
+
+impl Forward for PolicyNet {
+    fn forward(&self, obs: &Tensor) -> Tensor {
+        let b = obs.dims()[0];
+        self.out
+            .forward(&self.hidden.forward(obs).tanh())
+            .reshape([b])
+    }
+}

@@ -33,7 +33,14 @@ fn every_experiment_is_listed_with_a_spec() {
         .collect();
     assert_eq!(
         names,
-        ["mlp-digits", "mlp-mnist", "cnn-mnist", "lstm-adding"]
+        [
+            "mlp-digits",
+            "mlp-mnist",
+            "cnn-mnist",
+            "lstm-adding",
+            "cartpole",
+            "pendulum"
+        ]
     );
 }
 
@@ -101,4 +108,45 @@ fn cnn_mnist_reaches_99_percent() {
 fn lstm_adding_reaches_mse_below_001() {
     let m = run("lstm-adding", false, 0, &[]);
     assert!(metric(&m, "test_mse") < 0.01, "{m:?}");
+}
+
+#[test]
+fn cartpole_quick_solves_by_backprop_and_is_deterministic() {
+    let a = run("cartpole", true, 0, &[]);
+    assert!(
+        a["episodes_to_solve"].as_u64().is_some_and(|n| n <= 10),
+        "{a:?}"
+    );
+    assert!(metric(&a, "eval_mean_steps") >= 195.0, "{a:?}");
+    // REINFORCE learns something within its quick budget (untrained: about 10-30 steps)
+    assert!(metric(&a, "reinforce_best_eval_mean_steps") > 50.0, "{a:?}");
+    assert_eq!(a, run("cartpole", true, 0, &[]));
+}
+
+#[test]
+fn pendulum_quick_learns_and_is_deterministic() {
+    let a = run("pendulum", true, 0, &[]);
+    assert!(
+        metric(&a, "eval_mean_return") > metric(&a, "initial_eval_mean_return") + 300.0,
+        "{a:?}"
+    );
+    assert_eq!(a, run("pendulum", true, 0, &[]));
+}
+
+#[test]
+#[ignore = "full run, seconds in release"]
+fn cartpole_solves_within_10_episodes() {
+    let m = run("cartpole", false, 0, &[]);
+    assert!(
+        m["episodes_to_solve"].as_u64().is_some_and(|n| n <= 10),
+        "{m:?}"
+    );
+}
+
+#[test]
+#[ignore = "200 training episodes, about 20 s in release"]
+fn pendulum_reaches_minus_200_with_200_episodes() {
+    // The brief's budget of 10 episodes is not enough (about -1,500): see the README.
+    let m = run("pendulum", false, 0, &[("episodes", "200")]);
+    assert!(metric(&m, "eval_mean_return") >= -200.0, "{m:?}");
 }

@@ -1,14 +1,18 @@
 //! The experiments.
 
+mod cartpole;
 mod cnn_mnist;
 mod lstm_adding;
 mod mlp_digits;
 mod mlp_mnist;
+mod pendulum;
 
+pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
 pub use lstm_adding::LstmAdding;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
+pub use pendulum::PendulumControl;
 
 use crate::experiment::Experiment;
 
@@ -19,5 +23,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(MlpMnist),
         Box::new(CnnMnist),
         Box::new(LstmAdding),
+        Box::new(CartPoleControl),
+        Box::new(PendulumControl),
     ]
 }

@@ -3,13 +3,18 @@
 use crate::Grads;
 
 /// The Euclidean norm of all gradients together.
+///
+/// The squares are added in the order the variables were created (their node ids), not in the
+/// hash map's order, which depends on the ids' values: otherwise the same computation run twice
+/// in one process (ids further along) could round differently.
 pub fn global_norm(grads: &Grads) -> f64 {
-    grads
+    let mut parts: Vec<(u64, f64)> = grads
         .map
-        .values()
-        .map(|g| g.square().sum().item())
-        .sum::<f64>()
-        .sqrt()
+        .iter()
+        .map(|(id, g)| (*id, g.square().sum().item()))
+        .collect();
+    parts.sort_unstable_by_key(|p| p.0);
+    parts.iter().map(|p| p.1).sum::<f64>().sqrt()
 }
 
 /// Scales all gradients so their global norm is at most `max_norm`, exactly as
