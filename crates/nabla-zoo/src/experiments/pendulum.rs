@@ -134,7 +134,7 @@ impl Experiment for PendulumControl {
         Spec {
             name: "pendulum",
             summary: "Pendulum-v1 swing-up by backprop through time through the simulator, 10 training episodes",
-            runtime: "~10 s; --quick ~3 s",
+            runtime: "~1 s (--episodes 200: ~15 s); --quick ~4 s",
             options: vec![
                 OptSpec::int(
                     "episodes",
