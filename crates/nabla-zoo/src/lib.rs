@@ -7,6 +7,7 @@ pub mod classify;
 pub mod experiment;
 pub mod experiments;
 pub mod models;
+pub mod sim;
 pub mod train;
 
 use experiment::Experiment;

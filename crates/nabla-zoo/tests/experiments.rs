@@ -33,7 +33,7 @@ fn every_experiment_is_listed_with_a_spec() {
         .collect();
     assert_eq!(
         names,
-        ["mlp-digits", "mlp-mnist", "cnn-mnist", "lstm-adding"]
+        ["mlp-digits", "mlp-mnist", "cnn-mnist", "lstm-adding", "trebuchet"]
     );
 }
 
@@ -101,4 +101,24 @@ fn cnn_mnist_reaches_99_percent() {
 fn lstm_adding_reaches_mse_below_001() {
     let m = run("lstm-adding", false, 0, &[]);
     assert!(metric(&m, "test_mse") < 0.01, "{m:?}");
+}
+
+#[test]
+fn trebuchet_quick_aims_directly_and_the_network_learns() {
+    let m = run("trebuchet", true, 0, &[]);
+    // Direct aiming (Newton through the simulator) hits every target it is given.
+    assert_eq!(metric(&m, "direct_failed"), 0.0, "{m:?}");
+    assert!(metric(&m, "direct_miss_pct") < 0.3, "{m:?}");
+    // The network's held-out miss falls far below the untrained network's.
+    let (trained, untrained) = (
+        metric(&m, "nn_median_miss_pct"),
+        metric(&m, "nn_untrained_median_miss_pct"),
+    );
+    assert!(trained < 0.3 * untrained, "{m:?}");
+    // Same seed, same numbers (timings aside).
+    let timing = |k: &String| k.ends_with("_ms") || k.ends_with("_us") || k.ends_with("_s") || k == "speedup";
+    let strip = |m: serde_json::Map<String, serde_json::Value>| {
+        m.into_iter().filter(|(k, _)| !timing(k)).collect::<Vec<_>>()
+    };
+    assert_eq!(strip(m), strip(run("trebuchet", true, 0, &[])));
 }

@@ -4,11 +4,13 @@ mod cnn_mnist;
 mod lstm_adding;
 mod mlp_digits;
 mod mlp_mnist;
+mod trebuchet;
 
 pub use cnn_mnist::CnnMnist;
 pub use lstm_adding::LstmAdding;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
+pub use trebuchet::Trebuchet;
 
 use crate::experiment::Experiment;
 
@@ -19,5 +21,6 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(MlpMnist),
         Box::new(CnnMnist),
         Box::new(LstmAdding),
+        Box::new(Trebuchet),
     ]
 }

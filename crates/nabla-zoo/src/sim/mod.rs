@@ -1,0 +1,3 @@
+//! Simulators written as plain Rust over nabla tensors: their gradients come from autodiff.
+
+pub mod trebuchet;
