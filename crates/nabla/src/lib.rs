@@ -54,6 +54,7 @@ mod device;
 mod dtype;
 pub mod io;
 pub mod nn;
+pub mod ode;
 mod ops;
 pub mod optim;
 mod tensor;

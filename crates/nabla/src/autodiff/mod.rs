@@ -24,6 +24,7 @@ use crate::tensor::Tensor;
 use smallvec::SmallVec;
 
 pub use backward::Grads;
+pub(crate) use backward::{Targets, run as run_backward};
 pub use checkpoint::checkpoint;
 pub use custom::CustomOp;
 pub use transforms::{
