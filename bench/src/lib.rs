@@ -125,6 +125,18 @@ pub fn trebuchet_options() -> nabla::ode::Options {
     nabla_zoo::sim::trebuchet::shot_options(1e-6, 1e-9)
 }
 
+/// The landing distance of the trebuchet-grad shot at `p = (mass kg, angle degrees, wind m/s)`.
+///
+/// # Panics
+/// If the shot fails (it does not at the benchmark's inputs).
+pub fn trebuchet_distance(p: &[Tensor]) -> Tensor {
+    use nabla_zoo::sim::trebuchet::{Design, shoot};
+    let angle = &p[1] * (std::f64::consts::PI / 180.0);
+    shoot(&Design::reference(), &p[0], &angle, &p[2], &trebuchet_options(), 0.0)
+        .unwrap_or_else(|e| panic!("trebuchet-grad: {e}"))
+        .distance
+}
+
 /// One trebuchet shot (three phases separated by events, `nabla_zoo::sim::trebuchet`) and the
 /// gradient of its landing distance with respect to (mass kg, angle degrees, wind m/s); also the
 /// accepted steps of each phase.
