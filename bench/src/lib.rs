@@ -132,9 +132,16 @@ pub fn trebuchet_options() -> nabla::ode::Options {
 pub fn trebuchet_distance(p: &[Tensor]) -> Tensor {
     use nabla_zoo::sim::trebuchet::{Design, shoot};
     let angle = &p[1] * (std::f64::consts::PI / 180.0);
-    shoot(&Design::reference(), &p[0], &angle, &p[2], &trebuchet_options(), 0.0)
-        .unwrap_or_else(|e| panic!("trebuchet-grad: {e}"))
-        .distance
+    shoot(
+        &Design::reference(),
+        &p[0],
+        &angle,
+        &p[2],
+        &trebuchet_options(),
+        0.0,
+    )
+    .unwrap_or_else(|e| panic!("trebuchet-grad: {e}"))
+    .distance
 }
 
 /// One trebuchet shot (three phases separated by events, `nabla_zoo::sim::trebuchet`) and the

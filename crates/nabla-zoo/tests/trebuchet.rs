@@ -59,7 +59,13 @@ fn energy_is_conserved_while_sliding_and_swinging() {
         assert!(ground_reaction(&d, &mass, y).item() > 0.0);
     }
     // The counterweight has fallen: kinetic energy came from it.
-    let ke = swing_energy(&d, &mass, &s1.y).item() - swing_energy(&d, &mass, &(&s1.y * Tensor::from_vec(vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0], [6]))).item();
+    let ke = swing_energy(&d, &mass, &s1.y).item()
+        - swing_energy(
+            &d,
+            &mass,
+            &(&s1.y * Tensor::from_vec(vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0], [6])),
+        )
+        .item();
     assert!(ke > 1.0, "kinetic energy at lift-off {ke}");
     // Phase 2 until release at 45 degrees.
     let angle = Tensor::scalar(45f64.to_radians());
@@ -104,9 +110,15 @@ fn each_phase_step_has_the_finite_difference_gradient() {
     for on_ground in [true, false] {
         check_grad_with(
             |xs: &[Tensor]| {
-                solve(swing_rhs(d, xs[0].clone(), on_ground), &t0(), 0.01, &xs[1], &one_step_opts())
-                    .unwrap()
-                    .y
+                solve(
+                    swing_rhs(d, xs[0].clone(), on_ground),
+                    &t0(),
+                    0.01,
+                    &xs[1],
+                    &one_step_opts(),
+                )
+                .unwrap()
+                .y
             },
             &[Tensor::scalar(90.0f64), y.clone()],
             &fd_opts(),
@@ -116,9 +128,15 @@ fn each_phase_step_has_the_finite_difference_gradient() {
     let flight = Tensor::from_vec(vec![-1.0, 4.0, 30.0, 25.0], [4]);
     check_grad_with(
         |xs: &[Tensor]| {
-            solve(flight_rhs(d, xs[0].clone()), &t0(), 0.01, &xs[1], &one_step_opts())
-                .unwrap()
-                .y
+            solve(
+                flight_rhs(d, xs[0].clone()),
+                &t0(),
+                0.01,
+                &xs[1],
+                &one_step_opts(),
+            )
+            .unwrap()
+            .y
         },
         &[Tensor::scalar(-3.0f64), flight],
         &fd_opts(),

@@ -8,13 +8,25 @@
 //! squared relative miss as its loss, then evaluated on held-out (target, wind) pairs. Both are
 //! timed: one network inference replaces a whole direct aim.
 //!
+//! Training, per step: a batch of random reachable pairs is shot at the network's controls, and
+//! one backward pass through all the shots gives each shot's distance and its gradient with respect
+//! to the network's two raw outputs. Then `--inner-steps` Adam steps are taken on the squared
+//! relative miss with each distance taken to first order in the outputs around its shot (a
+//! Gauss–Newton-like reuse of the simulator's gradient): the first of them is exactly the gradient
+//! of the true loss through the simulator, and `--inner-steps 1` is plain gradient descent through
+//! it. The reuse matters because a shot with its gradient costs milliseconds while a network step
+//! costs microseconds: in `--quick` (40 steps of 8 shots) the held-out median miss was 33.8% with
+//! one inner step and 2.9% with eight (seed 0).
+//!
 //! Not every (target, wind) can be hit with a bounded counterweight: drag on this light projectile
 //! caps the range, much lower into a headwind. The run first maps the reachable band per wind
 //! (farthest shot at the heaviest mass over all release angles, nearest shot at the lightest mass
 //! released at 85 degrees) and draws pairs (target uniform, wind Gaussian) until one lies inside it
 //! with a 5% margin; it reports the fraction of draws it rejected.
 
-use crate::experiment::{Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError};
+use crate::experiment::{
+    Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError,
+};
 use crate::sim::trebuchet::{Design, ShotError, shoot, shot_options};
 use crate::train::{Trainer, ema, step_seed};
 use nabla::nn::{Forward, Linear, Module};
@@ -91,7 +103,14 @@ fn distance_nograd(d: &Design, mass: f64, angle: f64, wind: f64, opts: &Options)
 impl Reach {
     /// Tabulates the band on `n` winds evenly spaced in `[-wmax, wmax]`; a pair is reachable when
     /// its target lies inside the band shrunk by `margin` (relative) at each end.
-    pub fn map(d: &Design, range: MassRange, wmax: f64, n: usize, margin: f64, opts: &Options) -> Reach {
+    pub fn map(
+        d: &Design,
+        range: MassRange,
+        wmax: f64,
+        n: usize,
+        margin: f64,
+        opts: &Options,
+    ) -> Reach {
         let winds: Vec<f64> = (0..n)
             .map(|i| -wmax + 2.0 * wmax * i as f64 / (n - 1) as f64)
             .collect();
@@ -99,7 +118,9 @@ impl Reach {
         let mut far = Vec::new();
         for &w in &winds {
             // nearest: lightest counterweight, steep release
-            near.push(distance_nograd(d, range.lo, 85f64.to_radians(), w, opts).unwrap_or(f64::INFINITY));
+            near.push(
+                distance_nograd(d, range.lo, 85f64.to_radians(), w, opts).unwrap_or(f64::INFINITY),
+            );
             // farthest: heaviest counterweight, best angle by golden-section search
             let f = |a: f64| distance_nograd(d, range.hi, a.to_radians(), w, opts).unwrap_or(0.0);
             let (mut a, mut b) = (2.0f64, 70.0f64);
@@ -121,7 +142,12 @@ impl Reach {
             }
             far.push(f1.max(f2));
         }
-        Reach { winds, near, far, margin }
+        Reach {
+            winds,
+            near,
+            far,
+            margin,
+        }
     }
 
     fn interp(&self, v: &[f64], w: f64) -> Option<f64> {
@@ -149,7 +175,13 @@ impl Reach {
 
     /// Draws `n` reachable pairs (target uniform in `targets`, wind normal with `wind_std`);
     /// returns them and the number of rejected draws.
-    pub fn draw<R: Rng + ?Sized>(&self, n: usize, targets: (f64, f64), wind_std: f64, rng: &mut R) -> (Vec<Pair>, usize) {
+    pub fn draw<R: Rng + ?Sized>(
+        &self,
+        n: usize,
+        targets: (f64, f64),
+        wind_std: f64,
+        rng: &mut R,
+    ) -> (Vec<Pair>, usize) {
         let mut out = Vec::with_capacity(n);
         let mut rejected = 0;
         while out.len() < n {
@@ -291,7 +323,13 @@ impl Forward for AimNet {
 }
 
 /// Relative misses (%) of the network's aims at `pairs` (a failed shot counts as 100%).
-fn network_misses(net: &AimNet, range: MassRange, d: &Design, pairs: &[Pair], opts: &Options) -> Vec<f64> {
+fn network_misses(
+    net: &AimNet,
+    range: MassRange,
+    d: &Design,
+    pairs: &[Pair],
+    opts: &Options,
+) -> Vec<f64> {
     no_grad(|| {
         let out = net.forward(&AimNet::inputs(pairs));
         let (mass, angle) = range.controls(&out.select(1, 0), &out.select(1, 1));
@@ -299,10 +337,12 @@ fn network_misses(net: &AimNet, range: MassRange, d: &Design, pairs: &[Pair], op
         pairs
             .iter()
             .enumerate()
-            .map(|(i, p)| match distance_nograd(d, mass[i], angle[i], p.wind, opts) {
-                Some(x) => 100.0 * (x - p.target).abs() / p.target,
-                None => 100.0,
-            })
+            .map(
+                |(i, p)| match distance_nograd(d, mass[i], angle[i], p.wind, opts) {
+                    Some(x) => 100.0 * (x - p.target).abs() / p.target,
+                    None => 100.0,
+                },
+            )
             .collect()
     })
 }
@@ -315,7 +355,11 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     }
     let x = q * (s.len() - 1) as f64;
     let (i, t) = (x.floor() as usize, x - x.floor());
-    if i + 1 < s.len() { s[i] * (1.0 - t) + s[i + 1] * t } else { s[i] }
+    if i + 1 < s.len() {
+        s[i] * (1.0 - t) + s[i + 1] * t
+    } else {
+        s[i]
+    }
 }
 
 impl Experiment for Trebuchet {
@@ -325,39 +369,82 @@ impl Experiment for Trebuchet {
             summary: "aim a simulated counterweight trebuchet (3 event-separated ODE phases, drag, wind): direct aiming by Newton through the simulator, and an aiming network trained through it",
             runtime: "~4 min; --quick ~10 s",
             options: vec![
-                OptSpec::int("hidden", "hidden units of the aiming network (two tanh layers)", 32).quick(16),
+                OptSpec::int(
+                    "hidden",
+                    "hidden units of the aiming network (two tanh layers)",
+                    32,
+                )
+                .quick(16),
                 OptSpec::int("batch-size", "shots per training step", 16).quick(8),
-                OptSpec::float("lr", "Adam learning rate (cosine decay to 1/30 of it)", 1e-2).quick(3e-2),
-                OptSpec::int("inner-steps", "Adam steps per batch of shots, on the distance linearised around them (1: plain)", 8),
+                OptSpec::float(
+                    "lr",
+                    "Adam learning rate (cosine decay to 1/30 of it)",
+                    1e-2,
+                )
+                .quick(3e-2),
+                OptSpec::int(
+                    "inner-steps",
+                    "Adam steps per batch of shots, on the distance linearised around them (1: plain)",
+                    8,
+                ),
                 OptSpec::float("mass-min", "lightest counterweight (kg)", 20.0),
                 OptSpec::float("mass-max", "heaviest counterweight (kg)", 400.0),
                 OptSpec::float("target-min", "nearest target (m)", 20.0),
                 OptSpec::float("target-max", "farthest target (m)", 100.0),
                 OptSpec::float("wind-std", "standard deviation of the wind (m/s)", 5.0),
                 OptSpec::int("held-out", "held-out (target, wind) pairs", 1000).quick(100),
-                OptSpec::int("direct-aims", "pairs aimed directly (timed; checks reachability)", 20).quick(3),
+                OptSpec::int(
+                    "direct-aims",
+                    "pairs aimed directly (timed; checks reachability)",
+                    20,
+                )
+                .quick(3),
                 OptSpec::float("aim-tol", "direct aim stops below this relative miss", 1e-3),
-                OptSpec::float("rtol", "relative tolerance of the ODE solver while training and aiming", 1e-4),
-                OptSpec::float("eval-rtol", "relative tolerance of the shots that measure the misses", 1e-6),
+                OptSpec::float(
+                    "rtol",
+                    "relative tolerance of the ODE solver while training and aiming",
+                    1e-4,
+                ),
+                OptSpec::float(
+                    "eval-rtol",
+                    "relative tolerance of the shots that measure the misses",
+                    1e-6,
+                ),
             ],
         }
     }
 
     fn run(&self, cfg: &Config, ctx: &mut dyn Context) -> Result<Report, ZooError> {
-        let bad = |m: String| Err(ZooError::Config(crate::experiment::ConfigError::Malformed(m)));
-        let range = MassRange { lo: cfg.f64("mass-min"), hi: cfg.f64("mass-max") };
+        let bad = |m: String| {
+            Err(ZooError::Config(crate::experiment::ConfigError::Malformed(
+                m,
+            )))
+        };
+        let range = MassRange {
+            lo: cfg.f64("mass-min"),
+            hi: cfg.f64("mass-max"),
+        };
         if !(range.lo > 0.0 && range.hi > range.lo) {
-            return bad(format!("need 0 < --mass-min < --mass-max, got {} and {}", range.lo, range.hi));
+            return bad(format!(
+                "need 0 < --mass-min < --mass-max, got {} and {}",
+                range.lo, range.hi
+            ));
         }
         let targets = (cfg.f64("target-min"), cfg.f64("target-max"));
         if !(targets.0 > 0.0 && targets.1 > targets.0) {
-            return bad(format!("need 0 < --target-min < --target-max, got {} and {}", targets.0, targets.1));
+            return bad(format!(
+                "need 0 < --target-min < --target-max, got {} and {}",
+                targets.0, targets.1
+            ));
         }
         let wind_std = cfg.f64("wind-std");
-        let (rtol, eval_rtol, aim_tol) = (cfg.f64("rtol"), cfg.f64("eval-rtol"), cfg.f64("aim-tol"));
+        let (rtol, eval_rtol, aim_tol) =
+            (cfg.f64("rtol"), cfg.f64("eval-rtol"), cfg.f64("aim-tol"));
         let tol_ok = |r: f64| r > 0.0 && r < 1e-2;
         if !(wind_std >= 0.0 && tol_ok(rtol) && tol_ok(eval_rtol) && aim_tol > 0.0) {
-            return bad("need --wind-std >= 0, 0 < --rtol, --eval-rtol < 0.01, --aim-tol > 0".into());
+            return bad(
+                "need --wind-std >= 0, 0 < --rtol, --eval-rtol < 0.01, --aim-tol > 0".into(),
+            );
         }
         let (hidden, batch) = (cfg.usize("hidden").max(1), cfg.usize("batch-size").max(1));
         let (n_held, n_direct) = (cfg.usize("held-out").max(1), cfg.usize("direct-aims"));
@@ -369,11 +456,23 @@ impl Experiment for Trebuchet {
 
         // Which pairs can be hit (the band per wind), then fixed held-out and validation pairs.
         let t_reach = Instant::now();
-        let reach = Reach::map(&d, range, 4.0 * wind_std.max(0.25), if cfg.quick { 9 } else { 17 }, 0.05, &opts);
+        let reach = Reach::map(
+            &d,
+            range,
+            4.0 * wind_std.max(0.25),
+            if cfg.quick { 9 } else { 17 },
+            0.05,
+            &opts,
+        );
         let reach_s = t_reach.elapsed().as_secs_f64();
         let mut fixed = StdRng::seed_from_u64(0x7EB_0C4E7);
         let (held, rej_held) = reach.draw(n_held, targets, wind_std, &mut fixed);
-        let (val, _) = reach.draw(if cfg.quick { 30 } else { 100 }, targets, wind_std, &mut fixed);
+        let (val, _) = reach.draw(
+            if cfg.quick { 30 } else { 100 },
+            targets,
+            wind_std,
+            &mut fixed,
+        );
         let reach_rejected = rej_held as f64 / (rej_held + n_held) as f64;
 
         let mut rng = StdRng::seed_from_u64(cfg.seed);
@@ -390,7 +489,10 @@ impl Experiment for Trebuchet {
             let mut srng = StdRng::seed_from_u64(step_seed(cfg.seed, step));
             let (pairs, _) = reach.draw(batch, targets, wind_std, &mut srng);
             let progress = step as f64 / steps as f64;
-            opt.set_learning_rate(lr0 * (1.0 / 30.0 + (29.0 / 30.0) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())));
+            opt.set_learning_rate(
+                lr0 * (1.0 / 30.0
+                    + (29.0 / 30.0) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())),
+            );
             // The simulator's distances and their gradients with respect to the network's raw
             // outputs (one backward pass through all the shots)...
             let x = AimNet::inputs(&pairs);
@@ -409,7 +511,10 @@ impl Experiment for Trebuchet {
             }
             let mut status = String::from("no shot landed");
             if !shots.is_empty() {
-                let sens = Tensor::stack(&shots, 0).sum().backward().get_or_zeros(&out0);
+                let sens = Tensor::stack(&shots, 0)
+                    .sum()
+                    .backward()
+                    .get_or_zeros(&out0);
                 let out0 = out0.detach();
                 let n_ok = keep.iter().sum::<f64>();
                 let inv_t: Vec<f64> = pairs.iter().zip(&keep).map(|(p, k)| k / p.target).collect();
@@ -503,11 +608,19 @@ impl Experiment for Trebuchet {
             .collect();
         let direct_ms = 1e3 * direct_s / n_direct.max(1) as f64;
         let direct_max = direct_misses.iter().copied().fold(0.0, f64::max);
-        let direct_evals = direct.iter().map(|(_, a)| a.evals as f64).sum::<f64>() / direct.len().max(1) as f64;
+        let direct_evals =
+            direct.iter().map(|(_, a)| a.evals as f64).sum::<f64>() / direct.len().max(1) as f64;
 
         // Trajectories of the network's aims at a few pairs.
         let mut paths = Vec::new();
-        let samples = [(30.0, 0.0), (50.0, -5.0), (50.0, 5.0), (70.0, 0.0), (85.0, 5.0), (60.0, -8.0)];
+        let samples = [
+            (30.0, 0.0),
+            (50.0, -5.0),
+            (50.0, 5.0),
+            (70.0, 0.0),
+            (85.0, 5.0),
+            (60.0, -8.0),
+        ];
         for &(target, wind) in &samples {
             let p = Pair { target, wind };
             if !reach.reachable(p) {
@@ -516,8 +629,16 @@ impl Experiment for Trebuchet {
             let path = no_grad(|| {
                 let out = net.forward(&AimNet::inputs(&[p]));
                 let (m, a) = range.controls(&out.select(1, 0), &out.select(1, 1));
-                let s = shoot(&d, &m.select(0, 0), &a.select(0, 0), &Tensor::scalar(wind), &eval_opts, 0.01);
-                s.ok().map(|s| (s.path, s.distance.item(), m.item(), a.item().to_degrees()))
+                let s = shoot(
+                    &d,
+                    &m.select(0, 0),
+                    &a.select(0, 0),
+                    &Tensor::scalar(wind),
+                    &eval_opts,
+                    0.01,
+                );
+                s.ok()
+                    .map(|s| (s.path, s.distance.item(), m.item(), a.item().to_degrees()))
             });
             if let Some((pts, x, m, a)) = path {
                 paths.push(Series {
@@ -538,7 +659,10 @@ impl Experiment for Trebuchet {
         put("direct_shots_mean", json!(direct_evals));
         put("nn_median_miss_pct", json!(nn_median));
         put("nn_p90_miss_pct", json!(nn_p90));
-        put("nn_untrained_median_miss_pct", json!(quantile(&untrained, 0.5)));
+        put(
+            "nn_untrained_median_miss_pct",
+            json!(quantile(&untrained, 0.5)),
+        );
         put("nn_within_half_pct", json!(within));
         put("nn_inference_us", json!(best_us));
         put("speedup", json!(direct_ms * 1e3 / best_us));
@@ -585,7 +709,10 @@ impl Experiment for Trebuchet {
                 "trebuchet: aiming network training",
                 "step",
                 "miss (% of target distance)",
-                &[("train", "train, RMS relative miss (EMA)"), ("val", "validation, median miss")],
+                &[
+                    ("train", "train, RMS relative miss (EMA)"),
+                    ("val", "validation, median miss"),
+                ],
                 true,
             ),
         ];

@@ -343,7 +343,10 @@ pub fn release_gap(d: &Design, angle: &Tensor, y: &Tensor) -> Tensor {
 
 /// The right-hand side of the flight: `y = (x, h, v_x, v_y)`, gravity and quadratic drag on the
 /// velocity relative to the horizontal wind.
-pub fn flight_rhs(d: Design, wind: Tensor) -> impl Fn(&Tensor, &Tensor) -> Tensor + Send + Sync + 'static {
+pub fn flight_rhs(
+    d: Design,
+    wind: Tensor,
+) -> impl Fn(&Tensor, &Tensor) -> Tensor + Send + Sync + 'static {
     let k = d.drag_per_mass();
     move |_t: &Tensor, y: &Tensor| {
         let (vx, vy) = (y.select(0, 2), y.select(0, 3));
