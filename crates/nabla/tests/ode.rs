@@ -25,7 +25,7 @@ fn decay(k: &Tensor, t0: &Tensor, y0: &Tensor, t1: f64, opts: &Options) -> Tenso
 
 #[test]
 fn exponential_decay_value_and_gradients_every_method() {
-    let (k, y0, t1) = (0.7, 1.3, 2.0);
+    let (k, y0, t1) = (0.7f64, 1.3, 2.0);
     let exact = y0 * (-k * t1).exp();
     let cases = [
         (Options::default().rtol(1e-10).atol(1e-12), 1e-8),
@@ -54,7 +54,7 @@ fn exponential_decay_value_and_gradients_every_method() {
 #[test]
 fn initial_time_is_differentiable() {
     // y(T) = y0 exp(-k (T - t0)): dy/dt0 = k y(T); also through a saved point
-    let (k, t0, t1) = (0.9, 0.4, 1.5);
+    let (k, t0, t1) = (0.9f64, 0.4, 1.5);
     for gradient in [Gradient::Record, Gradient::checkpoint()] {
         for method in [Method::Tsit5, Method::Rk4] {
             let opts = Options::default()
@@ -125,7 +125,7 @@ fn fall(h: &Tensor, g: &Tensor, opts: &Options) -> (Tensor, Tensor) {
 
 #[test]
 fn falling_body_impact_time_velocity_and_gradients() {
-    let (h, g) = (5.0, 9.81);
+    let (h, g) = (5.0f64, 9.81);
     let t_star = (2.0 * h / g).sqrt();
     for opts in [
         Options::default(),
@@ -149,7 +149,7 @@ fn falling_body_impact_time_velocity_and_gradients() {
 #[test]
 fn phases_chain_through_event_time_and_state() {
     // fall from h, bounce with restitution e, land again: T2 = t*(1 + 2e)
-    let (h, g, e) = (2.0, 9.81, 0.6);
+    let (h, g, e) = (2.0f64, 9.81, 0.6);
     let opts = Options::default();
     let landing = |p: &[Tensor]| {
         let f = |_t: &Tensor, y: &Tensor| Tensor::stack(&[y.select(0, 1), s(-9.81)], 0);

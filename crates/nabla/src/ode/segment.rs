@@ -5,12 +5,12 @@
 //! the graph back to the tensors that existed before it started (node ids only grow); those are
 //! the parameters, and become the segment's inputs besides the state and the time. Only the
 //! segment's output is kept. The backward rule runs the steps again with recording and
-//! back-propagates to the fresh variables and the parameters.
+//! back-propagates to the fresh variables and the parameters. First order, reverse mode only.
 
 use super::step::{Rhs, eval_rhs, rk_step, shifted};
 use super::tableau::Tableau;
 use crate::Tensor;
-use crate::autodiff::{InputGrads, Op, Targets, fresh_variable, record, run_backward, state};
+use crate::autodiff::{InputGrads, Op, Targets, record, run_backward, state};
 use rustc_hash::FxHashSet;
 use std::sync::Arc;
 
@@ -116,16 +116,23 @@ impl Op for Segment {
     }
 
     fn vjp(&self, inputs: &[Tensor], _out: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
-        let create_graph = state::grad_enabled();
-        let yv = fresh_variable(&inputs[0]);
-        let tv = fresh_variable(&inputs[1]);
+        if state::grad_enabled() {
+            panic!(
+                "ode: higher-order derivatives through a solve with Gradient::Checkpoint are not \
+                 supported; use Gradient::Record"
+            );
+        }
+        // Fresh leaves, not identities over the inputs: the parameters are targets too, and the
+        // inputs depend on them through earlier segments, which must not be walked into here.
+        let yv = inputs[0].detach().variable();
+        let tv = inputs[1].detach().variable();
         let out = {
             let _on = state::GradModeGuard::set(true);
             run_steps(&*self.f, self.tab, &self.steps, &yv, &tv, &mut 0)
         };
         let mut ids = vec![node_id(&yv), node_id(&tv)];
         ids.extend(inputs[2..].iter().map(node_id));
-        let mut map = run_backward(&out, g.clone(), Targets::Nodes(&ids), create_graph);
+        let mut map = run_backward(&out, g.clone(), Targets::Nodes(&ids), false);
         ids.iter()
             .zip(needs)
             .map(|(id, &need)| if need { map.remove(id) } else { None })
