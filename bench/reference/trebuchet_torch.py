@@ -39,15 +39,23 @@ TSIT5_A = [
 TSIT5_B = [0.09646076681806523, 0.01, 0.4798896504144996, 1.379008574103742, -3.290069515436081, 2.324710524099774]
 TSIT5_E = [-0.0017800110522257771, -0.0008164344596567469, 0.007880878010261995, -0.1447110071732629,
            0.5823571654525552, -0.45808210592918697, 1.0 / 66.0]
+TSIT5_E_T = torch.tensor(TSIT5_E)
 ORDER = 5
 RTOL, ATOL = 1e-6, 1e-9
 SAFETY, MIN_FACTOR, MAX_FACTOR, BETA1, BETA2 = 0.9, 0.2, 10.0, 0.7 / 5.0, 0.4 / 5.0
 MAX_STEPS = 100_000
 
 
+_COEFFS = {}
+
+
 def lincomb(y, h, coeffs, ks):
-    """y + h * sum_i coeffs[i] * ks[i] (two eager ops)."""
-    return torch.addmv(y, torch.stack(ks, 1), torch.tensor(coeffs), alpha=h)
+    """y + h * sum_i coeffs[i] * ks[i] (two eager ops; the coefficient vectors are made once)."""
+    key = tuple(coeffs)
+    c = _COEFFS.get(key)
+    if c is None:
+        c = _COEFFS[key] = torch.tensor(coeffs)
+    return torch.addmv(y, torch.stack(ks, 1), c, alpha=h)
 
 
 def rk_step(f, t, y, k1, h):
@@ -65,7 +73,7 @@ def rk_step(f, t, y, k1, h):
 
 def error_norm(ks, h, y0, y1):
     with torch.no_grad():
-        err = h * (torch.stack([k.detach() for k in ks], 1) @ torch.tensor(TSIT5_E))
+        err = h * (torch.stack([k.detach() for k in ks], 1) @ TSIT5_E_T)
         y1d = y1.detach()
         if not bool(torch.isfinite(y1d).all()):
             return math.nan

@@ -559,12 +559,14 @@ impl Experiment for Trebuchet {
         let misses = network_misses(&net, range, &d, &held, &eval_opts);
         let (nn_median, nn_p90) = (quantile(&misses, 0.5), quantile(&misses, 0.9));
         let within = misses.iter().filter(|&&m| m <= 0.5).count() as f64 / misses.len() as f64;
-        let one = AimNet::inputs(&held[..1]);
+        // One inference: the input row from (target, wind), the network and the two scaled
+        // sigmoids, as one `[1, 2]` row.
+        let scale = Tensor::from_vec(vec![range.hi - range.lo, FRAC_PI_2], [2]);
+        let offset = Tensor::from_vec(vec![range.lo, 0.0], [2]);
         let infer = || {
             no_grad(|| {
-                let out = net.forward(&one);
-                let (m, a) = range.controls(&out.select(1, 0), &out.select(1, 1));
-                (m.item(), a.item())
+                let x = AimNet::inputs(&held[..1]);
+                (net.forward(&x).sigmoid() * &scale + &offset).to_vec::<f64>()
             })
         };
         let reps = if cfg.quick { 200 } else { 2000 };
