@@ -392,13 +392,13 @@ impl Experiment for Trebuchet {
                 OptSpec::float("target-min", "nearest target (m)", 20.0),
                 OptSpec::float("target-max", "farthest target (m)", 100.0),
                 OptSpec::float("wind-std", "standard deviation of the wind (m/s)", 5.0),
-                OptSpec::int("held-out", "held-out (target, wind) pairs", 1000).quick(100),
+                OptSpec::int("held-out", "held-out (target, wind) pairs", 1000).quick(60),
                 OptSpec::int(
                     "direct-aims",
                     "pairs aimed directly (timed; checks reachability)",
                     20,
                 )
-                .quick(3),
+                .quick(2),
                 OptSpec::float("aim-tol", "direct aim stops below this relative miss", 1e-3),
                 OptSpec::float(
                     "rtol",
@@ -449,7 +449,7 @@ impl Experiment for Trebuchet {
         let (hidden, batch) = (cfg.usize("hidden").max(1), cfg.usize("batch-size").max(1));
         let (n_held, n_direct) = (cfg.usize("held-out").max(1), cfg.usize("direct-aims"));
         let inner = cfg.usize("inner-steps").max(1);
-        let steps = cfg.steps_or(if cfg.quick { 40 } else { 800 });
+        let steps = cfg.steps_or(if cfg.quick { 25 } else { 800 });
         let d = Design::reference();
         let opts = shot_options(rtol, rtol * 1e-3);
         let eval_opts = shot_options(eval_rtol, eval_rtol * 1e-3);
@@ -460,7 +460,7 @@ impl Experiment for Trebuchet {
             &d,
             range,
             4.0 * wind_std.max(0.25),
-            if cfg.quick { 9 } else { 17 },
+            if cfg.quick { 7 } else { 17 },
             0.05,
             &opts,
         );
@@ -468,7 +468,7 @@ impl Experiment for Trebuchet {
         let mut fixed = StdRng::seed_from_u64(0x7EB_0C4E7);
         let (held, rej_held) = reach.draw(n_held, targets, wind_std, &mut fixed);
         let (val, _) = reach.draw(
-            if cfg.quick { 30 } else { 100 },
+            if cfg.quick { 20 } else { 100 },
             targets,
             wind_std,
             &mut fixed,
