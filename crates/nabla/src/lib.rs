@@ -35,10 +35,10 @@
 //!   flow, custom operations, training, simulation, higher-order derivatives, performance), whose
 //!   code is compiled and run as doctests of this crate.
 //! - The examples in `crates/nabla/examples/` (`cargo run --example grad_control_flow`, `custom_op`,
-//!   `train_mlp`, `ode_fit`, `hvp`), which `cargo test` runs too.
+//!   `train_mlp`, `ode_fit`, `ode_event_fit`, `hvp`), which `cargo test` runs too.
 //! - In this reference: [`Tensor`] and its operations, the transforms ([`grad`], [`value_and_grad`],
-//!   [`vjp`], [`jvp`], [`hvp`], [`jacobian`]), [`CustomOp`], [`nn`], [`optim`], [`data`], [`io`] and
-//!   [`testing`].
+//!   [`vjp`], [`jvp`], [`hvp`], [`jacobian`]), [`CustomOp`], [`nn`], [`optim`], [`ode`], [`data`],
+//!   [`io`] and [`testing`].
 //!
 //! # Cargo features
 //!
@@ -102,6 +102,8 @@ mod guide {
     struct Training;
     #[doc = include_str!("../../../docs/simulation.md")]
     struct Simulation;
+    #[doc = include_str!("../../../docs/ode.md")]
+    struct Ode;
     #[doc = include_str!("../../../docs/higher-order.md")]
     struct HigherOrder;
     #[doc = include_str!("../../../docs/performance.md")]

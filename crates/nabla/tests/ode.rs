@@ -230,24 +230,27 @@ fn fixed_step_methods_converge_at_their_order() {
     }
 }
 
+/// Lotka–Volterra with parameters (a, b) and initial state: the final state's sum plus a saved
+/// value.
+fn lotka_volterra(xs: &[Tensor], gradient: Gradient) -> Tensor {
+    let p = xs[0].clone();
+    let rhs = move |_t: &Tensor, y: &Tensor| {
+        let (u, v) = (y.select(0, 0), y.select(0, 1));
+        let du = &u * &p.select(0, 0) - &(&u * &v) * &p.select(0, 1);
+        let dv = &(&u * &v) * 0.5 - &v;
+        Tensor::stack(&[du, dv], 0)
+    };
+    let opts = Options::default()
+        .rtol(1e-11)
+        .atol(1e-12)
+        .save_at(vec![1.3])
+        .gradient(gradient);
+    let sol = solve(rhs, &s(0.0), 2.5, &xs[1], &opts).unwrap();
+    sol.y.sum() + sol.ys[0].select(0, 0)
+}
+
 #[test]
 fn adaptive_gradient_matches_finite_differences() {
-    // Lotka–Volterra with parameters (a, b) and initial state
-    let f = |xs: &[Tensor]| {
-        let p = xs[0].clone();
-        let rhs = move |_t: &Tensor, y: &Tensor| {
-            let (u, v) = (y.select(0, 0), y.select(0, 1));
-            let du = &u * &p.select(0, 0) - &(&u * &v) * &p.select(0, 1);
-            let dv = &(&u * &v) * 0.5 - &v;
-            Tensor::stack(&[du, dv], 0)
-        };
-        let opts = Options::default()
-            .rtol(1e-11)
-            .atol(1e-12)
-            .save_at(vec![1.3]);
-        let sol = solve(rhs, &s(0.0), 2.5, &xs[1], &opts).unwrap();
-        sol.y.sum() + sol.ys[0].select(0, 0)
-    };
     let inputs = [
         Tensor::from_vec(vec![1.1, 0.4], [2]),
         Tensor::from_vec(vec![1.0, 0.8], [2]),
@@ -258,6 +261,19 @@ fn adaptive_gradient_matches_finite_differences() {
         atol: 1e-7,
         ..GradCheck::default()
     };
+    // reverse and forward mode through every recorded step
+    check_grad_with(
+        |xs: &[Tensor]| lotka_volterra(xs, Gradient::Record),
+        &inputs,
+        &check,
+    )
+    .unwrap();
+    // checkpointed segments (reverse mode only)
+    let check = GradCheck {
+        forward_mode: false,
+        ..check
+    };
+    let f = |xs: &[Tensor]| lotka_volterra(xs, Gradient::Checkpoint { segments: Some(4) });
     check_grad_with(f, &inputs, &check).unwrap();
 }
 

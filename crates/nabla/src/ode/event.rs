@@ -21,7 +21,10 @@ type EventFn<'a> = dyn Fn(&Tensor, &Tensor) -> Tensor + 'a;
 /// A terminal event stops the solve; a non-terminal one is recorded in
 /// [`Solution::events`](super::Solution) and the solve goes on. The crossing is located on the
 /// step's interpolant to `tol` in time, and the reported time is differentiable (implicit
-/// function rule, see the [module documentation](super)).
+/// function rule, see the [module documentation](super)). A crossing is a sign change between
+/// the ends of an accepted step, so `g` must be non-zero where it starts: an event whose `g` is
+/// exactly zero at `t0` (a phase started at the previous phase's event) fires only once `g` has
+/// left zero and come back. Two crossings inside one step cancel and are not seen.
 ///
 /// ```
 /// use nabla::ode::{Direction, Event};

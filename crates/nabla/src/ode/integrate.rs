@@ -194,7 +194,7 @@ impl Solver<'_, '_> {
             let mut h_next = h;
             if let Some(e) = self.tab.e {
                 let en = error_norm(e, &st.ks, hf, &at.y, &st.y, opts.rtol, opts.atol);
-                if !(en <= 1.0) {
+                if en.is_nan() || en > 1.0 {
                     self.stats.rejected += 1;
                     nonfinite_last = !en.is_finite();
                     let fac = if nonfinite_last {
