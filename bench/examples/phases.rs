@@ -1,6 +1,6 @@
 //! Where the time of a recorded computation goes: process CPU time of the forward pass without
-//! recording, the recorded forward pass, the backward pass, and freeing the graph, for scalar-chain and
-//! rk4-pendulum. A profiling aid (CPU time is robust to other processes on a shared machine):
+//! recording, the recorded forward pass, the backward pass, and freeing the graph, for scalar-chain,
+//! rk4-pendulum and trebuchet-grad. A profiling aid (CPU time is robust to other processes on a shared machine):
 //!
 //! ```text
 //! cargo run --release -p nabla-bench --example phases [repeats]
@@ -64,5 +64,11 @@ fn main() {
         repeats,
         &nb::pendulum_params(),
         nb::pendulum_loss,
+    );
+    phases(
+        "trebuchet-grad",
+        repeats,
+        &nb::trebuchet_inputs(),
+        nb::trebuchet_distance,
     );
 }

@@ -115,6 +115,63 @@ pub fn check_pendulum(loss: f64, grad: &[f64]) -> Result<(), String> {
     Ok(())
 }
 
+// ----- trebuchet-grad ------------------------------------------------------------------------------
+
+/// The shot of trebuchet-grad: counterweight 90 kg, release angle 45 degrees, wind 0 m/s (0-d f64).
+pub fn trebuchet_inputs() -> [Tensor; 3] {
+    [
+        Tensor::scalar(90.0f64),
+        Tensor::scalar(45.0f64),
+        Tensor::scalar(0.0f64),
+    ]
+}
+
+/// The solver options of trebuchet-grad: Tsitouras 5(4), rtol 1e-6, atol 1e-9 (nabla::ode's
+/// defaults), the same on every side.
+pub fn trebuchet_options() -> nabla::ode::Options {
+    nabla_zoo::sim::trebuchet::shot_options(1e-6, 1e-9)
+}
+
+/// The landing distance of the trebuchet-grad shot at `p = (mass kg, angle degrees, wind m/s)`.
+///
+/// # Panics
+/// If the shot fails (it does not at the benchmark's inputs).
+pub fn trebuchet_distance(p: &[Tensor]) -> Tensor {
+    use nabla_zoo::sim::trebuchet::{Design, shoot};
+    let angle = &p[1] * (std::f64::consts::PI / 180.0);
+    shoot(
+        &Design::reference(),
+        &p[0],
+        &angle,
+        &p[2],
+        &trebuchet_options(),
+        0.0,
+    )
+    .unwrap_or_else(|e| panic!("trebuchet-grad: {e}"))
+    .distance
+}
+
+/// One trebuchet shot (three phases separated by events, `nabla_zoo::sim::trebuchet`) and the
+/// gradient of its landing distance with respect to (mass kg, angle degrees, wind m/s); also the
+/// accepted steps of each phase.
+pub fn trebuchet_grad(p: &[Tensor]) -> Result<(f64, [f64; 3], [usize; 3]), String> {
+    use nabla_zoo::sim::trebuchet::{Design, shoot};
+    let vars: Vec<Tensor> = p.iter().map(Tensor::variable).collect();
+    let angle = &vars[1] * (std::f64::consts::PI / 180.0);
+    let shot = shoot(
+        &Design::reference(),
+        &vars[0],
+        &angle,
+        &vars[2],
+        &trebuchet_options(),
+        0.0,
+    )
+    .map_err(|e| e.to_string())?;
+    let g = shot.distance.backward();
+    let grad = [0, 1, 2].map(|i| g.get_or_zeros(&vars[i]).item());
+    Ok((shot.distance.item(), grad, shot.steps))
+}
+
 // ----- matmul ---------------------------------------------------------------------------------------
 
 /// Two `n×n` f32 matrices of standard normal samples, the shared inputs (`inputs::det_normal`).

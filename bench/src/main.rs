@@ -173,6 +173,12 @@ const REGISTRY: &[Bench] = &[
         missing: "",
     },
     Bench {
+        name: "trebuchet-grad",
+        about: "one trebuchet shot (3 event-separated phases, Tsit5, f64) at 90 kg, 45 deg, wind 0: distance and its gradient w.r.t. (mass, angle, wind)",
+        run: Some(run_trebuchet_grad),
+        missing: "",
+    },
+    Bench {
         name: "mlp-memory",
         about: "10,000 mlp-step iterations at batch 128, resident memory every 100 steps",
         run: Some(run_mlp_memory),
@@ -232,6 +238,19 @@ fn run_rk4_pendulum(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let ok = m.check_failed.is_none();
     Ok(vec![
         m.with("check", json!(if ok { "ok" } else { "FAILED" })),
+    ])
+}
+
+fn run_trebuchet_grad(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let (warmup, repeats) = ctx.counts(3, 20);
+    let p = nb::trebuchet_inputs();
+    let s = nb::measure(warmup, repeats, || nb::trebuchet_grad(&p));
+    let (distance, grad, steps) = nb::trebuchet_grad(&p)?;
+    Ok(vec![
+        Measurement::new("grad", s, warmup)
+            .with("distance", json!(distance))
+            .with("grad", json!(grad))
+            .with("steps", json!(steps)),
     ])
 }
 

@@ -39,7 +39,8 @@ fn every_experiment_is_listed_with_a_spec() {
             "cnn-mnist",
             "lstm-adding",
             "cartpole",
-            "pendulum"
+            "pendulum",
+            "trebuchet"
         ]
     );
 }
@@ -149,4 +150,37 @@ fn pendulum_reaches_minus_200_with_200_episodes() {
     // The brief's budget of 10 episodes is not enough (about -1,500): see the README.
     let m = run("pendulum", false, 0, &[("episodes", "200")]);
     assert!(metric(&m, "eval_mean_return") >= -200.0, "{m:?}");
+}
+
+#[test]
+fn trebuchet_quick_aims_directly_and_the_network_learns() {
+    let m = run("trebuchet", true, 0, &[]);
+    // Direct aiming (Newton through the simulator) hits every target it is given.
+    assert_eq!(metric(&m, "direct_failed"), 0.0, "{m:?}");
+    assert!(metric(&m, "direct_miss_pct") < 0.3, "{m:?}");
+    // The network's held-out miss falls far below the untrained network's.
+    let (trained, untrained) = (
+        metric(&m, "nn_median_miss_pct"),
+        metric(&m, "nn_untrained_median_miss_pct"),
+    );
+    assert!(trained < 0.3 * untrained, "{m:?}");
+    // Same seed, same numbers (timings aside).
+    let timing = |k: &String| {
+        k.ends_with("_ms") || k.ends_with("_us") || k.ends_with("_s") || k == "speedup"
+    };
+    let strip = |m: serde_json::Map<String, serde_json::Value>| {
+        m.into_iter()
+            .filter(|(k, _)| !timing(k))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(m), strip(run("trebuchet", true, 0, &[])));
+}
+
+#[test]
+#[ignore = "full run, several minutes in release"]
+fn trebuchet_aims_within_its_targets() {
+    let m = run("trebuchet", false, 0, &[]);
+    assert_eq!(metric(&m, "direct_failed"), 0.0, "{m:?}");
+    assert!(metric(&m, "direct_miss_pct") <= 0.3, "{m:?}");
+    assert!(metric(&m, "nn_median_miss_pct") <= 0.5, "{m:?}");
 }

@@ -6,6 +6,7 @@ mod lstm_adding;
 mod mlp_digits;
 mod mlp_mnist;
 mod pendulum;
+mod trebuchet;
 
 pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
@@ -13,6 +14,7 @@ pub use lstm_adding::LstmAdding;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
 pub use pendulum::PendulumControl;
+pub use trebuchet::Trebuchet;
 
 use crate::experiment::Experiment;
 
@@ -25,5 +27,6 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(LstmAdding),
         Box::new(CartPoleControl),
         Box::new(PendulumControl),
+        Box::new(Trebuchet),
     ]
 }

@@ -4,3 +4,4 @@
 
 pub mod cartpole;
 pub mod pendulum;
+pub mod trebuchet;
