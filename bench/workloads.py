@@ -61,6 +61,10 @@ WORKLOADS = {w.name: w for w in [
         C("grad", "jax", "grad-unrolled", "vs JAX jitted steady state, unrolled loop"),
         C("grad", "jax", "grad-fori", "vs JAX jitted steady state, fori_loop"),
     ]),
+    Workload("trebuchet-grad", 3, 20, rtol=1e-6, comparisons=[
+        C("grad", "pytorch", "grad", "one trebuchet shot (3 event phases, Tsit5, f64) and its gradient vs PyTorch eager",
+          20.0),
+    ]),
     Workload("matmul", 3, 20, comparisons=[
         C("256", "pytorch", "256", "256×256 f32 vs PyTorch"),
         C("512", "pytorch", "512", "512×512 f32 vs PyTorch"),

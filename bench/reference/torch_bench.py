@@ -360,6 +360,19 @@ def bench_graph_memory(em, steps):
             rss_after_drop_mib=rss_bytes() / mib, forward_s=forward_s, backward_s=backward_s, drop_s=drop_s)
 
 
+def bench_trebuchet_grad(em):
+    """The trebuchet shot of trebuchet_torch.py (a port of the zoo's simulator and nabla::ode's solver)."""
+    import trebuchet_torch as tt
+
+    params = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (90.0, 45.0, 0.0)]
+    warmup, repeats = em.counts(3, 20)
+    s = measure(warmup, repeats, lambda: tt.shot_grad(params))
+    d, grad, steps = tt.shot_grad(params)
+    grad = [g.item() for g in grad]
+    em.emit("trebuchet-grad", "grad", s, warmup, distance=d.item(), grad=grad, steps=list(steps),
+            xcheck={"distance": d.item(), "grad_mass": grad[0], "grad_angle": grad[1], "grad_wind": grad[2]})
+
+
 def host_info(args):
     return {"impl": "pytorch", "version": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -380,6 +393,7 @@ BENCHES = {
     "cnn-step": lambda em, a: bench_cnn_step(em, a.data),
     "mlp-memory": lambda em, a: bench_mlp_memory(em, a.data),
     "graph-memory": lambda em, a: bench_graph_memory(em, a.graph_steps),
+    "trebuchet-grad": lambda em, a: bench_trebuchet_grad(em),
 }
 
 

@@ -250,7 +250,13 @@ fn run_trebuchet_grad(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         Measurement::new("grad", s, warmup)
             .with("distance", json!(distance))
             .with("grad", json!(grad))
-            .with("steps", json!(steps)),
+            .with("steps", json!(steps))
+            .check([
+                ("distance", distance),
+                ("grad_mass", grad[0]),
+                ("grad_angle", grad[1]),
+                ("grad_wind", grad[2]),
+            ]),
     ])
 }
 
