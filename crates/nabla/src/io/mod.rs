@@ -178,7 +178,14 @@ impl Source {
     /// Reads at most `limit` bytes (fewer when the data ends first), growing the buffer as data
     /// arrives so a lying header cannot make us allocate more than the file holds.
     pub(crate) fn read_up_to(&mut self, limit: u64) -> Result<Vec<u8>, IoError> {
-        let mut out = Vec::with_capacity(limit.min(1 << 26) as usize);
+        // A plain file's size bounds what can follow; a gzip stream's does not (a header can
+        // promise gigabytes of a few bytes): start small there and grow with the data, so no
+        // allocation exceeds about twice what was actually read.
+        let start = match (self.gzip, self.file_len) {
+            (false, Some(len)) => limit.min(len),
+            _ => limit.min(1 << 16),
+        };
+        let mut out = Vec::with_capacity(start as usize);
         (&mut self.reader)
             .take(limit)
             .read_to_end(&mut out)
