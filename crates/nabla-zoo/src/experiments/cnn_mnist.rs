@@ -16,14 +16,15 @@ impl Experiment for CnnMnist {
         Spec {
             name: "cnn-mnist",
             summary: "CNN (2 conv blocks with batch norm, dropout head) on MNIST, shift augmentation",
-            runtime: "~8 min; --quick ~30 s",
+            runtime: "~8 min; --quick ~10 s",
             options: vec![
                 OptSpec::int(
                     "width",
                     "filters in the first conv block (twice that in the second)",
                     32,
                 )
-                .range(1, 1024),
+                .range(1, 1024)
+                .quick(8),
                 OptSpec::float("lr", "Adam learning rate (cosine-annealed)", 2e-3)
                     .greater_than(0.0),
                 OptSpec::float("dropout", "dropout before the classifier", 0.3)
@@ -33,13 +34,13 @@ impl Experiment for CnnMnist {
                 OptSpec::int("batch-size", "examples per step", 64).range(1, 1 << 20),
                 OptSpec::int("epochs", "passes over the training set (unless --steps)", 4)
                     .range(1, 1_000_000)
-                    .quick(1),
+                    .quick(2),
                 OptSpec::int(
                     "train-limit",
                     "use only the first N training images (0: all)",
                     0,
                 )
-                .quick(4000),
+                .quick(2048),
                 OptSpec::path(
                     "data",
                     "folder with MNIST-layout IDX files, gz or raw [default: data/mnist]",

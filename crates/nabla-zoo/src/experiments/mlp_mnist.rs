@@ -16,16 +16,18 @@ impl Experiment for MlpMnist {
         Spec {
             name: "mlp-mnist",
             summary: "MLP 784-512-256-10 with dropout on MNIST (60,000 train / 10,000 test)",
-            runtime: "~2 min; --quick ~10 s",
+            runtime: "~2 min; --quick ~5 s",
             options: vec![
                 OptSpec::int(
                     "hidden",
                     "units in the first hidden layer (the second has half)",
                     512,
                 )
-                .range(2, 65536),
+                .range(2, 65536)
+                .quick(128),
                 OptSpec::float("lr", "Adam learning rate (cosine-annealed)", 1e-3)
-                    .greater_than(0.0),
+                    .greater_than(0.0)
+                    .quick(3e-3),
                 OptSpec::float("dropout", "dropout after hidden layers", 0.2)
                     .min(0.0)
                     .less_than(1.0),
@@ -36,7 +38,7 @@ impl Experiment for MlpMnist {
                     15,
                 )
                 .range(1, 1_000_000)
-                .quick(1),
+                .quick(2),
                 OptSpec::int(
                     "train-limit",
                     "use only the first N training images (0: all)",
