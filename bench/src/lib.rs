@@ -481,7 +481,16 @@ mod tests {
         let wn = 0.999f64.powi(CHAIN_STEPS as i32);
         assert!((y.item() - (wn + (1.0 - wn))).abs() < 1e-3, "{}", y.item());
         assert!((g[0].item() - wn).abs() < 1e-4, "{}", g[0].item());
-        assert!(g[1].item().is_finite());
+        // dy/dw = n x wⁿ⁻¹ + 0.001 Σₖ k wᵏ⁻¹ (k < n)
+        let w = 0.999f64;
+        let n = CHAIN_STEPS as i32;
+        let dw = n as f64 * w.powi(n - 1)
+            + 0.001 * (1..n).map(|k| k as f64 * w.powi(k - 1)).sum::<f64>();
+        assert!(
+            (g[1].item() - dw).abs() < 1e-3 * dw,
+            "{} vs {dw}",
+            g[1].item()
+        );
         let y0 = scalar_chain_no_grad(&scalar_chain_inputs());
         assert_eq!(y0.item(), y.item());
     }

@@ -4,7 +4,7 @@
 use crate::run::{self, RunArgs};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, ArgMatches, Command, value_parser};
-use nabla_zoo::experiment::{OptKind, Spec};
+use nabla_zoo::experiment::{MAX_STEPS, OptKind, Spec};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +42,7 @@ fn experiment_command(spec: &Spec) -> Command {
             Arg::new("seed")
                 .long("seed")
                 .value_name("N")
+                .allow_negative_numbers(true)
                 .value_parser(value_parser!(u64))
                 .default_value("0")
                 .help("Random seed (same seed and thread count, same numbers)"),
@@ -50,7 +51,8 @@ fn experiment_command(spec: &Spec) -> Command {
             Arg::new("steps")
                 .long("steps")
                 .value_name("N")
-                .value_parser(value_parser!(u64).range(1..))
+                .allow_negative_numbers(true)
+                .value_parser(value_parser!(u64).range(1..=MAX_STEPS))
                 .help("Training steps [default: the experiment's]"),
         )
         .arg(
@@ -73,9 +75,17 @@ fn experiment_command(spec: &Spec) -> Command {
                 .help("Continue from the last checkpoint in --out (default: the latest run of this experiment)"),
         )
         .arg(
+            Arg::new("overwrite")
+                .long("overwrite")
+                .action(ArgAction::SetTrue)
+                .conflicts_with("resume")
+                .help("Start afresh in an --out folder that already holds a run, replacing it"),
+        )
+        .arg(
             Arg::new("checkpoint-every")
                 .long("checkpoint-every")
                 .value_name("N")
+                .allow_negative_numbers(true)
                 .value_parser(value_parser!(u64))
                 .help("Steps between checkpoints [default: a tenth of the run]"),
         );
@@ -91,12 +101,19 @@ fn experiment_command(spec: &Spec) -> Command {
                     .unwrap_or_default()
             ),
         };
+        let range = o
+            .range_text()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default();
+        // Values stay text here: the zoo checks type and range (the same check as for a saved
+        // config.json), and a negative number must reach it rather than look like a flag.
         let arg = Arg::new(o.name)
             .long(o.name)
-            .help(format!("{}{default}", o.help));
+            .allow_negative_numbers(true)
+            .help(format!("{}{default}{range}", o.help));
         let arg = match o.kind {
-            OptKind::Int => arg.value_name("N").value_parser(value_parser!(u64)),
-            OptKind::Float => arg.value_name("X").value_parser(value_parser!(f64)),
+            OptKind::Int => arg.value_name("N"),
+            OptKind::Float => arg.value_name("X"),
             OptKind::Str => arg.value_name("TEXT"),
             OptKind::Path => arg.value_name("PATH"),
         };
@@ -184,12 +201,7 @@ fn run_args(name: &str, m: &ArgMatches) -> RunArgs {
     let spec = nabla_zoo::find(name).expect("registered").spec();
     let mut overrides = Vec::new();
     for o in &spec.options {
-        let raw = match o.kind {
-            OptKind::Int => m.get_one::<u64>(o.name).map(|v| v.to_string()),
-            OptKind::Float => m.get_one::<f64>(o.name).map(|v| v.to_string()),
-            OptKind::Str | OptKind::Path => m.get_one::<String>(o.name).cloned(),
-        };
-        if let Some(raw) = raw {
+        if let Some(raw) = m.get_one::<String>(o.name).cloned() {
             overrides.push((o.name.to_string(), raw));
         }
     }
@@ -202,6 +214,7 @@ fn run_args(name: &str, m: &ArgMatches) -> RunArgs {
         out: m.get_one::<PathBuf>("out").cloned(),
         json: m.get_flag("json"),
         resume: m.get_flag("resume"),
+        overwrite: m.get_flag("overwrite"),
         checkpoint_every: m.get_one::<u64>("checkpoint-every").copied(),
         overrides,
     }

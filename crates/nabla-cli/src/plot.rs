@@ -1,6 +1,8 @@
 //! PNG line plots of a report's curves (plotters, with an embedded font so no system fonts are
 //! needed).
 
+use image::ImageEncoder;
+use image::codecs::png::PngEncoder;
 use nabla_zoo::experiment::Curve;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
@@ -44,10 +46,38 @@ fn tick(v: f64) -> String {
     }
 }
 
-/// Writes `curve` as a PNG at `path`.
-pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
+/// Writes `curve` as a PNG at `path`, atomically (drawn in memory, then written beside `path`,
+/// synced and renamed): a failed write leaves no truncated image. Nothing is written for a curve
+/// without finite points. Errors are one line.
+pub fn write_png(curve: &Curve, path: &Path) -> Result<bool, String> {
+    let Some(png) =
+        render_png(curve).map_err(|e| format!("cannot draw {}: {e}", path.display()))?
+    else {
+        return Ok(false);
+    };
+    nabla::io::atomic_write(path, |w| w.write_all(&png))
+        .map_err(|e| format!("cannot write {e}"))?;
+    Ok(true)
+}
+
+const SIZE: (u32, u32) = (800, 500);
+
+/// `curve` as PNG bytes; `None` when it has no finite point.
+fn render_png(curve: &Curve) -> Result<Option<Vec<u8>>, String> {
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    if !draw(curve, &mut rgb)? {
+        return Ok(None);
+    }
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png)
+        .write_image(&rgb, SIZE.0, SIZE.1, image::ColorType::Rgb8)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(png))
+}
+
+fn draw(curve: &Curve, rgb: &mut [u8]) -> Result<bool, String> {
     ensure_font();
-    let err = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
+    let err = |e: &dyn std::fmt::Display| e.to_string();
     let pts: Vec<(f64, f64)> = curve
         .series
         .iter()
@@ -55,7 +85,7 @@ pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
         .filter(|(x, y)| x.is_finite() && y.is_finite() && (!curve.log_y || *y > 0.0))
         .collect();
     if pts.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let (mut x0, mut x1) = pts
         .iter()
@@ -72,7 +102,7 @@ pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
         y0 -= d;
         y1 += d;
     }
-    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    let root = BitMapBackend::with_buffer(rgb, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut builder = ChartBuilder::on(&root);
     builder
@@ -131,7 +161,7 @@ pub fn write_png(curve: &Curve, path: &Path) -> Result<(), String> {
         );
     }
     root.present().map_err(|e| err(&e))?;
-    Ok(())
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -24,29 +24,16 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     pub json: bool,
     pub resume: bool,
+    pub overwrite: bool,
     pub checkpoint_every: Option<u64>,
     pub overrides: Vec<(String, String)>,
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    let result = (|| {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+/// Writes `bytes` to `path` atomically (a synced temporary file beside it, then a rename); the
+/// error is one line naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    nabla::io::atomic_write(path, |w| w.write_all(bytes))
+        .map_err(|e| CliError::Run(format!("cannot write {e}")))
 }
 
 /// The newest `runs/NAME-*` folder that holds a checkpoint.
@@ -70,7 +57,7 @@ fn latest_run(name: &str) -> Result<PathBuf, CliError> {
     dirs.pop().ok_or_else(none)
 }
 
-fn read_config(out: &Path) -> Result<Config, CliError> {
+fn read_config(out: &Path, spec: &nabla_zoo::experiment::Spec) -> Result<Config, CliError> {
     let path = out.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         CliError::Run(format!(
@@ -81,7 +68,87 @@ fn read_config(out: &Path) -> Result<Config, CliError> {
     })?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| CliError::Run(format!("{}: not valid JSON: {e}", path.display())))?;
-    Config::from_json(&v).map_err(|e| CliError::Run(format!("{}: {e}", path.display())))
+    if let Some(other) = v["experiment"].as_str()
+        && other != spec.name
+    {
+        return Err(CliError::Run(format!(
+            "{} holds a run of {other}, not {}",
+            out.display(),
+            spec.name
+        )));
+    }
+    Config::from_json(spec, &v).map_err(|e| CliError::Run(format!("{}: {e}", path.display())))
+}
+
+/// The files a run writes into its folder besides plots.
+const RUN_FILES: [&str; 3] = ["config.json", "metrics.json", CHECKPOINT];
+
+/// A fresh run into a folder that already holds a run (of any experiment) would replace its
+/// configuration and checkpoint: refuse, unless `overwrite`, in which case the old run's files go
+/// first (so that no stale checkpoint survives next to the new configuration).
+fn refuse_or_clear_existing_run(out: &Path, overwrite: bool) -> Result<(), CliError> {
+    let existing: Vec<&str> = RUN_FILES
+        .into_iter()
+        .filter(|f| out.join(f).exists())
+        .collect();
+    if existing.is_empty() {
+        return Ok(());
+    }
+    if !overwrite {
+        let what = std::fs::read_to_string(out.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["experiment"].as_str().map(|s| format!("a run of {s}")))
+            .unwrap_or_else(|| "a run".into());
+        return Err(CliError::Usage(format!(
+            "{} already holds {what}; continue it with --resume, choose a new --out folder, or replace it with --overwrite",
+            out.display()
+        )));
+    }
+    for f in existing {
+        std::fs::remove_file(out.join(f))
+            .map_err(|e| CliError::Run(format!("cannot remove {}: {e}", out.join(f).display())))?;
+    }
+    Ok(())
+}
+
+/// The step of the checkpoint in `out`, if one is there and readable.
+fn checkpoint_step(out: &Path) -> Option<u64> {
+    let ck = load_checkpoint(out.join(CHECKPOINT)).ok()?;
+    ck.metadata().get("step")?.parse().ok()
+}
+
+/// Removes what a fresh run created in `out` (its configuration, and the folder when the run
+/// created it and it is now empty), after it failed before its first checkpoint.
+fn remove_failed_run(out: &Path, created_dir: bool) {
+    for f in RUN_FILES {
+        let _ = std::fs::remove_file(out.join(f));
+    }
+    if created_dir {
+        let _ = std::fs::remove_dir(out);
+    }
+}
+
+/// The one-line message of a run that stopped early.
+fn run_error(e: ZooError, spec: &nabla_zoo::experiment::Spec, out: &Path) -> CliError {
+    match e {
+        ZooError::Interrupted { step } => CliError::Interrupted(format!(
+            "interrupted at step {step}; checkpoint saved; continue with: nabla run {} --resume --out {}",
+            spec.name,
+            out.display()
+        )),
+        ZooError::Diverged { step, loss } => CliError::Run(match checkpoint_step(out) {
+            Some(s) => format!(
+                "the loss became {loss} at step {step}: training diverged (try a smaller --lr); the last good checkpoint (step {s}) is kept in {}",
+                out.display()
+            ),
+            None => format!(
+                "the loss became {loss} at step {step}: training diverged (try a smaller --lr); no checkpoint had been saved"
+            ),
+        }),
+        ZooError::Config(e) => CliError::Usage(e.to_string()),
+        e => CliError::Run(e.to_string()),
+    }
 }
 
 struct CliContext {
@@ -166,33 +233,36 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
                 out.display()
             )));
         }
-        let c = read_config(&out)?;
-        if c.experiment != spec.name {
-            return Err(CliError::Run(format!(
-                "{} holds a run of {}, not {}",
-                out.display(),
-                c.experiment,
-                spec.name
-            )));
-        }
-        c
+        read_config(&out, &spec)?
     } else {
         Config::new(&spec, args.quick, args.seed, args.steps, &args.overrides)
             .map_err(|e| CliError::Usage(e.to_string()))?
     };
+    if !args.resume {
+        refuse_or_clear_existing_run(&out, args.overwrite)?;
+    }
+    let created_dir = !out.exists();
     std::fs::create_dir_all(&out).map_err(|e| {
         CliError::Run(format!(
             "cannot create output folder {}: {e}",
             out.display()
         ))
     })?;
-    let config_text = serde_json::to_string_pretty(&config.to_json()).expect("serialisable");
-    write_atomic(&out.join("config.json"), config_text.as_bytes()).map_err(|e| {
+    // Temporary files of a process killed while saving (kill -9, power loss) are never renamed:
+    // clear those of dead processes before this run writes its own.
+    nabla::io::remove_stale_temp_files(&out).map_err(|e| {
         CliError::Run(format!(
-            "cannot write to output folder {}: {e}",
+            "cannot clear stale temporary files in {}: {e}",
             out.display()
         ))
     })?;
+    let config_text = serde_json::to_string_pretty(&config.to_json()).expect("serialisable");
+    if let Err(e) = write_atomic(&out.join("config.json"), config_text.as_bytes()) {
+        if !args.resume {
+            remove_failed_run(&out, created_dir);
+        }
+        return Err(e);
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -212,25 +282,16 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
     ctx.progress.finish();
     let report = match result {
         Ok(r) => r,
-        Err(ZooError::Interrupted { step }) => {
-            return Err(CliError::Interrupted(format!(
-                "interrupted at step {step}; checkpoint saved; continue with: nabla run {} --resume --out {}",
-                spec.name,
-                out.display()
-            )));
+        Err(e) => {
+            // A fresh run that fails before its first checkpoint leaves nothing behind.
+            if !args.resume && !out.join(CHECKPOINT).is_file() {
+                remove_failed_run(&out, created_dir);
+            }
+            return Err(run_error(e, &spec, &out));
         }
-        Err(e) => return Err(CliError::Run(e.to_string())),
     };
     let seconds = started.elapsed().as_secs_f64();
 
-    let mut files = vec!["config.json".to_string(), "metrics.json".to_string()];
-    for c in &report.curves {
-        plot::write_png(c, &out.join(&c.file)).map_err(CliError::Run)?;
-        files.push(c.file.clone());
-    }
-    if out.join(CHECKPOINT).is_file() {
-        files.push(CHECKPOINT.into());
-    }
     let curves: Vec<serde_json::Value> = report
         .curves
         .iter()
@@ -249,18 +310,22 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
         "curves": curves,
         "seconds": seconds,
     });
+    // The metrics first: plots are optional artefacts drawn from them.
     write_atomic(
         &out.join("metrics.json"),
         serde_json::to_string_pretty(&metrics)
             .expect("serialisable")
             .as_bytes(),
-    )
-    .map_err(|e| {
-        CliError::Run(format!(
-            "cannot write {}: {e}",
-            out.join("metrics.json").display()
-        ))
-    })?;
+    )?;
+    let mut files = vec!["config.json".to_string(), "metrics.json".to_string()];
+    if out.join(CHECKPOINT).is_file() {
+        files.push(CHECKPOINT.into());
+    }
+    for c in &report.curves {
+        if plot::write_png(c, &out.join(&c.file)).map_err(CliError::Run)? {
+            files.push(c.file.clone());
+        }
+    }
 
     if args.json {
         println!(

@@ -24,6 +24,8 @@ pub fn run() -> Result<ExitCode, CliError> {
             out: Some(std::path::PathBuf::from("runs").join(format!("tour-{name}"))),
             json: false,
             resume: false,
+            // the tour's folders are its own: each tour replaces the last
+            overwrite: true,
             checkpoint_every: None,
             overrides: vec![],
         })?;

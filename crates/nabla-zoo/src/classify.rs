@@ -130,6 +130,12 @@ pub fn run<M: Module + Forward>(
         .shuffle(s.seed)
         .drop_last(true);
     let per_epoch = loader.num_batches() as u64;
+    if s.train.is_empty() {
+        return Err(ZooError::Data("the training set is empty".into()));
+    }
+    if s.test.is_empty() {
+        return Err(ZooError::Data("the test set is empty".into()));
+    }
     if per_epoch == 0 {
         return Err(ZooError::Data(format!(
             "training set of {} examples is smaller than a batch of {}",
@@ -164,6 +170,7 @@ pub fn run<M: Module + Forward>(
         }
         let y = labels(&t)?;
         let loss = cross_entropy(&s.model.forward(&x), &y);
+        trainer.check_loss(loss.item())?;
         let grads = loss.backward();
         s.opt.step(s.model, &grads);
         let l = ema(&mut trainer.scalars, "train_loss", loss.item(), 0.95);

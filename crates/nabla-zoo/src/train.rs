@@ -163,6 +163,20 @@ impl<'c> Trainer<'c> {
         self.ctx.save(self.step, &state)
     }
 
+    /// Stops the run with [`ZooError::Diverged`] when the loss of the current step is NaN or
+    /// infinite: call it before the optimiser step, so that nothing is saved from a diverged
+    /// state and the last checkpoint on disk stays the last good one.
+    pub fn check_loss(&self, loss: f64) -> Result<(), ZooError> {
+        if loss.is_finite() {
+            Ok(())
+        } else {
+            Err(ZooError::Diverged {
+                step: self.step + 1,
+                loss,
+            })
+        }
+    }
+
     /// Marks one step done: reports progress, saves a checkpoint when one is due, and stops
     /// (after saving) if the user asked.
     pub fn end_step(

@@ -55,31 +55,23 @@ fn mlp_digits_quick_learns_and_is_deterministic() {
 #[test]
 fn lstm_adding_quick_solves_short_sequences() {
     let m = run("lstm-adding", true, 0, &[]);
-    assert!(metric(&m, "test_mse") < 0.02, "{m:?}");
-    assert!(metric(&m, "baseline_mse") > 0.15);
+    // solved: the error is a small fraction of what always answering the mean gives (~0.167)
+    let (mse, baseline) = (metric(&m, "test_mse"), metric(&m, "baseline_mse"));
+    assert!(mse < 0.02 && mse < baseline / 10.0, "{m:?}");
+    assert!(metric(&m, "train_mse") < baseline / 5.0, "{m:?}");
 }
 
 #[test]
 fn mlp_mnist_quick_learns() {
-    // 2 epochs over the quick 6,000 images with a narrower net: about 0.89 (seeds 0 and 1).
-    let m = run(
-        "mlp-mnist",
-        true,
-        0,
-        &[("hidden", "128"), ("epochs", "2"), ("lr", "0.003")],
-    );
+    // exactly what `nabla run mlp-mnist --quick` runs
+    let m = run("mlp-mnist", true, 0, &[]);
     assert!(metric(&m, "test_accuracy") > 0.85, "{m:?}");
 }
 
 #[test]
 fn cnn_mnist_quick_learns() {
-    // 64 steps on 2,048 images with 8 filters: about 0.90.
-    let m = run(
-        "cnn-mnist",
-        true,
-        0,
-        &[("train-limit", "2048"), ("width", "8"), ("epochs", "2")],
-    );
+    // exactly what `nabla run cnn-mnist --quick` runs
+    let m = run("cnn-mnist", true, 0, &[]);
     assert!(metric(&m, "test_accuracy") > 0.8, "{m:?}");
 }
 

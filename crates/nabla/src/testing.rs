@@ -9,7 +9,11 @@ use rand::SeedableRng;
 pub struct GradCheck {
     /// Finite-difference step.
     pub eps: f64,
-    /// Absolute tolerance.
+    /// Absolute tolerance, in units of the magnitudes involved: an element passes when
+    /// `|analytic − numeric| ≤ atol·scale + rtol·max(|analytic|, |numeric|) + noise`, where `scale`
+    /// is the largest derivative (analytic or numeric) of that input and `noise` the rounding error
+    /// of the finite difference itself. A function whose output and gradients are tiny is held to
+    /// the same relative standard as one of order 1.
     pub atol: f64,
     /// Relative tolerance.
     pub rtol: f64,
@@ -60,8 +64,15 @@ pub enum GradCheckError {
     },
 }
 
-fn close(a: f64, n: f64, o: &GradCheck) -> bool {
-    (a - n).abs() <= o.atol + o.rtol * n.abs().max(a.abs())
+/// Whether `a` and `n` agree, for derivatives of magnitude up to `scale` and a finite difference
+/// whose rounding error is `noise`.
+fn close(a: f64, n: f64, scale: f64, noise: f64, o: &GradCheck) -> bool {
+    (a - n).abs() <= o.atol * scale + o.rtol * n.abs().max(a.abs()) + noise
+}
+
+/// The rounding error of a central difference of values `fp` and `fm` with step `eps`.
+fn fd_noise(fp: f64, fm: f64, eps: f64) -> f64 {
+    64.0 * f64::EPSILON * fp.abs().max(fm.abs()) / eps
 }
 
 /// Checks `f`'s derivatives at `inputs` (all `f64`) with default options. See [`check_grad_with`].
@@ -117,21 +128,30 @@ where
     for (i, x) in plain.iter().enumerate() {
         let g = grads[i].to_vec::<f64>();
         let base = x.to_vec::<f64>();
-        for k in 0..base.len() {
-            let shifted = |d: f64| {
-                let mut v = base.clone();
-                v[k] += d;
-                let mut xs = plain.clone();
-                xs[i] = Tensor::from_vec(v, x.shape());
-                project(&xs)
-            };
-            let numeric = (shifted(opts.eps) - shifted(-opts.eps)) / (2.0 * opts.eps);
-            if !close(g[k], numeric, opts) {
+        let numeric: Vec<(f64, f64)> = (0..base.len())
+            .map(|k| {
+                let shifted = |d: f64| {
+                    let mut v = base.clone();
+                    v[k] += d;
+                    let mut xs = plain.clone();
+                    xs[i] = Tensor::from_vec(v, x.shape());
+                    project(&xs)
+                };
+                let (fp, fm) = (shifted(opts.eps), shifted(-opts.eps));
+                ((fp - fm) / (2.0 * opts.eps), fd_noise(fp, fm, opts.eps))
+            })
+            .collect();
+        let scale = g
+            .iter()
+            .chain(numeric.iter().map(|(n, _)| n))
+            .fold(0.0f64, |m, v| m.max(v.abs()));
+        for (k, &(n, noise)) in numeric.iter().enumerate() {
+            if !close(g[k], n, scale, noise, opts) {
                 return Err(GradCheckError::Reverse {
                     input: i,
                     index: k,
                     analytic: g[k],
-                    numeric,
+                    numeric: n,
                 });
             }
         }
@@ -149,8 +169,17 @@ where
             let xs: Vec<Tensor> = plain.iter().zip(&dirs).map(|(x, d)| x + &(d * s)).collect();
             project(&xs)
         };
-        let numeric = (at(opts.eps) - at(-opts.eps)) / (2.0 * opts.eps);
-        if !close(analytic, numeric, opts) {
+        let (fp, fm) = (at(opts.eps), at(-opts.eps));
+        let numeric = (fp - fm) / (2.0 * opts.eps);
+        // the scale of a directional derivative: the size of the gradient along the direction
+        let scale = grads
+            .iter()
+            .zip(&dirs)
+            .map(|(g, d)| (g * d).abs().sum().item())
+            .sum::<f64>()
+            .max(analytic.abs())
+            .max(numeric.abs());
+        if !close(analytic, numeric, scale, fd_noise(fp, fm, opts.eps), opts) {
             return Err(GradCheckError::Forward { analytic, numeric });
         }
     }
@@ -192,4 +221,45 @@ where
         acc
     };
     check_grad_with(first, &plain, &opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 256 factors in [0.6, 1.4] whose product is about 1e-25: the output and every derivative
+    /// are far below an absolute tolerance of 1e-5.
+    fn tiny_product_inputs() -> Tensor {
+        let v: Vec<f64> = (0..256)
+            .map(|i| {
+                if i % 2 == 0 {
+                    0.6 + 0.001 * (i % 7) as f64
+                } else {
+                    0.95 + 0.45 * ((i * 37) % 11) as f64 / 11.0
+                }
+            })
+            .collect();
+        assert!(v.iter().all(|x| (0.6..=1.4).contains(x)));
+        Tensor::from_vec(v, [256])
+    }
+
+    fn product(x: &Tensor) -> Tensor {
+        x.ln().sum().exp()
+    }
+
+    #[test]
+    fn tolerance_scales_with_tiny_outputs_and_gradients() {
+        let x = tiny_product_inputs();
+        let p = product(&x).item();
+        assert!(p > 0.0 && p < 1e-20, "{p}");
+        // the right gradient passes
+        check_grad(|xs: &[Tensor]| product(&xs[0]), std::slice::from_ref(&x)).unwrap();
+        // a gradient 10% off (same value, 1.1 times the derivative) is caught
+        let wrong = |xs: &[Tensor]| {
+            let p = product(&xs[0]);
+            &p * 1.1 - &(p.detach() * 0.1)
+        };
+        let e = check_grad(wrong, std::slice::from_ref(&x)).unwrap_err();
+        assert!(matches!(e, GradCheckError::Reverse { .. }), "{e}");
+    }
 }

@@ -106,25 +106,95 @@ fn hessian_vector_product_matches_reverse_over_reverse() {
     }
 }
 
+/// The Jacobian of `f` at `x` built both ways: one reverse pullback per output row and one forward
+/// `jvp` per input column.
+fn jacobian_both_ways(f: impl Fn(&Tensor) -> Tensor + Copy, x: &Tensor) -> (Vec<f64>, Vec<f64>) {
+    let m = f(x).numel();
+    let n = x.numel();
+    let basis = |k: usize, len: usize| {
+        let mut e = vec![0.0f64; len];
+        e[k] = 1.0;
+        Tensor::from_vec(e, [len])
+    };
+    let (_, pullback) = vjp(move |xs: &[Tensor]| f(&xs[0]), std::slice::from_ref(x));
+    let mut rev = vec![0.0; m * n];
+    for i in 0..m {
+        let row = pullback(&basis(i, m).reshape(f(x).dims()))
+            .remove(0)
+            .to_vec::<f64>();
+        rev[i * n..(i + 1) * n].copy_from_slice(&row);
+    }
+    let mut fwd = vec![0.0; m * n];
+    for j in 0..n {
+        let col = jvp(
+            move |xs: &[Tensor]| f(&xs[0]),
+            std::slice::from_ref(x),
+            &[basis(j, n).reshape(x.dims())],
+        )
+        .1
+        .to_vec::<f64>();
+        for i in 0..m {
+            fwd[i * n + j] = col[i];
+        }
+    }
+    (rev, fwd)
+}
+
 #[test]
 fn jacobian_forward_and_reverse_agree() {
-    let x = Tensor::from_vec(vec![0.3f64, -0.2], [2]);
-    // wide output: forward mode
-    let j1 = jacobian(
-        |x: &Tensor| Tensor::concat(&[x.sin(), x * x, x.exp()], 0),
-        &x,
-    );
-    assert_eq!(j1.dims(), &[6, 2]);
-    // narrow output: reverse mode
-    let j2 = jacobian(|x: &Tensor| (x * x).sum().reshape([1]), &x);
-    assert_eq!(j2.to_vec::<f64>(), vec![0.6, -0.4]);
-    let v = j1.to_vec::<f64>();
-    assert!(
-        close(v[0], 0.3f64.cos())
-            && close(v[1], 0.0)
-            && close(v[2], 0.0)
-            && close(v[3], (-0.2f64).cos())
-    );
+    let (a, b) = (0.3f64, -0.2f64);
+    let x = Tensor::from_vec(vec![a, b], [2]);
+    // wide output (jacobian takes forward mode): all 12 entries, both modes, closed form
+    let wide = |x: &Tensor| Tensor::concat(&[x.sin(), x * x, x.exp()], 0);
+    let want = [
+        a.cos(),
+        0.0,
+        0.0,
+        b.cos(),
+        2.0 * a,
+        0.0,
+        0.0,
+        2.0 * b,
+        a.exp(),
+        0.0,
+        0.0,
+        b.exp(),
+    ];
+    let j = jacobian(wide, &x);
+    assert_eq!(j.dims(), &[6, 2]);
+    let (rev, fwd) = jacobian_both_ways(wide, &x);
+    for (k, w) in want.iter().enumerate() {
+        let got = j.to_vec::<f64>()[k];
+        assert!(
+            close(got, *w) && close(rev[k], *w) && close(fwd[k], *w),
+            "entry {k}: {got} {} {} vs {w}",
+            rev[k],
+            fwd[k]
+        );
+    }
+    // narrow output (jacobian takes reverse mode) mixing the inputs: [Σ x0k x1k, sin Σ x]
+    let narrow = |x: &Tensor| {
+        let dot = (x.select(0, 0) * x.select(0, 1)).sum();
+        Tensor::stack(&[dot, x.sum().sin()], 0)
+    };
+    let xv = vec![0.5f64, -1.5, 0.25, 2.0, -0.75, 1.0];
+    let x6 = Tensor::from_vec(xv.clone(), [2, 3]);
+    let j = jacobian(narrow, &x6);
+    assert_eq!(j.dims(), &[2, 2, 3]);
+    let c = xv.iter().sum::<f64>().cos();
+    let mut want = vec![c; 12];
+    want[..6].copy_from_slice(&[xv[3], xv[4], xv[5], xv[0], xv[1], xv[2]]);
+    let (rev, fwd) = jacobian_both_ways(narrow, &x6);
+    let got = j.to_vec::<f64>();
+    for (k, w) in want.iter().enumerate() {
+        assert!(
+            close(got[k], *w) && close(rev[k], *w) && close(fwd[k], *w),
+            "entry {k}: {} {} {} vs {w}",
+            got[k],
+            rev[k],
+            fwd[k]
+        );
+    }
 }
 
 /// Rust control flow: a loop with a data-dependent branch, recursion and an early return.

@@ -555,3 +555,29 @@ save_file(out, dst, metadata=meta)
         );
     }
 }
+
+#[test]
+fn identical_states_save_to_identical_bytes() {
+    // Many metadata keys: in hash order, their order would vary from one save to the next.
+    let mut m = meta();
+    for k in 0..12 {
+        m.insert(format!("key{k}"), format!("value {k}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for i in 0..6 {
+        let mut net = Net::new(8, 1);
+        let mut opt = Adam::new(0.01);
+        train(&mut net, &mut opt, 2);
+        let path = dir.path().join(format!("n{i}.safetensors"));
+        save_checkpoint(&path, &net, Some(&opt), &m).unwrap();
+        files.push(std::fs::read(&path).unwrap());
+    }
+    assert!(files.iter().all(|f| *f == files[0]));
+    // and still a checkpoint that loads with its metadata
+    let ck = load_checkpoint(dir.path().join("n0.safetensors")).unwrap();
+    assert_eq!(ck.metadata()["key11"], "value 11");
+    let mut net = Net::new(8, 2);
+    let mut opt = Adam::new(0.01);
+    ck.restore(&mut net, Some(&mut opt)).unwrap();
+}

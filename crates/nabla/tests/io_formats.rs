@@ -443,3 +443,15 @@ print("ok")
     let e = read_npy(d.join("be.npy")).unwrap_err().to_string();
     assert!(e.contains("big-endian dtype '>f8'"), "{e}");
 }
+
+#[test]
+fn npy_v3_headers_with_multibyte_utf8_are_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let f32s: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    for descr in ["<é4", "é", "<fé", "é<f4", "<f４", "<\u{10348}8", "€"] {
+        let p = write(dir.path(), "u.npy", &npy(3, &dict(descr, "(2,)"), &f32s));
+        let e = read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("dtype"), "{descr}: {e}");
+        assert!(read_npy_array(&p).is_err(), "{descr}");
+    }
+}

@@ -111,7 +111,7 @@ macro_rules! unary_props {
             #![proptest_config(config(CASES))]
             $(
                 #[test]
-                fn $name(s in shape(0..=4, 4), seed in any::<u64>()) {
+                fn $name(s in shape0(0..=4, 4), seed in any::<u64>()) {
                     unary(stringify!($name), &s, seed, $domain, &$op, &$reference)?;
                 }
             )*

@@ -373,8 +373,20 @@ proptest! {
             let (os, want) = ref_reduce(&data, &s, &axes, false, f64::NEG_INFINITY, f64::max);
             assert_values("large max_axes", &x.max_axes(&ax, false), &os, &want, 0.0)?;
         }
+        // d/dx Σ softmax(x)² = 2 p (p − Σ p²) lane by lane, on the large (threaded) path
         let g = nabla::grad(|x: &Tensor| x.softmax(-1).square().sum())(&x);
         prop_assert_eq!(g.dims(), &s[..]);
+        let g = g.to_vec::<f64>();
+        for (lane, gl) in data.chunks(cols).zip(g.chunks(cols)) {
+            let m = lane.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = lane.iter().map(|v| (v - m).exp()).sum();
+            let p: Vec<f64> = lane.iter().map(|v| (v - m).exp() / z).collect();
+            let p2: f64 = p.iter().map(|p| p * p).sum();
+            for (pi, gi) in p.iter().zip(gl) {
+                let want = 2.0 * pi * (pi - p2);
+                prop_assert!((gi - want).abs() < 1e-12 + 1e-9 * want.abs(), "softmax grad {} vs {}", gi, want);
+            }
+        }
         let c = x.cumsum(-1).to_vec::<f64>();
         let last: Vec<f64> = c.chunks(cols).map(|lane| lane[cols - 1]).collect();
         let (_, want) = ref_reduce(&data, &s, &[1], false, 0.0, |a, b| a + b);

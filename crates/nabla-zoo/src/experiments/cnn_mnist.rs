@@ -16,24 +16,31 @@ impl Experiment for CnnMnist {
         Spec {
             name: "cnn-mnist",
             summary: "CNN (2 conv blocks with batch norm, dropout head) on MNIST, shift augmentation",
-            runtime: "~8 min; --quick ~30 s",
+            runtime: "~8 min; --quick ~10 s",
             options: vec![
                 OptSpec::int(
                     "width",
                     "filters in the first conv block (twice that in the second)",
                     32,
-                ),
-                OptSpec::float("lr", "Adam learning rate (cosine-annealed)", 2e-3),
-                OptSpec::float("dropout", "dropout before the classifier", 0.3),
-                OptSpec::int("shift", "random shift augmentation, in pixels", 2),
-                OptSpec::int("batch-size", "examples per step", 64),
-                OptSpec::int("epochs", "passes over the training set (unless --steps)", 4).quick(1),
+                )
+                .range(1, 1024)
+                .quick(8),
+                OptSpec::float("lr", "Adam learning rate (cosine-annealed)", 2e-3)
+                    .greater_than(0.0),
+                OptSpec::float("dropout", "dropout before the classifier", 0.3)
+                    .min(0.0)
+                    .less_than(1.0),
+                OptSpec::int("shift", "random shift augmentation, in pixels", 2).range(0, 64),
+                OptSpec::int("batch-size", "examples per step", 64).range(1, 1 << 20),
+                OptSpec::int("epochs", "passes over the training set (unless --steps)", 4)
+                    .range(1, 1_000_000)
+                    .quick(2),
                 OptSpec::int(
                     "train-limit",
                     "use only the first N training images (0: all)",
                     0,
                 )
-                .quick(4000),
+                .quick(2048),
                 OptSpec::path(
                     "data",
                     "folder with MNIST-layout IDX files, gz or raw [default: data/mnist]",
@@ -61,6 +68,15 @@ impl Experiment for CnnMnist {
                 )));
             }
         };
+        // Two 2x2 poolings and a classifier sized for side/4 x side/4: square images of at least
+        // 4x4 pixels (the loader has checked that train and test agree).
+        let (h, w) = (dims[dims.len() - 2], dims[dims.len() - 1]);
+        if h != w || h < 4 {
+            return Err(ZooError::Data(format!(
+                "{}: cnn-mnist needs square images of at least 4x4 pixels, got {h}x{w}",
+                dir.display()
+            )));
+        }
         let classes = train
             .num_classes()
             .unwrap_or(10)
@@ -77,7 +93,7 @@ impl Experiment for CnnMnist {
         let lr = cfg.f64("lr");
         let mut opt = Adam::new(lr);
         let batch = cfg.usize("batch-size");
-        let steps = cfg.steps_or((cfg.usize("epochs") * (train.len() / batch)) as u64);
+        let steps = cfg.steps_for_epochs(cfg.usize("epochs"), train.len() / batch)?;
         let schedule = CosineLr {
             base: lr,
             min: lr * 0.01,

@@ -58,22 +58,21 @@ impl Experiment for LstmAdding {
             summary: "LSTM learns the adding problem, sequences of length 50; 3,000 steps (--quick: length 10, 400 steps)",
             runtime: "~20 s; --quick ~2 s",
             options: vec![
-                OptSpec::int("seq-len", "sequence length", 50).quick(10),
-                OptSpec::int("hidden", "LSTM hidden units", 64),
-                OptSpec::float("lr", "Adam learning rate", 3e-3).quick(1e-2),
-                OptSpec::float("clip", "gradient clipping by global norm", 1.0),
-                OptSpec::int("batch-size", "sequences per step", 64),
+                OptSpec::int("seq-len", "sequence length", 50)
+                    .range(2, 100_000)
+                    .quick(10),
+                OptSpec::int("hidden", "LSTM hidden units", 64).range(1, 16384),
+                OptSpec::float("lr", "Adam learning rate", 3e-3)
+                    .greater_than(0.0)
+                    .quick(1e-2),
+                OptSpec::float("clip", "gradient clipping by global norm (0: none)", 1.0).min(0.0),
+                OptSpec::int("batch-size", "sequences per step", 64).range(1, 1 << 20),
             ],
         }
     }
 
     fn run(&self, cfg: &Config, ctx: &mut dyn Context) -> Result<Report, ZooError> {
         let len = cfg.usize("seq-len");
-        if len < 2 {
-            return Err(ZooError::Data(format!(
-                "--seq-len must be at least 2, got {len}"
-            )));
-        }
         let (hidden, batch) = (cfg.usize("hidden"), cfg.usize("batch-size"));
         let steps = cfg.steps_or(if cfg.quick { 400 } else { 3000 });
         let mut rng = StdRng::seed_from_u64(cfg.seed);
@@ -96,6 +95,7 @@ impl Experiment for LstmAdding {
                 &mut StdRng::seed_from_u64(step_seed(cfg.seed, step)),
             );
             let loss = mse_loss(&model.forward(&x), &y);
+            trainer.check_loss(loss.item())?;
             let mut grads = loss.backward();
             if clip > 0.0 {
                 clip_grad_norm(&mut grads, clip);

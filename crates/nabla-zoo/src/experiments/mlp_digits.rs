@@ -18,14 +18,15 @@ impl Experiment for MlpDigits {
             summary: "MLP 64-128-128-10 on the UCI 8x8 digits (1,797 images, 20% held out)",
             runtime: "~5 s; --quick ~1 s",
             options: vec![
-                OptSpec::int("hidden", "hidden units per layer", 128),
-                OptSpec::float("lr", "Adam learning rate", 2e-3),
-                OptSpec::int("batch-size", "examples per step", 32),
+                OptSpec::int("hidden", "hidden units per layer", 128).range(1, 65536),
+                OptSpec::float("lr", "Adam learning rate", 2e-3).greater_than(0.0),
+                OptSpec::int("batch-size", "examples per step", 32).range(1, 1 << 20),
                 OptSpec::int(
                     "epochs",
                     "passes over the training set (unless --steps)",
                     40,
                 )
+                .range(1, 1_000_000)
                 .quick(8),
                 OptSpec::path(
                     "data",
@@ -47,7 +48,7 @@ impl Experiment for MlpDigits {
         let mut model = Mlp::new(&[64, hidden, hidden, 10], 0.0, &mut rng);
         let mut opt = Adam::new(cfg.f64("lr"));
         let batch = cfg.usize("batch-size");
-        let steps = cfg.steps_or((cfg.usize("epochs") * (train.len() / batch)) as u64);
+        let steps = cfg.steps_for_epochs(cfg.usize("epochs"), train.len() / batch)?;
         let (n_train, n_test, params) = (train.len(), test.len(), model.num_parameters());
         let out = classify::run(
             Setup {

@@ -16,22 +16,29 @@ impl Experiment for MlpMnist {
         Spec {
             name: "mlp-mnist",
             summary: "MLP 784-512-256-10 with dropout on MNIST (60,000 train / 10,000 test)",
-            runtime: "~2 min; --quick ~10 s",
+            runtime: "~2 min; --quick ~5 s",
             options: vec![
                 OptSpec::int(
                     "hidden",
                     "units in the first hidden layer (the second has half)",
                     512,
-                ),
-                OptSpec::float("lr", "Adam learning rate (cosine-annealed)", 1e-3),
-                OptSpec::float("dropout", "dropout after hidden layers", 0.2),
-                OptSpec::int("batch-size", "examples per step", 128),
+                )
+                .range(2, 65536)
+                .quick(128),
+                OptSpec::float("lr", "Adam learning rate (cosine-annealed)", 1e-3)
+                    .greater_than(0.0)
+                    .quick(3e-3),
+                OptSpec::float("dropout", "dropout after hidden layers", 0.2)
+                    .min(0.0)
+                    .less_than(1.0),
+                OptSpec::int("batch-size", "examples per step", 128).range(1, 1 << 20),
                 OptSpec::int(
                     "epochs",
                     "passes over the training set (unless --steps)",
                     15,
                 )
-                .quick(1),
+                .range(1, 1_000_000)
+                .quick(2),
                 OptSpec::int(
                     "train-limit",
                     "use only the first N training images (0: all)",
@@ -66,7 +73,7 @@ impl Experiment for MlpMnist {
         let lr = cfg.f64("lr");
         let mut opt = Adam::new(lr);
         let batch = cfg.usize("batch-size");
-        let steps = cfg.steps_or((cfg.usize("epochs") * (train.len() / batch)) as u64);
+        let steps = cfg.steps_for_epochs(cfg.usize("epochs"), train.len() / batch)?;
         let schedule = CosineLr {
             base: lr,
             min: lr * 0.01,

@@ -36,12 +36,19 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     })
 }
 
-fn split(dir: &Path, prefix: &str) -> Result<TensorDataset, DataError> {
+fn split(dir: &Path, prefix: &str) -> Result<(TensorDataset, PathBuf), DataError> {
     let img_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let lbl_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
     let images = read_idx_images(&img_path)?;
     let labels = read_idx_labels(&lbl_path)?;
     let n = images.dims()[0];
+    let (h, w) = (images.dims()[1], images.dims()[2]);
+    if n == 0 || h == 0 || w == 0 {
+        return Err(DataError::Invalid {
+            path: img_path,
+            reason: format!("holds no images ({n} images of {h}x{w} pixels)"),
+        });
+    }
     if labels.len() != n {
         return Err(DataError::Invalid {
             path: lbl_path,
@@ -58,8 +65,10 @@ fn split(dir: &Path, prefix: &str) -> Result<TensorDataset, DataError> {
             reason: format!("label {i} is {l}, not a digit 0-9"),
         });
     }
-    let (h, w) = (images.dims()[1], images.dims()[2]);
-    Ok(TensorDataset::new(images.reshape([n, 1, h, w]), labels))
+    Ok((
+        TensorDataset::new(images.reshape([n, 1, h, w]), labels),
+        img_path,
+    ))
 }
 
 /// MNIST (or any data set in its layout) from the folder `dir`: returns `(train, test)` with
@@ -67,6 +76,7 @@ fn split(dir: &Path, prefix: &str) -> Result<TensorDataset, DataError> {
 ///
 /// Reads the four standard files `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
 /// `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte`, each gzipped (`.gz`) or raw.
+/// Both sets must hold images, of the same size; the error names the file otherwise.
 ///
 /// ```
 /// use nabla::data::datasets::{bundled_data_dir, mnist};
@@ -77,7 +87,23 @@ fn split(dir: &Path, prefix: &str) -> Result<TensorDataset, DataError> {
 /// ```
 pub fn mnist(dir: impl AsRef<Path>) -> Result<(TensorDataset, TensorDataset), DataError> {
     let dir = dir.as_ref();
-    Ok((split(dir, "train")?, split(dir, "t10k")?))
+    let (train, train_path) = split(dir, "train")?;
+    let (test, test_path) = split(dir, "t10k")?;
+    let (a, b) = (&train.inputs().dims()[1..], &test.inputs().dims()[1..]);
+    if a != b {
+        return Err(DataError::Invalid {
+            path: test_path,
+            reason: format!(
+                "images are {}x{} pixels but the training images in {} are {}x{}",
+                b[1],
+                b[2],
+                train_path.display(),
+                a[1],
+                a[2]
+            ),
+        });
+    }
+    Ok((train, test))
 }
 
 /// The UCI optical digits (scikit-learn's `digits.csv.gz`, gzipped or plain): 1,797 samples with

@@ -302,7 +302,57 @@ pub fn save_checkpoint(
             path: path.to_path_buf(),
             reason: format!("cannot serialise: {e}"),
         })?;
+    let bytes = canonical_header(bytes);
     atomic_write(path, |w| w.write_all(&bytes)).map_err(CheckpointError::from_io)
+}
+
+/// `bytes` (a safetensors file) with its JSON header rewritten with every object's keys in sorted
+/// order: safetensors writes the `__metadata__` map in hash order, so two saves of the same state
+/// would differ byte for byte. The data and its offsets are unchanged.
+fn canonical_header(bytes: Vec<u8>) -> Vec<u8> {
+    fn write(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(k).expect("a string serialises"));
+                    out.push(':');
+                    write(&m[k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            v => out.push_str(&v.to_string()),
+        }
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).expect("safetensors wrote a JSON header");
+    let mut text = String::with_capacity(n);
+    write(&header, &mut text);
+    // the data starts 8-byte aligned, as safetensors writes it
+    while !(8 + text.len()).is_multiple_of(8) {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    out
 }
 
 /// A checkpoint read from disk, ready to [`restore`](Checkpoint::restore) into a model.

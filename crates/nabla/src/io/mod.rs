@@ -178,7 +178,14 @@ impl Source {
     /// Reads at most `limit` bytes (fewer when the data ends first), growing the buffer as data
     /// arrives so a lying header cannot make us allocate more than the file holds.
     pub(crate) fn read_up_to(&mut self, limit: u64) -> Result<Vec<u8>, IoError> {
-        let mut out = Vec::with_capacity(limit.min(1 << 26) as usize);
+        // A plain file's size bounds what can follow; a gzip stream's does not (a header can
+        // promise gigabytes of a few bytes): start small there and grow with the data, so no
+        // allocation exceeds about twice what was actually read.
+        let start = match (self.gzip, self.file_len) {
+            (false, Some(len)) => limit.min(len),
+            _ => limit.min(1 << 16),
+        };
+        let mut out = Vec::with_capacity(start as usize);
         (&mut self.reader)
             .take(limit)
             .read_to_end(&mut out)
@@ -295,6 +302,51 @@ pub fn atomic_write(
     sync_dir(&dir).map_err(|e| IoError::io(path, e))
 }
 
+/// The process id in the name of a temporary file of [`atomic_write`]
+/// (`.NAME.PID.N.tmp`), if `name` is one.
+fn temp_file_pid(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let counter = parts.next()?;
+    let pid = parts.next()?;
+    let target = parts.next()?;
+    if target.is_empty() || !counter.bytes().all(|b| b.is_ascii_digit()) || counter.is_empty() {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Whether process `pid` is alive; `None` where this cannot be told (no `/proc`).
+fn process_alive(pid: u32) -> Option<bool> {
+    if pid == std::process::id() {
+        return Some(true);
+    }
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return None;
+    }
+    Some(proc.join(pid.to_string()).exists())
+}
+
+/// Removes the temporary files that [`atomic_write`] left in `dir` when its process was killed
+/// mid-write (`.NAME.PID.N.tmp` whose process is gone). Files of live processes, and every file
+/// where liveness cannot be told, are kept. Returns the files removed.
+pub fn remove_stale_temp_files(dir: impl AsRef<Path>) -> std::io::Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir.as_ref())? {
+        let entry = entry?;
+        let Some(pid) = entry.file_name().to_str().and_then(temp_file_pid) else {
+            continue;
+        };
+        if process_alive(pid) == Some(false) && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed.push(entry.path());
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
 /// Makes a rename in `dir` durable. Filesystems that cannot sync a folder are accepted.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -342,6 +394,44 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["a.bin"]);
+    }
+
+    #[test]
+    fn stale_temp_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // pid_max is at most 2^22 on Linux: this process cannot exist
+        let dead = ".checkpoint.safetensors.4999999.3.tmp";
+        let mine = format!(".checkpoint.safetensors.{}.0.tmp", std::process::id());
+        for f in [
+            dead,
+            &mine,
+            "checkpoint.safetensors",
+            ".other.tmp",
+            ".a.b.tmp",
+        ] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        assert_eq!(temp_file_pid(dead), Some(4_999_999));
+        assert_eq!(temp_file_pid(".loss.png.12.0.tmp"), Some(12));
+        assert_eq!(temp_file_pid(".other.tmp"), None);
+        let removed = remove_stale_temp_files(d).unwrap();
+        if Path::new("/proc/self").exists() {
+            assert_eq!(removed, [d.join(dead)]);
+        }
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut want = vec![
+            mine,
+            "checkpoint.safetensors".into(),
+            ".other.tmp".into(),
+            ".a.b.tmp".into(),
+        ];
+        want.sort();
+        assert_eq!(left, want);
     }
 
     #[test]

@@ -259,23 +259,24 @@ fn decode(b: &[u8], kind: Kind, size: usize) -> Result<NpyData, String> {
 
 /// `(kind, size)` of a supported dtype string, or why it is not supported.
 fn parse_descr(d: &str) -> Result<(Kind, usize), String> {
+    // By characters, not bytes: a version 3.0 header may hold any UTF-8.
     let mut chars = d.chars();
     let order = chars.next().unwrap_or(' ');
-    let rest: String = chars.collect();
-    let (kind_ch, size) = rest.split_at(rest.len().min(1));
-    let size: usize = size
+    let kind_ch = chars.next().unwrap_or(' ');
+    let size: usize = chars
+        .as_str()
         .parse()
         .map_err(|_| format!("dtype '{d}' (supported: <f4 <f8 <i1..<i8 |u1 <u2..<u8 |b1)"))?;
     let kind = match kind_ch {
-        "f" if size == 4 || size == 8 => Kind::Float,
-        "f" if size == 2 => {
+        'f' if size == 4 || size == 8 => Kind::Float,
+        'f' if size == 2 => {
             return Err(format!(
                 "half-precision dtype '{d}' (convert it with a.astype(np.float32))"
             ));
         }
-        "i" if [1, 2, 4, 8].contains(&size) => Kind::Int,
-        "u" if [1, 2, 4, 8].contains(&size) => Kind::UInt,
-        "b" if size == 1 => Kind::Bool,
+        'i' if [1, 2, 4, 8].contains(&size) => Kind::Int,
+        'u' if [1, 2, 4, 8].contains(&size) => Kind::UInt,
+        'b' if size == 1 => Kind::Bool,
         _ => {
             return Err(format!(
                 "dtype '{d}' (supported: <f4 <f8 <i1..<i8 |u1 <u2..<u8 |b1)"

@@ -44,6 +44,14 @@ pub fn shape(
     prop::collection::vec(1..=max_dim, ranks)
 }
 
+/// As [`shape`], but about one dimension in ten is 0 (empty tensors).
+pub fn shape0(
+    ranks: std::ops::RangeInclusive<usize>,
+    max_dim: usize,
+) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(prop_oneof![1 => Just(0usize), 9 => 1..=max_dim], ranks)
+}
+
 /// `full` with the dimensions flagged in `ones` set to 1 and the first `drop % (rank + 1)` dropped.
 fn derive(full: &[usize], ones: &[bool], drop: usize) -> Vec<usize> {
     let drop = drop % (full.len() + 1);
@@ -375,10 +383,14 @@ fn describe(inputs: &[Tensor]) -> String {
         .join(", ")
 }
 
-/// Reverse mode (every element) and forward mode against central differences.
+/// Reverse mode (every element) and forward mode against central differences, for the inputs as
+/// given and again in a non-contiguous (strided) layout.
 pub fn grads(what: &str, f: impl Fn(&[Tensor]) -> Tensor, inputs: &[Tensor]) -> R {
-    check_grad(f, inputs)
-        .map_err(|e| TestCaseError::fail(format!("{what} at {}: {e}", describe(inputs))))
+    check_grad(&f, inputs)
+        .map_err(|e| TestCaseError::fail(format!("{what} at {}: {e}", describe(inputs))))?;
+    let s: Vec<Tensor> = inputs.iter().map(strided).collect();
+    check_grad(&f, &s)
+        .map_err(|e| TestCaseError::fail(format!("{what} (strided) at {}: {e}", describe(inputs))))
 }
 
 /// [`grads`] with a larger finite-difference step, for functions that are linear in their inputs
