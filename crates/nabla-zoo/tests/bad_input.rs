@@ -39,7 +39,11 @@ fn every_default_and_quick_value_is_in_its_range() {
 #[test]
 fn batch_size_zero_is_refused_in_every_experiment() {
     for e in nabla_zoo::registry() {
-        let name = e.spec().name;
+        let spec = e.spec();
+        let name = spec.name;
+        if !spec.options.iter().any(|o| o.name == "batch-size") {
+            continue; // one trajectory per update (cartpole, pendulum): their `--batch` is checked below
+        }
         assert_eq!(
             message(name, &[("batch-size", "0")]),
             "--batch-size must be at least 1 (got 0)",
@@ -50,6 +54,16 @@ fn batch_size_zero_is_refused_in_every_experiment() {
 
 #[test]
 fn out_of_range_sizes_and_probabilities_are_refused() {
+    for name in ["cartpole", "pendulum"] {
+        assert_eq!(
+            message(name, &[("batch", "0")]),
+            "--batch must be at least 1 (got 0)"
+        );
+    }
+    assert_eq!(
+        message("cartpole", &[("gamma", "1.5")]),
+        "--gamma must be at most 1 (got 1.5)"
+    );
     assert_eq!(
         message("lstm-adding", &[("hidden", "0")]),
         "--hidden must be at least 1 (got 0)"

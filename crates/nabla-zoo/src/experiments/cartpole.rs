@@ -169,35 +169,45 @@ impl Experiment for CartPoleControl {
                     "episodes",
                     "training-episode budget of backprop through the simulator",
                     10,
-                ),
+                )
+                .min(1),
                 OptSpec::int(
                     "batch",
                     "trajectories per gradient step (each counts as an episode)",
                     1,
-                ),
-                OptSpec::int("horizon", "steps of each training trajectory", 200),
-                OptSpec::int("hidden", "tanh units of the policy network", 16),
+                )
+                .min(1),
+                OptSpec::int("horizon", "steps of each training trajectory", 200).min(1),
+                OptSpec::int("hidden", "tanh units of the policy network", 16).min(1),
                 OptSpec::float(
                     "lr",
                     "Adam learning rate (backprop through the simulator)",
                     0.3,
-                ),
-                OptSpec::float("x-weight", "weight of (x/2.4)² in the surrogate loss", 3.0),
+                )
+                .greater_than(0.0),
+                OptSpec::float("x-weight", "weight of (x/2.4)² in the surrogate loss", 3.0)
+                    .min(0.0),
                 OptSpec::float(
                     "saturate",
                     "the loss's θ and x terms saturate at this multiple of the failure limits",
                     2.0,
-                ),
-                OptSpec::float("v-weight", "weight of ẋ² + θ̇² in the surrogate loss", 0.25),
-                OptSpec::int("reinforce-episodes", "REINFORCE episode budget", 2000).quick(300),
-                OptSpec::int("reinforce-batch", "REINFORCE episodes per update", 10),
-                OptSpec::float("reinforce-lr", "REINFORCE Adam learning rate", 0.01),
-                OptSpec::float("gamma", "REINFORCE discount", 0.99),
+                )
+                .greater_than(0.0),
+                OptSpec::float("v-weight", "weight of ẋ² + θ̇² in the surrogate loss", 0.25)
+                    .min(0.0),
+                OptSpec::int("reinforce-episodes", "REINFORCE episode budget", 2000)
+                    .min(1)
+                    .quick(300),
+                OptSpec::int("reinforce-batch", "REINFORCE episodes per update", 10).min(1),
+                OptSpec::float("reinforce-lr", "REINFORCE Adam learning rate", 0.01)
+                    .greater_than(0.0),
+                OptSpec::float("gamma", "REINFORCE discount", 0.99).range(0.0, 1.0),
                 OptSpec::int(
                     "eval-episodes",
                     "held-out evaluation episodes after each update",
                     100,
-                ),
+                )
+                .min(1),
             ],
         }
     }

@@ -140,36 +140,36 @@ impl Experiment for PendulumControl {
                     "episodes",
                     "training-episode budget: simulated 200-step trajectories",
                     10,
-                )
+                ).min(1)
                 .quick(40),
                 OptSpec::int(
                     "batch",
                     "trajectories per gradient step (each counts as an episode)",
                     1,
-                ),
-                OptSpec::int("hidden", "tanh units of the policy network", 32),
-                OptSpec::float("lr", "Adam learning rate", 0.05),
+                ).min(1),
+                OptSpec::int("hidden", "tanh units of the policy network", 32).min(1),
+                OptSpec::float("lr", "Adam learning rate", 0.05).greater_than(0.0),
                 OptSpec::float(
                     "energy-weight",
                     "weight of (E - E_upright)² added to the cost in training (0: Gym's cost alone)",
                     0.05,
-                ),
+                ).min(0.0),
                 OptSpec::int(
                     "window",
                     "steps between cuts of the gradient through the state (0: the whole 200 steps)",
                     20,
-                ),
+                ).min(0),
                 OptSpec::string(
                     "update",
                     "`window`: a gradient step after every window of each trajectory (online truncated BPTT); `episode`: one per trajectory",
                     "episode",
                 ),
-                OptSpec::float("clip", "gradient clipping by global norm (0: none)", 1.0),
+                OptSpec::float("clip", "gradient clipping by global norm (0: none)", 1.0).min(0.0),
                 OptSpec::int(
                     "eval-episodes",
                     "held-out random starts for the evaluation",
                     100,
-                ),
+                ).min(1),
             ],
         }
     }

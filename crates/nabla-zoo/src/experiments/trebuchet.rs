@@ -373,43 +373,43 @@ impl Experiment for Trebuchet {
                     "hidden",
                     "hidden units of the aiming network (two tanh layers)",
                     32,
-                )
+                ).min(1)
                 .quick(16),
-                OptSpec::int("batch-size", "shots per training step", 16).quick(8),
+                OptSpec::int("batch-size", "shots per training step", 16).min(1).quick(8),
                 OptSpec::float(
                     "lr",
                     "Adam learning rate (cosine decay to 1/30 of it)",
                     1e-2,
-                )
+                ).greater_than(0.0)
                 .quick(3e-2),
                 OptSpec::int(
                     "inner-steps",
                     "Adam steps per batch of shots, on the distance linearised around them (1: plain)",
                     8,
-                ),
-                OptSpec::float("mass-min", "lightest counterweight (kg)", 20.0),
-                OptSpec::float("mass-max", "heaviest counterweight (kg)", 400.0),
-                OptSpec::float("target-min", "nearest target (m)", 20.0),
-                OptSpec::float("target-max", "farthest target (m)", 100.0),
-                OptSpec::float("wind-std", "standard deviation of the wind (m/s)", 5.0),
-                OptSpec::int("held-out", "held-out (target, wind) pairs", 1000).quick(60),
+                ).min(1),
+                OptSpec::float("mass-min", "lightest counterweight (kg)", 20.0).greater_than(0.0),
+                OptSpec::float("mass-max", "heaviest counterweight (kg)", 400.0).greater_than(0.0),
+                OptSpec::float("target-min", "nearest target (m)", 20.0).greater_than(0.0),
+                OptSpec::float("target-max", "farthest target (m)", 100.0).greater_than(0.0),
+                OptSpec::float("wind-std", "standard deviation of the wind (m/s)", 5.0).min(0.0),
+                OptSpec::int("held-out", "held-out (target, wind) pairs", 1000).min(1).quick(60),
                 OptSpec::int(
                     "direct-aims",
                     "pairs aimed directly (timed; checks reachability)",
                     20,
-                )
+                ).min(1)
                 .quick(2),
-                OptSpec::float("aim-tol", "direct aim stops below this relative miss", 1e-3),
+                OptSpec::float("aim-tol", "direct aim stops below this relative miss", 1e-3).greater_than(0.0),
                 OptSpec::float(
                     "rtol",
                     "relative tolerance of the ODE solver while training and aiming",
                     1e-4,
-                ),
+                ).greater_than(0.0).less_than(1.0),
                 OptSpec::float(
                     "eval-rtol",
                     "relative tolerance of the shots that measure the misses",
                     1e-6,
-                ),
+                ).greater_than(0.0).less_than(1.0),
             ],
         }
     }
@@ -534,6 +534,7 @@ impl Experiment for Trebuchet {
                     let loss = ((d_lin - &tgt) * &inv_t).square().sum() * (1.0 / n_ok);
                     if k == 0 {
                         first = loss.item();
+                        trainer.check_loss(first)?;
                     }
                     let grads = loss.backward();
                     opt.step(&mut net, &grads);
