@@ -182,7 +182,7 @@ fn jacobian_forward_and_reverse_agree() {
     let j = jacobian(narrow, &x6);
     assert_eq!(j.dims(), &[2, 2, 3]);
     let c = xv.iter().sum::<f64>().cos();
-    let mut want = vec![c; 12];
+    let mut want = [c; 12];
     want[..6].copy_from_slice(&[xv[3], xv[4], xv[5], xv[0], xv[1], xv[2]]);
     let (rev, fwd) = jacobian_both_ways(narrow, &x6);
     let got = j.to_vec::<f64>();

@@ -182,11 +182,13 @@ fn read_checkpoint_all(p: &Path) -> bool {
     }
 }
 
+type MakeFn = fn(&[u8], &[Vec<u8>], &mut Rng) -> Vec<u8>;
+
 struct Reader {
     name: &'static str,
     file: &'static str,
     seeds: Vec<Vec<u8>>,
-    make: fn(&[u8], &[Vec<u8>], &mut Rng) -> Vec<u8>,
+    make: MakeFn,
     content: fn(&[u8]) -> usize,
     read: fn(&Path) -> bool,
 }

@@ -10,6 +10,8 @@ use nabla::rand::{SeedableRng, rngs::StdRng};
 use nabla::testing::check_grad;
 use nabla::{Conv2dOpts, DType, Tensor, jvp, vjp};
 
+type UnaryFn = fn(&Tensor) -> Tensor;
+
 fn randn(shape: &[usize], seed: u64) -> Tensor {
     Tensor::randn(shape.to_vec(), DType::F64, &mut StdRng::seed_from_u64(seed))
 }
@@ -116,7 +118,7 @@ fn gradients_of_tensors_with_a_size_zero_dimension() {
     for shape in [vec![0], vec![0, 3], vec![2, 0, 3], vec![3, 0]] {
         let x = randn(&shape, 9);
         let y = randn(&shape, 10);
-        let unary: [(&str, fn(&Tensor) -> Tensor); 5] = [
+        let unary: [(&str, UnaryFn); 5] = [
             ("exp", |x| x.exp()),
             ("tanh", |x| x.tanh()),
             ("square", |x| x.square()),

@@ -52,6 +52,9 @@ pub const FIXED_ALLOWANCE: usize = 64 << 10;
 /// A deterministic generator (xorshift64*).
 pub struct Rng(u64);
 
+/// Builds a fuzz input from a seed file, the other seeds and the random source.
+pub type MakeInput = dyn Fn(&[u8], &[Vec<u8>], &mut Rng) -> Vec<u8>;
+
 impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
@@ -264,10 +267,10 @@ impl std::fmt::Display for Figures {
 /// A folder for fuzz inputs: in memory (`/dev/shm`) where there is one.
 pub fn scratch() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(d) = tempfile::tempdir_in(shm) {
-            return d;
-        }
+    if shm.is_dir()
+        && let Ok(d) = tempfile::tempdir_in(shm)
+    {
+        return d;
     }
     tempfile::tempdir().unwrap()
 }
@@ -288,7 +291,7 @@ pub fn fuzz(
     file_name: &str,
     seeds: &[Vec<u8>],
     n: u64,
-    make: &dyn Fn(&[u8], &[Vec<u8>], &mut Rng) -> Vec<u8>,
+    make: &MakeInput,
     content: &dyn Fn(&[u8]) -> usize,
     read: &dyn Fn(&Path) -> bool,
 ) -> Figures {
