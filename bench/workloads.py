@@ -68,14 +68,14 @@ WORKLOADS = {w.name: w for w in [
     Workload("matmul", 3, 20, comparisons=[
         C("256", "pytorch", "256", "256×256 f32 vs PyTorch"),
         C("512", "pytorch", "512", "512×512 f32 vs PyTorch"),
-        C("1024", "pytorch", "1024", "1024×1024 f32 vs PyTorch", 0.8),
+        C("1024", "pytorch", "1024", "1024×1024 f32 vs PyTorch", 0.9),
     ]),
     Workload("conv2d", 3, 20, comparisons=[
-        C("fwd+bwd", "pytorch", "fwd+bwd", "two 3×3 convs + ReLU, fwd+bwd vs PyTorch", 0.7),
+        C("fwd+bwd", "pytorch", "fwd+bwd", "two 3×3 convs + ReLU, fwd+bwd vs PyTorch", 1.0),
     ]),
     Workload("mlp-step", 10, 30, ("nabla", "pytorch", "jax"), rtol=1e-3, comparisons=[
         C("batch128", "pytorch", "batch128", "MLP Adam step, batch 128, vs PyTorch (faster Adam)", 1.0),
-        C("batch1", "pytorch", "batch1", "MLP Adam step, batch 1, vs PyTorch (faster Adam)", 5.0),
+        C("batch1", "pytorch", "batch1", "MLP Adam step, batch 1, vs PyTorch (faster Adam)", 3.0),
         C("batch128", "jax", "batch128", "MLP Adam step, batch 128, vs JAX jit (whole step)"),
         C("batch1", "jax", "batch1", "MLP Adam step, batch 1, vs JAX jit (whole step)"),
     ]),
@@ -83,7 +83,7 @@ WORKLOADS = {w.name: w for w in [
         C("fwd+bwd", "pytorch", "fwd+bwd", "LSTM fwd+bwd vs torch.nn.LSTM", 1.0),
     ]),
     Workload("cnn-step", 5, 20, ("nabla", "pytorch", "jax"), rtol=1e-3, comparisons=[
-        C("batch64", "pytorch", "batch64", "CNN Adam step, batch 64, vs PyTorch (faster Adam)", 0.7),
+        C("batch64", "pytorch", "batch64", "CNN Adam step, batch 64, vs PyTorch (faster Adam)", 1.0),
         C("batch64", "jax", "batch64", "CNN Adam step, batch 64, vs JAX jit (whole step)"),
     ]),
     Workload("mlp-memory", 0, 0, rtol=1e-2, single_round=True, comparisons=[
