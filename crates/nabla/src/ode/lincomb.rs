@@ -2,6 +2,7 @@
 //! single graph node (instead of one multiply and one add per term), with its reverse and forward
 //! rules.
 
+use super::step::check_derivative;
 use crate::autodiff::{InputGrads, Op, record};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::storage;
@@ -28,15 +29,7 @@ pub(crate) fn lincomb(y: &Tensor, h: &Tensor, coeffs: &[f64], ks: &[&Tensor]) ->
         );
     }
     for k in ks {
-        if k.shape() != y.shape() || k.dtype() != y.dtype() {
-            panic!(
-                "ode: the right-hand side returned shape {} {} for a state of shape {} {}",
-                k.shape(),
-                k.dtype(),
-                y.shape(),
-                y.dtype()
-            );
-        }
+        check_derivative(k, y);
     }
     let out = with_dtype!(y.dtype(), kernel::<T>(y, h.item(), coeffs, ks));
     let mut inputs: Vec<&Tensor> = Vec::with_capacity(ks.len() + 2);

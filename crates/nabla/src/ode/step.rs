@@ -18,6 +18,12 @@ pub(crate) fn is_const(x: &Tensor) -> bool {
 pub(crate) fn eval_rhs(f: &Rhs, t: &Tensor, y: &Tensor, evals: &mut usize) -> Tensor {
     *evals += 1;
     let k = f(t, y);
+    check_derivative(&k, y);
+    k
+}
+
+/// Panics unless the derivative `k` has the state `y`'s shape and dtype.
+pub(crate) fn check_derivative(k: &Tensor, y: &Tensor) {
     if k.shape() != y.shape() || k.dtype() != y.dtype() {
         panic!(
             "ode: the right-hand side returned shape {} {} for a state of shape {} {}",
@@ -27,7 +33,6 @@ pub(crate) fn eval_rhs(f: &Rhs, t: &Tensor, y: &Tensor, evals: &mut usize) -> Te
             y.dtype()
         );
     }
-    k
 }
 
 /// The time `tf + offset` as a tensor: a constant when `t` (whose value is `tf`) is one, else
