@@ -221,17 +221,6 @@ impl Experiment for CartPoleControl {
             cfg.usize("reinforce-batch"),
         );
         let eval_n = cfg.usize("eval-episodes");
-        for (name, v) in [
-            ("batch", batch),
-            ("horizon", horizon),
-            ("reinforce-batch", rf_batch),
-            ("eval-episodes", eval_n),
-            ("hidden", cfg.usize("hidden")),
-        ] {
-            if v == 0 {
-                return Err(ZooError::Data(format!("--{name} must be at least 1")));
-            }
-        }
         let total = (budget + rf_budget) as u64;
         let eval_starts = CartPole::reset(
             eval_n,

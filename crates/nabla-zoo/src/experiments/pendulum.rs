@@ -177,15 +177,6 @@ impl Experiment for PendulumControl {
     fn run(&self, cfg: &Config, ctx: &mut dyn Context) -> Result<Report, ZooError> {
         let (budget, batch) = (cfg.usize("episodes"), cfg.usize("batch"));
         let eval_n = cfg.usize("eval-episodes");
-        for (name, v) in [
-            ("batch", batch),
-            ("eval-episodes", eval_n),
-            ("hidden", cfg.usize("hidden")),
-        ] {
-            if v == 0 {
-                return Err(ZooError::Data(format!("--{name} must be at least 1")));
-            }
-        }
         let eval_starts = Pendulum::reset(
             eval_n,
             &mut StdRng::seed_from_u64(step_seed(cfg.seed, u64::MAX)),
