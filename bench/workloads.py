@@ -51,6 +51,10 @@ WORKLOADS = {w.name: w for w in [
           metric="first_s"),
         C("record", "jax", "grad-unrolled", "first call vs JAX first call (trace+compile+run), unrolled",
           metric="first_s"),
+        C("record-compiled", "jax", "grad-fori", "nabla::compile vs JAX jit(value_and_grad), fori_loop, steady state",
+          1 / 3),
+        C("record-compiled", "jax", "grad-unrolled", "nabla::compile first call (trace+replay) vs JAX first call, unrolled",
+          10.0, "first_s"),
     ]),
     Workload("rk4-pendulum", 3, 20, ("nabla", "pytorch", "jax"), rtol=1e-3, jax_loop_variants=True, comparisons=[
         C("grad", "pytorch", "grad", "gradient through 1,000 RK4 steps vs PyTorch eager", 30.0),
@@ -60,6 +64,12 @@ WORKLOADS = {w.name: w for w in [
           1.0, "first_s"),
         C("grad", "jax", "grad-unrolled", "vs JAX jitted steady state, unrolled loop"),
         C("grad", "jax", "grad-fori", "vs JAX jitted steady state, fori_loop"),
+        C("grad-compiled", "jax", "grad-fori", "nabla::compile vs JAX jitted steady state, fori_loop", 1 / 3),
+        C("grad-compiled", "jax", "grad-unrolled", "nabla::compile vs JAX jitted steady state, unrolled loop", 1 / 3),
+        C("grad-compiled", "jax", "grad-unrolled",
+          "nabla::compile first call (trace+replay) vs JAX first call, unrolled loop", 10.0, "first_s"),
+        C("grad-compiled", "jax", "grad-fori",
+          "nabla::compile first call (trace+replay) vs JAX first call, fori_loop", 10.0, "first_s"),
     ]),
     Workload("trebuchet-grad", 3, 20, rtol=1e-6, comparisons=[
         C("grad", "pytorch", "grad", "one trebuchet shot (3 event phases, Tsit5, f64) and its gradient vs PyTorch eager",

@@ -41,6 +41,20 @@ pub fn scalar_chain_grad(inputs: &[Tensor]) -> (Tensor, Vec<Tensor>) {
     value_and_grad(|p: &[Tensor]| scalar_chain(&p[0], &p[1]), inputs)
 }
 
+/// scalar-chain as a function of its inputs, for [`nabla::compile`].
+fn scalar_chain_of(p: &[Tensor]) -> Tensor {
+    scalar_chain(&p[0], &p[1])
+}
+
+/// A compiled function of the benchmarks: a plain function pointer under [`nabla::compile`].
+pub type CompiledFn = nabla::Compiled<fn(&[Tensor]) -> Tensor>;
+
+/// scalar-chain through the compiled path (`nabla::compile`): the first call traces, later calls
+/// replay the tape.
+pub fn scalar_chain_compiled() -> CompiledFn {
+    nabla::compile(scalar_chain_of as fn(&[Tensor]) -> Tensor)
+}
+
 /// scalar-chain without recording (forward only, under [`no_grad`]).
 pub fn scalar_chain_no_grad(inputs: &[Tensor]) -> Tensor {
     no_grad(|| scalar_chain(&inputs[0], &inputs[1]))
@@ -90,6 +104,18 @@ pub fn pendulum_loss(params: &[Tensor]) -> Tensor {
 /// The loss and its gradient with respect to `(b, g, L)`.
 pub fn pendulum_grad(params: &[Tensor]) -> (Tensor, Vec<Tensor>) {
     value_and_grad(pendulum_loss, params)
+}
+
+/// rk4-pendulum through the compiled path (`nabla::compile`): the first call traces the 1,000
+/// steps into a tape, later calls replay it forward and backward.
+pub fn pendulum_compiled() -> CompiledFn {
+    nabla::compile(pendulum_loss as fn(&[Tensor]) -> Tensor)
+}
+
+/// The Hessian-vector product of the rk4-pendulum loss along `v = (1, 1, 1)`, in `mode`.
+pub fn pendulum_hvp(params: &[Tensor], mode: nabla::HvpMode) -> Vec<Tensor> {
+    let v: Vec<Tensor> = params.iter().map(Tensor::ones_like).collect();
+    nabla::hvp_with(mode, pendulum_loss, params, &v)
 }
 
 /// The figures the spec gives for rk4-pendulum in f32: loss and gradient w.r.t. (b, g, L).

@@ -198,6 +198,9 @@ fn run_scalar_chain(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     // The first timed call is the first call of the process (nothing runs the workload before).
     let rec = nb::measure(warmup, repeats, || nb::scalar_chain_grad(&inputs));
     let norec = nb::measure(warmup, repeats, || nb::scalar_chain_no_grad(&inputs));
+    let cf = nb::scalar_chain_compiled();
+    let comp = nb::measure(warmup, repeats, || cf.value_and_grad(&inputs));
+    let (yc, gc) = cf.value_and_grad(&inputs);
     let (y, g) = nb::scalar_chain_grad(&inputs);
     let y0 = nb::scalar_chain_no_grad(&inputs).item();
     let ops = 2 * nb::CHAIN_STEPS;
@@ -214,6 +217,16 @@ fn run_scalar_chain(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
             .with("ops", json!(ops))
             .with("ns_per_op", json!(norec.median() / ops as f64 * 1e9))
             .check([("y", y0)]),
+        Measurement::new("record-compiled", comp.clone(), warmup)
+            .with("ops", json!(ops))
+            .with("ns_per_op", json!(comp.median() / ops as f64 * 1e9))
+            .with("tape_len", json!(cf.stats().tape_len))
+            .with("check_id", json!("scalar-chain/record"))
+            .check([
+                ("y", yc.item()),
+                ("grad_x", gc[0].item()),
+                ("grad_w", gc[1].item()),
+            ]),
     ])
 }
 
@@ -236,9 +249,49 @@ fn run_rk4_pendulum(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         ]);
     m.check_failed = nb::check_pendulum(loss.item(), &grad).err();
     let ok = m.check_failed.is_none();
-    Ok(vec![
+    let grad_s = s.median();
+    // The compiled path: a fresh compiled function, so the first timed call traces.
+    let cf = nb::pendulum_compiled();
+    let sc = nb::measure(warmup, repeats, || cf.value_and_grad(&params));
+    let (closs, cg) = cf.value_and_grad(&params);
+    let cgrad: Vec<f64> = cg.iter().map(Tensor::item).collect();
+    let mut mc = Measurement::new("grad-compiled", sc, warmup)
+        .with("loss", json!(closs.item()))
+        .with("grad", json!(cgrad))
+        .with("tape_len", json!(cf.stats().tape_len))
+        .with("check_id", json!("rk4-pendulum/grad"))
+        .check([
+            ("loss", closs.item()),
+            ("grad_b", cgrad[0]),
+            ("grad_g", cgrad[1]),
+            ("grad_L", cgrad[2]),
+        ]);
+    mc.check_failed = nb::check_pendulum(closs.item(), &cgrad).err();
+    if cf.stats().replays == 0 {
+        mc.check_failed = Some("rk4-pendulum: the compiled path did not replay".into());
+    }
+    // Hessian-vector products along (1, 1, 1), both modes, as a multiple of one gradient.
+    let mut out = vec![
         m.with("check", json!(if ok { "ok" } else { "FAILED" })),
-    ])
+        mc,
+    ];
+    for (variant, mode) in [
+        ("hvp-fwd-rev", nabla::HvpMode::ForwardOverReverse),
+        ("hvp-rev-rev", nabla::HvpMode::ReverseOverReverse),
+    ] {
+        let sh = nb::measure(1, repeats.min(5), || nb::pendulum_hvp(&params, mode));
+        let hv: Vec<f64> = nb::pendulum_hvp(&params, mode)
+            .iter()
+            .map(Tensor::item)
+            .collect();
+        let ratio = sh.median() / grad_s;
+        out.push(
+            Measurement::new(variant, sh, 1)
+                .with("hv", json!(hv))
+                .with("cost_in_gradients", json!(ratio)),
+        );
+    }
+    Ok(out)
 }
 
 fn run_trebuchet_grad(ctx: &Ctx) -> Result<Vec<Measurement>, String> {

@@ -49,6 +49,7 @@
 extern crate self as nabla;
 
 pub mod autodiff;
+pub mod compile;
 pub mod data;
 mod device;
 mod dtype;
@@ -63,9 +64,10 @@ pub mod testing;
 #[cfg(feature = "ndarray")]
 mod interop;
 
+pub use compile::{CompileStats, Compiled, compile};
 pub use autodiff::{
-    CustomOp, Grads, NoGradGuard, checkpoint, grad, hessian_vector_product, hvp, jacobian, jvp,
-    no_grad, value_and_grad, vjp,
+    CustomOp, Grads, HvpMode, JvpOutput, NoGradGuard, checkpoint, grad, hessian_vector_product, hvp,
+    hvp_joint, hvp_with, jacobian, jvp, no_grad, value_and_grad, vjp,
 };
 pub use device::Device;
 pub use dtype::{DType, Element};
@@ -73,7 +75,7 @@ pub use ops::conv::{Conv1dOpts, Conv2dOpts};
 pub use ops::estimators::{soft_select, straight_through};
 pub use ops::index::Indices;
 pub use ops::unary::{SELU_ALPHA, SELU_SCALE};
-pub use tensor::{Shape, Tensor};
+pub use tensor::{AllAxes, Axis, AxisSet, Shape, Tensor};
 
 /// Random number generation (re-exported `rand`), for seeding constructors such as
 /// [`Tensor::randn`].
@@ -82,7 +84,7 @@ pub use rand;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        Conv1dOpts, Conv2dOpts, CustomOp, DType, Device, Grads, Indices, Shape, Tensor, checkpoint,
+        AllAxes, Conv1dOpts, Conv2dOpts, CustomOp, DType, Device, Grads, Indices, Shape, Tensor, checkpoint,
         grad, hvp, jacobian, jvp, no_grad, straight_through, value_and_grad, vjp,
     };
 }

@@ -36,11 +36,10 @@ impl Tangents {
 
 /// The tangents of an operation's output, one per active level that some input carries.
 pub(crate) fn output_tangents(op: &dyn Op, inputs: &[&Tensor], out_shape: &Shape) -> Tangents {
-    let active = state::active_levels();
     let mut levels: SmallVec<[u64; 2]> = inputs
         .iter()
         .flat_map(|t| t.0.tangents.iter().map(|(l, _)| *l))
-        .filter(|l| active.contains(l))
+        .filter(|&l| state::level_active(l))
         .collect();
     levels.sort_unstable();
     levels.dedup();

@@ -14,6 +14,7 @@
 mod backward;
 mod checkpoint;
 mod custom;
+mod hessian;
 pub(crate) mod forward;
 mod op_slot;
 pub(crate) mod state;
@@ -27,8 +28,9 @@ pub use backward::Grads;
 pub(crate) use backward::{Targets, run as run_backward};
 pub use checkpoint::checkpoint;
 pub use custom::CustomOp;
+pub use hessian::{HvpMode, hessian_vector_product, hvp, hvp_joint, hvp_with};
 pub use transforms::{
-    NoGradGuard, grad, hessian_vector_product, hvp, jacobian, jvp, no_grad, value_and_grad, vjp,
+    JvpOutput, NoGradGuard, grad, jacobian, jvp, no_grad, value_and_grad, vjp,
 };
 
 /// Gradients returned by a reverse rule, one per input (`None` for zero or not needed).
@@ -46,6 +48,11 @@ pub(crate) trait Op: Send + Sync + 'static {
 
     /// Tangent of the output given tangents of the inputs (`None` means zero; at least one is set).
     fn jvp(&self, inputs: &[Tensor], tangents: &[Option<Tensor>]) -> Tensor;
+
+    /// The primitive of the compiled path ([`crate::compile`]) this operation lowers to, if any.
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        None
+    }
 }
 
 /// How a tensor was computed.
@@ -76,6 +83,9 @@ pub(crate) struct Identity;
 impl Op for Identity {
     fn name(&self) -> &str {
         "identity"
+    }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::Copy)
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         smallvec::smallvec![Some(g.clone())]

@@ -72,9 +72,10 @@ pub(crate) fn forward_active() -> bool {
     ACTIVE_LEVELS.with(|c| c.get()) > 0
 }
 
-/// The active forward-mode levels, innermost (largest) last.
-pub(crate) fn active_levels() -> Vec<u64> {
-    LEVELS.with(|l| l.borrow().clone())
+/// Whether forward-mode `level` is active.
+#[inline]
+pub(crate) fn level_active(level: u64) -> bool {
+    LEVELS.with(|l| l.borrow().contains(&level))
 }
 
 /// A forward-mode level, active until dropped.

@@ -60,6 +60,7 @@ impl Tensor {
     /// assert_eq!(f(&Tensor::scalar(3.0f64)).item(), 3.0);
     /// ```
     pub fn detach(&self) -> Tensor {
+        crate::compile::guard_read("detach", self);
         if self.0.node.is_none() && self.0.tangents.is_empty() {
             return self.clone();
         }

@@ -123,18 +123,89 @@ where
     (value, pullback)
 }
 
+/// What a function pushed forward by [`jvp`] may return: one tensor, or several
+/// (`Vec<Tensor>`), whose tangents come back in the same form.
+pub trait JvpOutput: Sized {
+    /// Applies `each` to every output tensor, keeping the form.
+    #[doc(hidden)]
+    fn map_tensors(&self, each: &mut dyn FnMut(&Tensor) -> Tensor) -> Self;
+}
+
+impl JvpOutput for Tensor {
+    fn map_tensors(&self, each: &mut dyn FnMut(&Tensor) -> Tensor) -> Tensor {
+        each(self)
+    }
+}
+
+impl JvpOutput for Vec<Tensor> {
+    fn map_tensors(&self, each: &mut dyn FnMut(&Tensor) -> Tensor) -> Vec<Tensor> {
+        self.iter().map(|t| each(t)).collect()
+    }
+}
+
+/// Checks a tangent against its primal and returns it with the primal's shape: a tangent of the
+/// same shape is taken as is, a one-element tangent of a one-element primal is reshaped (a 0-d
+/// tangent for a `[1]` primal and the reverse), and a tangent that broadcasts to the primal's shape
+/// (a 0-d tangent for any primal: the same rate everywhere) is broadcast.
+fn conform_tangent(p: &Tensor, t: &Tensor) -> Tensor {
+    let mismatch = || -> ! {
+        panic!(
+            "jvp: tangent {} {} does not match primal {} {}",
+            t.shape(),
+            t.dtype(),
+            p.shape(),
+            p.dtype()
+        )
+    };
+    if p.dtype() != t.dtype() {
+        mismatch();
+    }
+    if p.shape() == t.shape() {
+        return t.clone();
+    }
+    if p.numel() == 1 && t.numel() == 1 {
+        return t.reshape(p.shape().clone());
+    }
+    let (pd, td) = (p.dims(), t.dims());
+    let broadcasts = td.len() <= pd.len()
+        && td
+            .iter()
+            .rev()
+            .zip(pd.iter().rev())
+            .all(|(&a, &b)| a == b || a == 1);
+    if !broadcasts {
+        mismatch();
+    }
+    t.broadcast_to(p.shape().clone()).contiguous()
+}
+
 /// Forward mode: the function's output and its directional derivative along `tangents`
 /// (`jax.jvp`). Costs about one extra evaluation and stores no graph.
+///
+/// `f` returns one tensor or several (`Vec<Tensor>`); the tangents come back in the same form. Each
+/// tangent has its primal's shape, or is one element for a one-element primal, or broadcasts to the
+/// primal (a 0-d tangent moves every element at the same rate).
 ///
 /// ```
 /// use nabla::{jvp, Tensor};
 /// let x = Tensor::scalar(0.0f64);
 /// let (y, dy) = jvp(|xs: &[Tensor]| xs[0].sin(), &[x], &[Tensor::scalar(2.0f64)]);
 /// assert_eq!((y.item(), dy.item()), (0.0, 2.0));
+///
+/// // several outputs at once: (sin x, x²) along v = 1
+/// let x = Tensor::from_vec(vec![0.0f64, 3.0], [2]);
+/// let (ys, dys) = jvp(
+///     |xs: &[Tensor]| vec![xs[0].sin(), xs[0].square()],
+///     &[x],
+///     &[Tensor::scalar(1.0f64)], // broadcast to [2]
+/// );
+/// assert_eq!(ys.len(), 2);
+/// assert_eq!(dys[1].to_vec::<f64>(), vec![0.0, 6.0]);
 /// ```
-pub fn jvp<F>(f: F, primals: &[Tensor], tangents: &[Tensor]) -> (Tensor, Tensor)
+pub fn jvp<F, O>(f: F, primals: &[Tensor], tangents: &[Tensor]) -> (O, O)
 where
-    F: FnOnce(&[Tensor]) -> Tensor,
+    F: FnOnce(&[Tensor]) -> O,
+    O: JvpOutput,
 {
     if primals.len() != tangents.len() {
         panic!(
@@ -143,69 +214,24 @@ where
             tangents.len()
         );
     }
-    for (p, t) in primals.iter().zip(tangents) {
-        if p.shape() != t.shape() || p.dtype() != t.dtype() {
-            panic!(
-                "jvp: tangent {} {} does not match primal {} {}",
-                t.shape(),
-                t.dtype(),
-                p.shape(),
-                p.dtype()
-            );
-        }
-    }
+    let tangents: Vec<Tensor> = primals
+        .iter()
+        .zip(tangents)
+        .map(|(p, t)| conform_tangent(p, t))
+        .collect();
     let level = state::LevelGuard::enter();
     let duals: Vec<Tensor> = primals
         .iter()
         .zip(tangents)
-        .map(|(p, t)| forward::with_tangent(p, level.0, t.clone()))
+        .map(|(p, t)| forward::with_tangent(p, level.0, t))
         .collect();
     let out = f(&duals);
-    let tangent = forward::tangent_at(&out, level.0).unwrap_or_else(|| out.zeros_like());
+    let tangent =
+        out.map_tensors(&mut |o| forward::tangent_at(o, level.0).unwrap_or_else(|| o.zeros_like()));
     // Lower levels' tangents stay on the primal; only this level's is removed.
-    let primal = forward::strip_from(&out, level.0);
+    let primal = out.map_tensors(&mut |o| forward::strip_from(o, level.0));
     drop(level);
     (primal, tangent)
-}
-
-/// Hessian-vector product `H(x) v` of a scalar function, by forward mode over reverse mode.
-///
-/// ```
-/// use nabla::{hessian_vector_product, Tensor};
-/// // f(x) = sum(x³) has Hessian diag(6x)
-/// let x = Tensor::from_vec(vec![1.0f64, 2.0], [2]);
-/// let v = Tensor::from_vec(vec![1.0f64, 1.0], [2]);
-/// let hv = hessian_vector_product(|x: &Tensor| (x * x * x).sum(), &x, &v);
-/// assert_eq!(hv.to_vec::<f64>(), vec![6.0, 12.0]);
-/// ```
-pub fn hessian_vector_product<F>(f: F, x: &Tensor, v: &Tensor) -> Tensor
-where
-    F: Fn(&Tensor) -> Tensor,
-{
-    let g = super::grad(f);
-    jvp(
-        |xs: &[Tensor]| g(&xs[0]),
-        std::slice::from_ref(x),
-        std::slice::from_ref(v),
-    )
-    .1
-}
-
-/// Short name for [`hessian_vector_product`].
-///
-/// ```
-/// use nabla::{hvp, Tensor};
-/// // f(x, y) = x²y has Hessian [[2y, 2x], [2x, 0]]
-/// let f = |p: &Tensor| (p.select(0, 0).square() * p.select(0, 1)).sum();
-/// let p = Tensor::from_vec(vec![1.0f64, 3.0], [2]);
-/// let hv = hvp(f, &p, &Tensor::from_vec(vec![1.0f64, 0.0], [2]));
-/// assert_eq!(hv.to_vec::<f64>(), vec![6.0, 2.0]);
-/// ```
-pub fn hvp<F>(f: F, x: &Tensor, v: &Tensor) -> Tensor
-where
-    F: Fn(&Tensor) -> Tensor,
-{
-    hessian_vector_product(f, x, v)
 }
 
 /// The Jacobian of `f` at `x`, with shape `f(x).shape ++ x.shape`. Uses reverse mode (one pullback per

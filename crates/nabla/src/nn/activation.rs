@@ -29,6 +29,8 @@ activation_layers! {
     Tanh => |x| x.tanh();
     /// [`Tensor::gelu`] as a layer (exact erf form).
     Gelu => |x| x.gelu();
+    /// [`Tensor::gelu_tanh`] as a layer (PyTorch's `GELU(approximate='tanh')`).
+    GeluTanh => |x| x.gelu_tanh();
     /// [`Tensor::selu`] as a layer; pair with LeCun-normal init and [`AlphaDropout`](super::AlphaDropout).
     Selu => |x| x.selu();
     /// [`Tensor::silu`] as a layer.

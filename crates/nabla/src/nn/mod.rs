@@ -19,7 +19,7 @@ mod rnn_kernel;
 mod rnn_simd;
 
 pub use activation::{
-    Elu, Flatten, Gelu, LeakyRelu, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Tanh,
+    Elu, Flatten, Gelu, GeluTanh, LeakyRelu, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Tanh,
 };
 pub use attention::{MultiHeadAttention, scaled_dot_product_attention};
 pub use conv::{AvgPool2d, Conv1d, Conv2d, Embedding, MaxPool2d};

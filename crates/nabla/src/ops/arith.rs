@@ -38,6 +38,9 @@ macro_rules! binary_op {
             fn name(&self) -> &str {
                 stringify!($name)
             }
+            fn lower(&self) -> Option<crate::compile::Prim> {
+                crate::compile::binary_prim(stringify!($name))
+            }
             #[allow(unused_variables)]
             fn vjp(&self, i: &[Tensor], $out: &Tensor, $g: &Tensor, needs: &[bool]) -> InputGrads {
                 let ($xa, $xb) = (&i[0], &i[1]);
@@ -100,11 +103,15 @@ binary_op!(Minimum, minimum, |a, b| if a <= b { a } else { b },
 /// `x * c + d` for Rust scalars `c` and `d`: one kernel, no constant tensor allocated.
 struct Affine {
     c: f64,
+    d: f64,
 }
 
 impl Op for Affine {
     fn name(&self) -> &str {
         "affine"
+    }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::Affine(self.c, self.d))
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         smallvec![Some(if self.c == 1.0 {
@@ -132,6 +139,9 @@ impl Op for RDiv {
     fn name(&self) -> &str {
         "rdiv"
     }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::RDiv(self.c))
+    }
     fn vjp(&self, i: &[Tensor], out: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         smallvec![Some((g * out / &i[0]).neg())]
     }
@@ -149,6 +159,9 @@ struct PowF {
 impl Op for PowF {
     fn name(&self) -> &str {
         "powf"
+    }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::PowF(self.p))
     }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         smallvec![Some(g * &(i[0].powf(self.p - 1.0) * self.p))]
@@ -170,7 +183,7 @@ impl Tensor {
             let (c, d) = (T::from_f64(c), T::from_f64(d));
             map::<T>(self, move |v| v * c + d)
         });
-        record(out, Affine { c }, &[self])
+        record(out, Affine { c, d }, &[self])
     }
 
     /// `self * c` for a Rust scalar.

@@ -16,11 +16,14 @@ macro_rules! comparisons {
             $(
                 #[doc = concat!("Elementwise `a ", stringify!($op), " b` with broadcasting, as 1.0 (true) or 0.0 (false) in `a`'s dtype. Not differentiable. ", $doc)]
                 pub fn $name(&self, other: &Tensor) -> Tensor {
+                    crate::compile::guard_read(stringify!($name), self);
+                    crate::compile::guard_read(stringify!($name), other);
                     let dt = same_dtype(stringify!($name), self, other);
                     with_dtype!(dt, zip::<T>(stringify!($name), self, other, |a, b| if a $op b { T::one() } else { T::zero() }))
                 }
                 #[doc = concat!("Elementwise `a ", stringify!($op), " c` for a Rust scalar, as 1.0 or 0.0.")]
                 pub fn $sname(&self, c: f64) -> Tensor {
+                    crate::compile::guard_read(stringify!($sname), self);
                     with_dtype!(self.dtype(), {
                         let c = T::from_f64(c);
                         map::<T>(self, move |a| if a $op c { T::one() } else { T::zero() })
@@ -56,6 +59,7 @@ impl Tensor {
     /// assert_eq!(y.to_vec::<f64>(), vec![1.0, 2.0]);
     /// ```
     pub fn where_(&self, on_true: &Tensor, on_false: &Tensor) -> Tensor {
+        crate::compile::guard_read("where", self);
         let dt = same_dtype("where", on_true, on_false);
         same_dtype("where", self, on_true);
         let shape = broadcast_shapes(

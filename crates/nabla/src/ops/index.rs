@@ -15,6 +15,8 @@
 //! Every kernel runs in time linear in the sizes of its inputs and output, whatever the number of
 //! repeated indices: repeated positions accumulate in `index_add` and `scatter_add`.
 
+#[allow(unused_imports)]
+use crate::tensor::axes::{Axis, AxisSet};
 use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::{DType, Element};
 use crate::tensor::cpu::{PAR_THRESHOLD, with_dtype, zip};
@@ -628,6 +630,7 @@ fn arg_extremum_kernel<T: Element>(x: &Tensor, axis: usize, is_max: bool) -> Vec
 impl Tensor {
     fn arg_extremum(&self, axis: isize, keepdim: bool, is_max: bool) -> Indices {
         let name = if is_max { "argmax" } else { "argmin" };
+        crate::compile::guard_read(name, self);
         let a = norm_axis(name, axis, self.rank());
         if self.dims()[a] == 0 {
             panic!("{name}: dimension {a} of tensor {} is empty", self.shape());
@@ -643,6 +646,7 @@ impl Tensor {
     }
 
     fn arg_extremum_all(&self, is_max: bool) -> usize {
+        crate::compile::guard_read("argmax_all", self);
         let name = if is_max { "argmax_all" } else { "argmin_all" };
         if self.numel() == 0 {
             panic!("{name}: tensor of shape {} is empty", self.shape());
@@ -666,7 +670,8 @@ impl Tensor {
     /// assert_eq!(logits.argmax(-1, true).dims(), &[2, 1]);
     /// assert_eq!(logits.argmax(0, false).to_vec(), vec![1, 0, 0]);
     /// ```
-    pub fn argmax(&self, axis: isize, keepdim: bool) -> Indices {
+    pub fn argmax(&self, axis: impl Axis, keepdim: bool) -> Indices {
+        let axis = axis.to_isize();
         self.arg_extremum(axis, keepdim, true)
     }
 
@@ -681,7 +686,8 @@ impl Tensor {
     /// let x = Tensor::from_vec(vec![3.0f64, 1.0, 1.0, 0.0], [2, 2]);
     /// assert_eq!(x.argmin(1, false).to_vec(), vec![1, 1]);
     /// ```
-    pub fn argmin(&self, axis: isize, keepdim: bool) -> Indices {
+    pub fn argmin(&self, axis: impl Axis, keepdim: bool) -> Indices {
+        let axis = axis.to_isize();
         self.arg_extremum(axis, keepdim, false)
     }
 
@@ -729,7 +735,8 @@ impl Tensor {
     /// let e = table.index_select(0, &ids);
     /// assert_eq!(e.to_vec::<f32>(), vec![4.0, 5.0, 0.0, 1.0, 4.0, 5.0]);
     /// ```
-    pub fn index_select(&self, axis: isize, index: &Indices) -> Tensor {
+    pub fn index_select(&self, axis: impl Axis, index: &Indices) -> Tensor {
+        let axis = axis.to_isize();
         let a = norm_axis("index_select", axis, self.rank());
         check_1d("index_select", index);
         check_bounds("index_select", index, a, self);
@@ -762,7 +769,8 @@ impl Tensor {
     /// let out = counts.index_add(0, &ids, &Tensor::ones([3], DType::F64));
     /// assert_eq!(out.to_vec::<f64>(), vec![1.0, 0.0, 2.0]);
     /// ```
-    pub fn index_add(&self, axis: isize, index: &Indices, src: &Tensor) -> Tensor {
+    pub fn index_add(&self, axis: impl Axis, index: &Indices, src: &Tensor) -> Tensor {
+        let axis = axis.to_isize();
         let a = norm_axis("index_add", axis, self.rank());
         check_1d("index_add", index);
         let dt = same_dtype("index_add", self, src);
@@ -806,7 +814,8 @@ impl Tensor {
     /// let labels = Indices::new(vec![0, 1], [2, 1]);
     /// assert_eq!(logp.gather(1, &labels).to_vec::<f64>(), vec![-0.1, -0.5]);
     /// ```
-    pub fn gather(&self, axis: isize, index: &Indices) -> Tensor {
+    pub fn gather(&self, axis: impl Axis, index: &Indices) -> Tensor {
+        let axis = axis.to_isize();
         let a = norm_axis("gather", axis, self.rank());
         if index.rank() != self.rank() {
             panic!(
@@ -856,7 +865,8 @@ impl Tensor {
     /// let sums = Tensor::zeros([2], DType::F64).scatter_add(0, &class, &values);
     /// assert_eq!(sums.to_vec::<f64>(), vec![2.0, 8.0]);
     /// ```
-    pub fn scatter_add(&self, axis: isize, index: &Indices, src: &Tensor) -> Tensor {
+    pub fn scatter_add(&self, axis: impl Axis, index: &Indices, src: &Tensor) -> Tensor {
+        let axis = axis.to_isize();
         let a = norm_axis("scatter_add", axis, self.rank());
         same_dtype("scatter_add", self, src);
         if index.rank() != self.rank() || src.rank() != self.rank() {

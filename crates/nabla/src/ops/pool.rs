@@ -275,15 +275,25 @@ fn max_pool_kernel<T: Element>(x: &Tensor, g: &PoolGeom) -> (Tensor, Arc<[u32]>)
 struct AvgPool {
     geom: PoolGeom,
     adjoint: bool,
+    /// Whether padding counts in a window's divisor (PyTorch's `count_include_pad`).
+    include_pad: bool,
 }
 
-fn avg_map(x: &Tensor, geom: PoolGeom, adjoint: bool) -> Tensor {
+/// Average pooling (or, with `adjoint`, its transpose) over the planes of `x`. Each window divides
+/// by `kH·kW` when `include_pad`, else by the number of input elements it covers.
+fn avg_map(x: &Tensor, geom: PoolGeom, adjoint: bool, include_pad: bool) -> Tensor {
     let g = &geom;
     let (in_plane, out_plane) = (g.h * g.w, g.ho * g.wo);
-    let scale = 1.0 / (g.k[0] * g.k[1]) as f64;
+    let full = 1.0 / (g.k[0] * g.k[1]) as f64;
     let out = with_dtype!(x.dtype(), {
         let src = x.contiguous_data::<T>();
-        let scale = T::from_f64(scale);
+        let scale_of = |rows: &std::ops::Range<usize>, cols: &std::ops::Range<usize>| {
+            if include_pad {
+                T::from_f64(full)
+            } else {
+                T::from_f64(1.0 / (rows.len() * cols.len()).max(1) as f64)
+            }
+        };
         let work = g.planes() * out_plane * g.k[0] * g.k[1];
         if !adjoint {
             let data = storage::build(g.planes() * out_plane, |o: &mut [T]| {
@@ -299,7 +309,7 @@ fn avg_map(x: &Tensor, geom: PoolGeom, adjoint: bool) -> Tensor {
                                     .copied()
                                     .sum::<T>();
                             }
-                            o[oh * g.wo + ow] = acc * scale;
+                            o[oh * g.wo + ow] = acc * scale_of(&rows, &cols);
                         }
                     }
                 });
@@ -312,7 +322,7 @@ fn avg_map(x: &Tensor, geom: PoolGeom, adjoint: bool) -> Tensor {
                         let rows = g.window(0, oh);
                         for ow in 0..g.wo {
                             let cols = g.window(1, ow);
-                            let v = s[oh * g.wo + ow] * scale;
+                            let v = s[oh * g.wo + ow] * scale_of(&rows, &cols);
                             for r in rows.clone() {
                                 o[r * g.w + cols.start..r * g.w + cols.end]
                                     .iter_mut()
@@ -325,7 +335,15 @@ fn avg_map(x: &Tensor, geom: PoolGeom, adjoint: bool) -> Tensor {
             Tensor::from_arc(data, g.in_shape())
         }
     });
-    record(out, AvgPool { geom, adjoint }, &[x])
+    record(
+        out,
+        AvgPool {
+            geom,
+            adjoint,
+            include_pad,
+        },
+        &[x],
+    )
 }
 
 impl Op for AvgPool {
@@ -337,13 +355,19 @@ impl Op for AvgPool {
         }
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
-        smallvec![Some(avg_map(g, self.geom, !self.adjoint))]
+        smallvec![Some(avg_map(
+            g,
+            self.geom,
+            !self.adjoint,
+            self.include_pad
+        ))]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         avg_map(
             t[0].as_ref().expect("avg_pool2d: tangent"),
             self.geom,
             self.adjoint,
+            self.include_pad,
         )
     }
 }
@@ -417,8 +441,30 @@ impl Tensor {
         stride: [usize; 2],
         padding: [usize; 2],
     ) -> Tensor {
+        self.avg_pool2d_with(kernel, stride, padding, true)
+    }
+
+    /// [`avg_pool2d`](Tensor::avg_pool2d) with PyTorch's `count_include_pad` option: when false,
+    /// each window divides by the number of input elements it covers, so padding does not dilute
+    /// the border averages.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let x = Tensor::from_vec((0..16).map(|v| v as f64).collect(), [1, 1, 4, 4]);
+    /// let y = x.avg_pool2d_with([2, 2], [2, 2], [1, 1], false);
+    /// // output (0, 1) covers x[0, 1] = 1 and x[0, 2] = 2 only
+    /// assert_eq!(y.to_vec::<f64>()[1], (1.0 + 2.0) / 2.0);
+    /// assert_eq!(y.to_vec::<f64>()[0], 0.0); // the corner covers x[0, 0] alone
+    /// ```
+    pub fn avg_pool2d_with(
+        &self,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        count_include_pad: bool,
+    ) -> Tensor {
         let g = PoolGeom::new("avg_pool2d", self, kernel, stride, padding);
-        avg_map(self, g, false)
+        avg_map(self, g, false, count_include_pad)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Reductions over axes or over everything: sum, mean, max, min, prod, var, std, logsumexp.
 //! Axes may be negative; `keepdim` keeps reduced axes as size 1 (as in PyTorch).
 
+#[allow(unused_imports)]
+use crate::tensor::axes::{Axis, AxisSet};
 use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
 use crate::tensor::cpu::{PAR_THRESHOLD, reduce, with_dtype};
@@ -65,6 +67,9 @@ struct Sum {
 impl Op for Sum {
     fn name(&self) -> &str {
         "sum"
+    }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        (self.axes.len() == self.in_shape.rank()).then_some(crate::compile::Prim::SumAll)
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         let g = if self.keepdim {
@@ -269,7 +274,8 @@ impl Tensor {
     /// assert_eq!(x.sum_axis(0, false).to_vec::<f32>(), vec![5.0, 7.0, 9.0]);
     /// assert_eq!(x.sum_axis(-1, true).dims(), &[2, 1]);
     /// ```
-    pub fn sum_axis(&self, axis: isize, keepdim: bool) -> Tensor {
+    pub fn sum_axis(&self, axis: impl Axis, keepdim: bool) -> Tensor {
+        let axis = axis.to_isize();
         self.sum_axes(&[axis], keepdim)
     }
 
@@ -330,7 +336,8 @@ impl Tensor {
     /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]);
     /// assert_eq!(x.mean_axis(1, false).to_vec::<f32>(), vec![1.5, 3.5]);
     /// ```
-    pub fn mean_axis(&self, axis: isize, keepdim: bool) -> Tensor {
+    pub fn mean_axis(&self, axis: impl Axis, keepdim: bool) -> Tensor {
+        let axis = axis.to_isize();
         self.mean_axes(&[axis], keepdim)
     }
 
@@ -413,12 +420,14 @@ impl Tensor {
     /// assert_eq!(x.max_axis(1, false).to_vec::<f32>(), vec![7.0, 4.0]);
     /// assert_eq!(x.min_axis(0, false).to_vec::<f32>(), vec![1.0, 4.0]);
     /// ```
-    pub fn max_axis(&self, axis: isize, keepdim: bool) -> Tensor {
+    pub fn max_axis(&self, axis: impl Axis, keepdim: bool) -> Tensor {
+        let axis = axis.to_isize();
         self.extremum(&[axis], keepdim, true)
     }
 
     /// Minimum over one axis.
-    pub fn min_axis(&self, axis: isize, keepdim: bool) -> Tensor {
+    pub fn min_axis(&self, axis: impl Axis, keepdim: bool) -> Tensor {
+        let axis = axis.to_isize();
         self.extremum(&[axis], keepdim, false)
     }
 

@@ -2,6 +2,8 @@
 //! unsqueeze) share the buffer; concat and non-view reshapes copy. Each op's rules are its adjoint
 //! view: permute ↔ inverse permute, broadcast ↔ sum, narrow ↔ concat with zeros.
 
+#[allow(unused_imports)]
+use crate::tensor::axes::{Axis, AxisSet};
 use crate::autodiff::{Identity, InputGrads, Op, record};
 use crate::dtype::DType;
 use crate::tensor::cpu::{gather_layout, with_dtype};
@@ -18,6 +20,9 @@ struct Reshape {
 impl Op for Reshape {
     fn name(&self) -> &str {
         "reshape"
+    }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::Copy)
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         smallvec![Some(g.reshape(&self.from))]
@@ -95,6 +100,35 @@ impl Op for Narrow {
         t[0].as_ref()
             .expect("tangent")
             .narrow(self.axis as isize, self.start, self.len)
+    }
+}
+
+/// `x[start:end:step]` along an axis; the reverse rule scatters the cotangent back into zeros.
+#[derive(Clone, Copy)]
+struct Slice {
+    axis: usize,
+    start: usize,
+    len: usize,
+    step: usize,
+}
+
+impl Op for Slice {
+    fn name(&self) -> &str {
+        "slice"
+    }
+    fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        let positions: Vec<usize> = (0..self.len).map(|k| self.start + k * self.step).collect();
+        let zeros = Tensor::zeros(i[0].shape().clone(), g.dtype());
+        let index = crate::Indices::from_slice(&positions);
+        smallvec![Some(zeros.index_add(self.axis as isize, &index, g))]
+    }
+    fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        let t = t[0].as_ref().expect("tangent");
+        let out = t.view_as(
+            t.layout()
+                .stepped(self.axis, self.start, self.len, self.step),
+        );
+        record(out, *self, &[t])
     }
 }
 
@@ -185,31 +219,37 @@ impl Tensor {
         )
     }
 
-    /// Reorders the dimensions (a view): result dim `i` is input dim `perm[i]`.
+    /// Reorders the dimensions (a view): result dim `i` is input dim `perm[i]`. Axes may be of any
+    /// integer type and negative (counted from the end).
     ///
     /// ```
     /// use nabla::{DType, Tensor};
     /// let x = Tensor::zeros([2, 3, 4], DType::F32);
     /// assert_eq!(x.permute(&[2, 0, 1]).dims(), &[4, 2, 3]);
+    /// assert_eq!(x.permute([-1, 0, 1]).dims(), &[4, 2, 3]);
     /// ```
-    pub fn permute(&self, perm: &[usize]) -> Tensor {
+    pub fn permute(&self, perm: impl AxisSet) -> Tensor {
         let r = self.rank();
+        let given = perm.axis_list(r);
         let mut seen = vec![false; r];
-        if perm.len() != r
-            || perm
-                .iter()
-                .any(|&p| p >= r || std::mem::replace(&mut seen[p], true))
+        let normal = |p: isize| if p < 0 { p + r as isize } else { p };
+        if given.len() != r
+            || given.iter().any(|&p| {
+                let q = normal(p);
+                q < 0 || q >= r as isize || std::mem::replace(&mut seen[q as usize], true)
+            })
         {
             panic!(
-                "permute: {perm:?} is not a permutation of the {r} dimensions of {}",
+                "permute: {given:?} is not a permutation of the {r} dimensions of {}",
                 self.shape()
             );
         }
+        let perm: SmallVec<[usize; 4]> = given.iter().map(|&p| normal(p) as usize).collect();
         if perm.iter().enumerate().all(|(i, &p)| i == p) {
             return self.clone();
         }
-        let out = self.view_as(self.layout().permuted(perm));
-        record(out, Permute { perm: perm.into() }, &[self])
+        let out = self.view_as(self.layout().permuted(&perm));
+        record(out, Permute { perm }, &[self])
     }
 
     /// Swaps two dimensions (a view).
@@ -219,7 +259,9 @@ impl Tensor {
     /// let x = Tensor::zeros([2, 3, 4], DType::F32);
     /// assert_eq!(x.transpose(0, -1).dims(), &[4, 3, 2]);
     /// ```
-    pub fn transpose(&self, a: isize, b: isize) -> Tensor {
+    pub fn transpose(&self, a: impl Axis, b: impl Axis) -> Tensor {
+        let a = a.to_isize();
+        let b = b.to_isize();
         let r = self.rank();
         let (a, b) = (norm_axis("transpose", a, r), norm_axis("transpose", b, r));
         let mut perm: Vec<usize> = (0..r).collect();
@@ -285,7 +327,8 @@ impl Tensor {
     /// assert_eq!(x.squeeze(1).dims(), &[2, 3]);
     /// assert_eq!(x.squeeze(1).unsqueeze(0).dims(), &[1, 2, 3]);
     /// ```
-    pub fn squeeze(&self, axis: isize) -> Tensor {
+    pub fn squeeze(&self, axis: impl Axis) -> Tensor {
+        let axis = axis.to_isize();
         let a = norm_axis("squeeze", axis, self.rank());
         if self.dims()[a] != 1 {
             panic!(
@@ -312,7 +355,8 @@ impl Tensor {
     /// assert_eq!(Tensor::zeros([3], DType::F32).unsqueeze(0).dims(), &[1, 3]);
     /// assert_eq!(Tensor::zeros([3], DType::F32).unsqueeze(-1).dims(), &[3, 1]);
     /// ```
-    pub fn unsqueeze(&self, axis: isize) -> Tensor {
+    pub fn unsqueeze(&self, axis: impl Axis) -> Tensor {
+        let axis = axis.to_isize();
         let a = norm_axis("unsqueeze", axis, self.rank() + 1);
         let mut d = self.dims().to_vec();
         d.insert(a, 1);
@@ -326,7 +370,9 @@ impl Tensor {
     /// let x = Tensor::zeros([8, 1, 28, 28], DType::F32);
     /// assert_eq!(x.flatten(1, -1).dims(), &[8, 784]);
     /// ```
-    pub fn flatten(&self, start: isize, end: isize) -> Tensor {
+    pub fn flatten(&self, start: impl Axis, end: impl Axis) -> Tensor {
+        let start = start.to_isize();
+        let end = end.to_isize();
         if self.rank() == 0 {
             return self.reshape([1]);
         }
@@ -351,7 +397,8 @@ impl Tensor {
     /// let x = Tensor::arange(0.0, 5.0, 1.0, DType::F64);
     /// assert_eq!(x.narrow(0, 1, 3).to_vec::<f64>(), vec![1.0, 2.0, 3.0]);
     /// ```
-    pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Tensor {
+    pub fn narrow(&self, axis: impl Axis, start: usize, len: usize) -> Tensor {
+        let axis = axis.to_isize();
         let a = norm_axis("narrow", axis, self.rank());
         let size = self.dims()[a];
         if start + len > size {
@@ -376,6 +423,44 @@ impl Tensor {
         )
     }
 
+    /// Every `step`-th element of `start..end` along `axis`, like Python's `x[start:end:step]` (a
+    /// view). `start` and `end` count from the end when negative and are clamped to the dimension,
+    /// as in Python; `step` must be positive. The gradient scatters back into the taken positions.
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::arange(0.0, 10.0, 1.0, DType::F64);
+    /// assert_eq!(x.slice(0, 1, 8, 3).to_vec::<f64>(), vec![1.0, 4.0, 7.0]);
+    /// assert_eq!(x.slice(0, -4, 10, 2).to_vec::<f64>(), vec![6.0, 8.0]);
+    /// let m = Tensor::arange(0.0, 6.0, 1.0, DType::F64).reshape([2, 3]);
+    /// assert_eq!(m.slice(-1, 0, 3, 2).to_vec::<f64>(), vec![0.0, 2.0, 3.0, 5.0]);
+    /// ```
+    pub fn slice(&self, axis: impl Axis, start: isize, end: isize, step: usize) -> Tensor {
+        let axis = axis.to_isize();
+        let a = norm_axis("slice", axis, self.rank());
+        if step == 0 {
+            panic!("slice: step must be positive, got 0 (axis {a} of {})", self.shape());
+        }
+        let size = self.dims()[a] as isize;
+        let clamp = |i: isize| (if i < 0 { i + size } else { i }).clamp(0, size) as usize;
+        let (s, e) = (clamp(start), clamp(end));
+        let len = if e > s { (e - s).div_ceil(step) } else { 0 };
+        if step == 1 {
+            return self.narrow(axis, s, len);
+        }
+        let out = self.view_as(self.layout().stepped(a, s, len, step));
+        record(
+            out,
+            Slice {
+                axis: a,
+                start: s,
+                len,
+                step,
+            },
+            &[self],
+        )
+    }
+
     /// Row `index` along `axis`, with that dimension removed (`x.select(0, i)` is `x[i]`).
     ///
     /// ```
@@ -384,7 +469,8 @@ impl Tensor {
     /// assert_eq!(x.select(0, 1).to_vec::<f32>(), vec![4.0, 5.0, 6.0]);
     /// assert_eq!(x.select(1, 2).to_vec::<f32>(), vec![3.0, 6.0]);
     /// ```
-    pub fn select(&self, axis: isize, index: usize) -> Tensor {
+    pub fn select(&self, axis: impl Axis, index: usize) -> Tensor {
+        let axis = axis.to_isize();
         self.narrow(axis, index, 1).squeeze(axis)
     }
 
@@ -451,7 +537,8 @@ impl Tensor {
     /// let b = Tensor::ones([1, 3], DType::F32);
     /// assert_eq!(Tensor::concat(&[a, b], 0).dims(), &[3, 3]);
     /// ```
-    pub fn concat(tensors: &[Tensor], axis: isize) -> Tensor {
+    pub fn concat(tensors: &[Tensor], axis: impl Axis) -> Tensor {
+        let axis = axis.to_isize();
         let first = tensors
             .first()
             .unwrap_or_else(|| panic!("concat: no tensors given"));
@@ -508,7 +595,8 @@ impl Tensor {
     /// let a = Tensor::zeros([3], DType::F32);
     /// assert_eq!(Tensor::stack(&[a.clone(), a], 0).dims(), &[2, 3]);
     /// ```
-    pub fn stack(tensors: &[Tensor], axis: isize) -> Tensor {
+    pub fn stack(tensors: &[Tensor], axis: impl Axis) -> Tensor {
+        let axis = axis.to_isize();
         let first = tensors
             .first()
             .unwrap_or_else(|| panic!("stack: no tensors given"));
@@ -530,7 +618,8 @@ impl Tensor {
     /// let parts = x.split(&[2, 3], 0);
     /// assert_eq!(parts[1].to_vec::<f32>(), vec![3.0, 4.0, 5.0]);
     /// ```
-    pub fn split(&self, sizes: &[usize], axis: isize) -> Vec<Tensor> {
+    pub fn split(&self, sizes: &[usize], axis: impl Axis) -> Vec<Tensor> {
+        let axis = axis.to_isize();
         let a = norm_axis("split", axis, self.rank());
         if sizes.iter().sum::<usize>() != self.dims()[a] {
             panic!(
@@ -559,7 +648,8 @@ impl Tensor {
     /// let sizes: Vec<usize> = x.chunk(3, 0).iter().map(|c| c.dims()[0]).collect();
     /// assert_eq!(sizes, [3, 3, 1]);
     /// ```
-    pub fn chunk(&self, n: usize, axis: isize) -> Vec<Tensor> {
+    pub fn chunk(&self, n: usize, axis: impl Axis) -> Vec<Tensor> {
+        let axis = axis.to_isize();
         let a = norm_axis("chunk", axis, self.rank());
         if n == 0 {
             panic!("chunk: cannot split into 0 pieces");

@@ -1,5 +1,7 @@
 //! Softmax, log-softmax and cumulative sums along one axis.
 
+#[allow(unused_imports)]
+use crate::tensor::axes::{Axis, AxisSet};
 use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
 use crate::tensor::cpu::with_dtype;
@@ -98,7 +100,8 @@ impl Tensor {
     /// let p = Tensor::from_vec(vec![1.0f64, 1.0], [2]).softmax(-1);
     /// assert_eq!(p.to_vec::<f64>(), vec![0.5, 0.5]);
     /// ```
-    pub fn softmax(&self, axis: isize) -> Tensor {
+    pub fn softmax(&self, axis: impl Axis) -> Tensor {
+        let axis = axis.to_isize();
         let a = norm_axis("softmax", axis, self.rank().max(1));
         if self.rank() == 0 {
             return self.reshape([1]).softmax(0).reshape(());
@@ -128,7 +131,8 @@ impl Tensor {
     /// let l = Tensor::from_vec(vec![0.0f64, 0.0], [2]).log_softmax(0);
     /// assert!((l.to_vec::<f64>()[0] + 2f64.ln()).abs() < 1e-12);
     /// ```
-    pub fn log_softmax(&self, axis: isize) -> Tensor {
+    pub fn log_softmax(&self, axis: impl Axis) -> Tensor {
+        let axis = axis.to_isize();
         let a = norm_axis("log_softmax", axis, self.rank().max(1));
         if self.rank() == 0 {
             return self.reshape([1]).log_softmax(0).reshape(());
@@ -154,12 +158,14 @@ impl Tensor {
     /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], [3]);
     /// assert_eq!(x.cumsum(0).to_vec::<f64>(), vec![1.0, 3.0, 6.0]);
     /// ```
-    pub fn cumsum(&self, axis: isize) -> Tensor {
+    pub fn cumsum(&self, axis: impl Axis) -> Tensor {
+        let axis = axis.to_isize();
         self.cumsum_dir(axis, false)
     }
 
     /// Running sums from the end: `out[i] = x[i] + … + x[n-1]`.
-    pub fn cumsum_reverse(&self, axis: isize) -> Tensor {
+    pub fn cumsum_reverse(&self, axis: impl Axis) -> Tensor {
+        let axis = axis.to_isize();
         self.cumsum_dir(axis, true)
     }
 

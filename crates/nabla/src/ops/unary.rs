@@ -17,6 +17,10 @@ pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
 const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+/// `√(2/π)`, the scale inside the tanh approximation of GELU.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient of the tanh approximation of GELU.
+const GELU_TANH_A: f64 = 0.044_715;
 
 /// `erf` for either element type (libm: correctly rounded to within an ulp or so).
 #[inline]
@@ -37,6 +41,9 @@ macro_rules! unary_ops {
             impl Op for $Op {
                 fn name(&self) -> &str {
                     stringify!($name)
+                }
+                fn lower(&self) -> Option<crate::compile::Prim> {
+                    crate::compile::unary_prim(stringify!($name))
                 }
                 fn vjp(&self, i: &[Tensor], out: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
                     smallvec![Some(g * &$Op::derivative(&i[0], out))]
@@ -97,6 +104,23 @@ unary_ops! {
     /// Gaussian error linear unit, exact form `x Φ(x)` (PyTorch's default).
     Gelu gelu: |v| v * T::from_f64(0.5) * (T::one() + erf(v * T::from_f64(FRAC_1_SQRT_2))),
         d: |x, y| (x * FRAC_1_SQRT_2).erf().affine(0.5, 0.5) + x * (x.square() * -0.5).exp() * FRAC_1_SQRT_2PI;
+    /// Gaussian error linear unit, tanh approximation (PyTorch's `gelu(x, approximate='tanh')`):
+    /// `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+    ///
+    /// ```
+    /// use nabla::Tensor;
+    /// let y = Tensor::from_vec(vec![-1.0f64, 0.0, 2.0], [3]).gelu_tanh().to_vec::<f64>();
+    /// assert!((y[0] + 0.158_808).abs() < 1e-6 && y[1] == 0.0 && (y[2] - 1.954_598).abs() < 1e-6);
+    /// ```
+    GeluTanh gelu_tanh: |v| {
+        let u = T::from_f64(SQRT_2_OVER_PI) * (v + T::from_f64(GELU_TANH_A) * v * v * v);
+        T::from_f64(0.5) * v * (T::one() + u.tanh())
+    }, d: |x, y| {
+        let x2 = x.square();
+        let t = (x * (&x2 * GELU_TANH_A + 1.0)).scale(SQRT_2_OVER_PI).tanh();
+        let du = (&x2 * (3.0 * GELU_TANH_A) + 1.0).scale(SQRT_2_OVER_PI);
+        (&t + 1.0).scale(0.5) + x * (1.0 - t.square()) * du * 0.5
+    };
     /// The error function.
     Erf erf: |v| erf(v), d: |x, y| (x.square().neg()).exp() * std::f64::consts::FRAC_2_SQRT_PI;
     /// Scaled exponential linear unit (Klambauer et al.), self-normalising with LeCun-normal init.
@@ -123,6 +147,7 @@ unary_ops! {
 impl Tensor {
     /// Sign elementwise: -1, 0 or 1 (no gradient).
     pub fn sign(&self) -> Tensor {
+        crate::compile::guard_read("sign", self);
         with_dtype!(
             self.dtype(),
             map::<T>(self, |v: T| {
@@ -139,11 +164,13 @@ impl Tensor {
 
     /// Floor elementwise (no gradient: piecewise constant).
     pub fn floor(&self) -> Tensor {
+        crate::compile::guard_read("floor", self);
         with_dtype!(self.dtype(), map::<T>(self, |v: T| v.floor()))
     }
 
     /// Ceiling elementwise (no gradient).
     pub fn ceil(&self) -> Tensor {
+        crate::compile::guard_read("ceil", self);
         with_dtype!(self.dtype(), map::<T>(self, |v: T| v.ceil()))
     }
 
@@ -158,6 +185,7 @@ impl Tensor {
     /// assert_eq!(x.sign().to_vec::<f32>(), vec![-1.0, 1.0, 1.0]);
     /// ```
     pub fn round(&self) -> Tensor {
+        crate::compile::guard_read("round", self);
         with_dtype!(self.dtype(), map::<T>(self, |v: T| v.round()))
     }
 

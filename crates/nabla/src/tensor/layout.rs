@@ -78,6 +78,13 @@ impl Layout {
         l
     }
 
+    /// Every `step`-th of `len` elements along `axis` from `start` (a strided view).
+    pub fn stepped(&self, axis: usize, start: usize, len: usize, step: usize) -> Layout {
+        let mut l = self.narrowed(axis, start, len);
+        l.strides[axis] *= step;
+        l
+    }
+
     /// Strides for a reshape that needs no copy, if one exists (NumPy's rule: each group of merged or
     /// split dimensions must be contiguous among themselves).
     pub fn reshaped(&self, new_shape: &Shape) -> Option<Layout> {

@@ -1,6 +1,7 @@
 //! The [`Tensor`] type: an immutable n-d array of `f32` or `f64`, shared by reference counting, that
 //! remembers how it was computed when it depends on something being differentiated.
 
+pub(crate) mod axes;
 pub(crate) mod cpu;
 mod display;
 pub(crate) mod layout;
@@ -12,6 +13,7 @@ use crate::autodiff::Node;
 use crate::device::Device;
 use crate::dtype::{DType, Element};
 use layout::Layout;
+pub use axes::{AllAxes, Axis, AxisSet};
 pub use shape::Shape;
 use std::sync::Arc;
 use storage::Storage;
@@ -357,7 +359,8 @@ impl Tensor {
     /// use nabla::{DType, Tensor};
     /// assert_eq!(Tensor::zeros([2, 5], DType::F32).dim(-1), 5);
     /// ```
-    pub fn dim(&self, axis: isize) -> usize {
+    pub fn dim(&self, axis: impl Axis) -> usize {
+        let axis = axis.to_isize();
         self.dims()[shape::norm_axis("dim", axis, self.rank())]
     }
     /// Number of dimensions (0 for a scalar).
@@ -459,6 +462,13 @@ impl Tensor {
     /// assert_eq!(t.to_vec::<f64>(), vec![1.0, 3.0, 2.0, 4.0]);
     /// ```
     pub fn to_vec<T: Element>(&self) -> Vec<T> {
+        crate::compile::guard_read("to_vec", self);
+        self.values_as()
+    }
+
+    /// The elements in row-major order as `T`, without the compiled path's guard (for the tape
+    /// builder, which reads constants).
+    pub(crate) fn values_as<T: Element>(&self) -> Vec<T> {
         match self.dtype() {
             DType::F32 => self
                 .contiguous_data::<f32>()
@@ -491,6 +501,7 @@ impl Tensor {
                 self.numel()
             );
         }
+        crate::compile::guard_read("item", self);
         let o = self.0.layout.offset;
         match self.dtype() {
             DType::F32 => self.buffer::<f32>()[o] as f64,

@@ -1,0 +1,273 @@
+//! Compiled execution: [`compile`] traces a function of tensors once per input signature (shapes
+//! and dtype) into a flat tape of primitives and replays it, forward and backward, without
+//! building a graph: no node, no reference count, no allocation per operation.
+//!
+//! What compiles: programs made of elementwise arithmetic (`+ - * /`, operations with Rust scalars,
+//! `powf`, `square`, `recip`, `neg`), `exp`, `ln`, `sin`, `cos`, `tanh`, `sqrt`, `sigmoid`,
+//! `reshape` and the sum of all elements, over operands of one shape or one element (scalars
+//! broadcast), in one dtype, returning one tensor. Loops and Rust control flow that do not depend
+//! on values are unrolled by the trace (like `jax.jit`).
+//!
+//! Guards: during the trace, any read of a traced value that could steer the program or escape the
+//! tape (`item`, `to_vec`, comparisons, `sign`, `argmax`, `detach`, ...) marks the trace
+//! value-dependent. Such a signature is then never replayed: it runs eagerly on every call, so a
+//! branch on a value is always taken afresh (or, with [`Compiled::strict`], the read panics naming
+//! the operation, like JAX's concretization error). A program with an operation that has no
+//! compiled form falls back to eager the same way. A stale branch is never replayed.
+//!
+//! Composition: when an input requires grad, carries a forward-mode tangent, or the call runs
+//! inside another transform (`grad`, `jvp`, ...), the function runs eagerly so that higher-order
+//! derivatives compose exactly as without `compile`.
+
+mod tape;
+
+use crate::autodiff::{fresh_variable, state};
+use crate::dtype::DType;
+use crate::tensor::Tensor;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+pub(crate) use tape::{Prim, UnaryFn};
+
+thread_local! {
+    /// While a trace runs: the first node id it may create (0 when no trace runs).
+    static TRACE_START: Cell<u64> = const { Cell::new(0) };
+    static TRACE_STRICT: Cell<bool> = const { Cell::new(false) };
+    /// The first value-dependent read seen by the running trace.
+    static TRACE_READ: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Called by every operation that reads a tensor's values outside the recorded graph. Under a
+/// trace, a read of a traced value makes the trace value-dependent (or panics in strict mode).
+#[inline]
+pub(crate) fn guard_read(op: &str, t: &Tensor) {
+    let start = TRACE_START.with(|c| c.get());
+    if start == 0 {
+        return;
+    }
+    let traced = t.0.node.as_ref().is_some_and(|n| n.id >= start);
+    if !traced {
+        return;
+    }
+    if TRACE_STRICT.with(|c| c.get()) {
+        panic!(
+            "compile: `{op}` reads the value of a traced tensor of shape {} (value-dependent \
+             control flow cannot be compiled; call the function without `compile`, or drop `strict`)",
+            t.shape()
+        );
+    }
+    TRACE_READ.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.is_none() {
+            *r = Some(format!("`{op}` reads a traced value"));
+        }
+    });
+}
+
+/// The compiled form of a binary elementwise operation, by name.
+pub(crate) fn binary_prim(name: &str) -> Option<Prim> {
+    Some(match name {
+        "add" => Prim::Add,
+        "sub" => Prim::Sub,
+        "mul" => Prim::Mul,
+        "div" => Prim::Div,
+        _ => return None,
+    })
+}
+
+/// The compiled form of a unary elementwise operation, by name.
+pub(crate) fn unary_prim(name: &str) -> Option<Prim> {
+    Some(Prim::Unary(match name {
+        "exp" => UnaryFn::Exp,
+        "ln" => UnaryFn::Ln,
+        "sin" => UnaryFn::Sin,
+        "cos" => UnaryFn::Cos,
+        "tanh" => UnaryFn::Tanh,
+        "sqrt" => UnaryFn::Sqrt,
+        "sigmoid" => UnaryFn::Sigmoid,
+        _ => return None,
+    }))
+}
+
+/// The input signature a trace is valid for.
+type Signature = Vec<(DType, Vec<usize>)>;
+
+enum Entry {
+    Tape(Arc<tape::Tape>),
+    /// This signature runs eagerly, for the reason given.
+    Eager(String),
+}
+
+/// How often a compiled function traced, replayed and ran eagerly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompileStats {
+    /// Traces (one per new input signature).
+    pub traces: usize,
+    /// Calls answered by replaying a tape.
+    pub replays: usize,
+    /// Calls run eagerly (value-dependent or uncompilable signature, or under another transform).
+    pub eager_calls: usize,
+    /// Why the last signature that could not be compiled runs eagerly.
+    pub last_fallback: Option<String>,
+    /// Instructions in the most recent tape.
+    pub tape_len: usize,
+}
+
+/// A function compiled by [`compile`].
+pub struct Compiled<F> {
+    f: F,
+    strict: bool,
+    cache: Mutex<HashMap<Signature, Entry>>,
+    stats: Mutex<CompileStats>,
+}
+
+/// Compiles `f`: the first call with a new input signature (shapes, dtype) traces `f` into a
+/// tape; later calls replay it. See the [module documentation](self) for what compiles, the
+/// guards, and the eager fallback. `f` must be a pure function of its inputs: tensors it captures
+/// are constants of the trace (as in `jax.jit`).
+///
+/// ```
+/// use nabla::{compile, value_and_grad, Tensor};
+/// let f = |p: &[Tensor]| {
+///     let mut y = p[0].clone();
+///     for _ in 0..100 {
+///         y = (&y * &p[1]).sin() + 0.5;
+///     }
+///     y
+/// };
+/// let cf = compile(f);
+/// let xs = [Tensor::scalar(0.3f64), Tensor::scalar(1.2f64)];
+/// let (y, g) = cf.value_and_grad(&xs); // traces, then replays
+/// let (y2, g2) = cf.value_and_grad(&xs); // replays
+/// let (ye, ge) = value_and_grad(f, &xs); // eager
+/// assert!((y2.item() - ye.item()).abs() < 1e-12 && (g2[1].item() - ge[1].item()).abs() < 1e-12);
+/// assert_eq!((y.item(), g[0].item()), (y2.item(), g2[0].item()));
+/// assert_eq!(cf.stats().traces, 1);
+/// ```
+pub fn compile<F>(f: F) -> Compiled<F>
+where
+    F: Fn(&[Tensor]) -> Tensor,
+{
+    Compiled {
+        f,
+        strict: false,
+        cache: Mutex::new(HashMap::new()),
+        stats: Mutex::new(CompileStats::default()),
+    }
+}
+
+impl<F> Compiled<F>
+where
+    F: Fn(&[Tensor]) -> Tensor,
+{
+    /// Panics, naming the operation, when a trace reads a traced value (instead of running that
+    /// signature eagerly).
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
+        self
+    }
+
+    /// The counters of this compiled function.
+    pub fn stats(&self) -> CompileStats {
+        self.stats.lock().expect("stats").clone()
+    }
+
+    /// The function's value.
+    pub fn call(&self, xs: &[Tensor]) -> Tensor {
+        self.run(xs, false).0
+    }
+
+    /// The value of a one-element function and its gradient with respect to every input, as
+    /// [`value_and_grad`](crate::value_and_grad) computes them.
+    pub fn value_and_grad(&self, xs: &[Tensor]) -> (Tensor, Vec<Tensor>) {
+        let (v, g) = self.run(xs, true);
+        (v, g.expect("gradient"))
+    }
+
+    fn eager(&self, xs: &[Tensor], grad: bool) -> (Tensor, Option<Vec<Tensor>>) {
+        self.stats.lock().expect("stats").eager_calls += 1;
+        if grad {
+            let (v, g) = crate::value_and_grad(&self.f, xs);
+            (v, Some(g))
+        } else {
+            ((self.f)(xs), None)
+        }
+    }
+
+    fn run(&self, xs: &[Tensor], grad: bool) -> (Tensor, Option<Vec<Tensor>>) {
+        let composing = state::depth() > 0
+            || state::forward_active()
+            || xs.iter().any(|x| x.requires_grad() || !x.0.tangents.is_empty());
+        if composing || TRACE_START.with(|c| c.get()) != 0 {
+            return self.eager(xs, grad);
+        }
+        let sig: Signature = xs.iter().map(|x| (x.dtype(), x.dims().to_vec())).collect();
+        let found = match self.cache.lock().expect("cache").get(&sig) {
+            Some(Entry::Tape(t)) => Some(Ok(t.clone())),
+            Some(Entry::Eager(_)) => Some(Err(())),
+            None => None,
+        };
+        match found {
+            Some(Ok(tape)) => {
+                self.stats.lock().expect("stats").replays += 1;
+                let (v, g) = tape.run(xs, grad);
+                if grad && v.numel() != 1 {
+                    panic!(
+                        "value_and_grad: the function must return a one-element tensor, got shape {}",
+                        v.shape()
+                    );
+                }
+                (v, g)
+            }
+            Some(Err(())) => self.eager(xs, grad),
+            None => {
+                let entry = self.trace(xs);
+                let mut stats = self.stats.lock().expect("stats");
+                stats.traces += 1;
+                match &entry {
+                    Entry::Tape(t) => stats.tape_len = t.len(),
+                    Entry::Eager(why) => stats.last_fallback = Some(why.clone()),
+                }
+                drop(stats);
+                self.cache.lock().expect("cache").insert(sig, entry);
+                self.run(xs, grad)
+            }
+        }
+    }
+
+    /// Runs `f` once on fresh variables with the guards on, and lowers what it recorded.
+    fn trace(&self, xs: &[Tensor]) -> Entry {
+        let _on = state::GradModeGuard::set(true);
+        let start = state::next_id();
+        let vars: Vec<Tensor> = xs.iter().map(fresh_variable).collect();
+        let ids: Vec<u64> = vars
+            .iter()
+            .map(|v| v.0.node.as_ref().expect("variable").id)
+            .collect();
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                TRACE_START.with(|c| c.set(0));
+                TRACE_STRICT.with(|c| c.set(false));
+            }
+        }
+        TRACE_READ.with(|r| *r.borrow_mut() = None);
+        TRACE_START.with(|c| c.set(start));
+        TRACE_STRICT.with(|c| c.set(self.strict));
+        let reset = Reset;
+        let out = (self.f)(&vars);
+        drop(reset);
+        if let Some(why) = TRACE_READ.with(|r| r.borrow_mut().take()) {
+            return Entry::Eager(why);
+        }
+        match tape::Tape::build(&out, &ids, &vars, start) {
+            Ok(t) => Entry::Tape(Arc::new(t)),
+            Err(why) => {
+                if self.strict {
+                    panic!("compile: {why}");
+                }
+                Entry::Eager(why)
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The compiled path (`nabla::compile`) against eager execution: values and gradients agree to
+//! 1e-12 in f64 on random straight-line and looped programs and on an RK4 simulator; a branch on a
+//! traced value never replays stale; composition with other transforms stays exact.
+
+use nabla::{DType, Tensor, compile, grad, hvp, value_and_grad};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))
+}
+
+fn assert_same(what: &str, c: &Tensor, e: &Tensor) {
+    assert_eq!(c.shape(), e.shape(), "{what}: shapes");
+    for (i, (x, y)) in c.to_vec::<f64>().iter().zip(e.to_vec::<f64>()).enumerate() {
+        assert!(close(*x, y), "{what}[{i}]: compiled {x} vs eager {y}");
+    }
+}
+
+/// One random instruction of a program over a pool of values (all of one shape, or 0-d).
+#[derive(Clone, Debug)]
+enum Step {
+    Bin(u8, usize, usize),
+    Un(u8, usize),
+    Scalar(u8, f64, usize),
+}
+
+fn random_program(rng: &mut StdRng, n_inputs: usize, len: usize) -> Vec<Step> {
+    (0..len)
+        .map(|k| {
+            let avail = n_inputs + k;
+            let pick = |rng: &mut StdRng| rng.random_range(0..avail);
+            match rng.random_range(0..3) {
+                0 => Step::Bin(rng.random_range(0..4), pick(rng), pick(rng)),
+                1 => Step::Un(rng.random_range(0..7), pick(rng)),
+                _ => Step::Scalar(rng.random_range(0..5), rng.random_range(0.5..1.5), pick(rng)),
+            }
+        })
+        .collect()
+}
+
+/// Runs a program; values stay in a safe range (bounded unary functions, divisions by 1 + x²).
+fn run_program(prog: &[Step], xs: &[Tensor], rounds: usize) -> Tensor {
+    let mut pool: Vec<Tensor> = xs.to_vec();
+    for _ in 0..rounds {
+        for s in prog {
+            let y = match *s {
+                Step::Bin(op, a, b) => {
+                    let (a, b) = (&pool[a], &pool[b]);
+                    match op {
+                        0 => a + b,
+                        1 => a - b,
+                        2 => (a * b).tanh(),
+                        _ => a / (b.square() + 1.0),
+                    }
+                }
+                Step::Un(op, a) => {
+                    let a = &pool[a];
+                    match op {
+                        0 => a.sin(),
+                        1 => a.cos(),
+                        2 => a.tanh(),
+                        3 => a.sigmoid(),
+                        4 => (a.square() + 1.0).ln(),
+                        5 => (a.square() + 0.5).sqrt(),
+                        _ => (a.tanh()).exp(),
+                    }
+                }
+                Step::Scalar(op, c, a) => {
+                    let a = &pool[a];
+                    match op {
+                        0 => a * c,
+                        1 => a + c,
+                        2 => c - a,
+                        3 => c / (a.square() + 1.0),
+                        _ => (a.square() + 1.0).powf(c),
+                    }
+                }
+            };
+            pool.push(y);
+        }
+        // feed the last values back as the next round's inputs (a loop)
+        let k = pool.len();
+        pool = pool[k - xs.len()..].to_vec();
+    }
+    pool.iter().map(|t| t.sum()).reduce(|a, b| a + b).expect("values")
+}
+
+#[test]
+fn random_straight_line_and_looped_programs_match_eager() {
+    let mut rng = StdRng::seed_from_u64(12);
+    for case in 0..40 {
+        let n_inputs = rng.random_range(1..4);
+        let prog = random_program(&mut rng, n_inputs, rng.random_range(3..25));
+        let rounds = if case % 2 == 0 { 1 } else { rng.random_range(2..6) };
+        // half the programs over [3] vectors mixed with 0-d scalars, half over scalars
+        let xs: Vec<Tensor> = (0..n_inputs)
+            .map(|i| {
+                if case % 4 < 2 && i % 2 == 0 {
+                    Tensor::randn([3], DType::F64, &mut rng)
+                } else {
+                    Tensor::scalar(rng.random_range(-1.0..1.0f64))
+                }
+            })
+            .collect();
+        let f = |p: &[Tensor]| run_program(&prog, p, rounds);
+        let cf = compile(f);
+        let (ev, eg) = value_and_grad(f, &xs);
+        for _ in 0..2 {
+            let (cv, cg) = cf.value_and_grad(&xs);
+            assert_same(&format!("case {case} value"), &cv, &ev);
+            for (i, (c, e)) in cg.iter().zip(&eg).enumerate() {
+                assert_same(&format!("case {case} grad {i}"), c, e);
+            }
+        }
+        assert_same("call", &cf.call(&xs), &ev);
+        let st = cf.stats();
+        assert_eq!(st.traces, 1, "case {case}: {st:?}");
+        assert_eq!(st.eager_calls, 0, "case {case}: {st:?}");
+        assert_eq!(st.replays, 3);
+        // new values, same signature: replayed, still exact
+        let ys: Vec<Tensor> = xs.iter().map(|x| x * 0.7 + 0.1).collect();
+        let (cv, cg) = cf.value_and_grad(&ys);
+        let (ev, eg) = value_and_grad(f, &ys);
+        assert_same("new inputs", &cv, &ev);
+        assert_same("new inputs grad", &cg[0], &eg[0]);
+        assert_eq!(cf.stats().traces, 1);
+    }
+}
+
+/// A damped pendulum through RK4 steps (the rk4-pendulum benchmark's program) in f64.
+fn pendulum(p: &[Tensor], steps: usize) -> Tensor {
+    let (b, g, l) = (&p[0], &p[1], &p[2]);
+    let f = |th: &Tensor, om: &Tensor| (om.clone(), -(g / l) * th.sin() - b * om);
+    let (h, dt) = (0.005, 0.01);
+    let mut th = Tensor::scalar(1.0f64);
+    let mut om = Tensor::scalar(0.0f64);
+    for _ in 0..steps {
+        let (k1t, k1o) = f(&th, &om);
+        let (k2t, k2o) = f(&(&th + &k1t * h), &(&om + &k1o * h));
+        let (k3t, k3o) = f(&(&th + &k2t * h), &(&om + &k2o * h));
+        let (k4t, k4o) = f(&(&th + &k3t * dt), &(&om + &k3o * dt));
+        th = &th + (&k1t + &k2t * 2.0 + &k3t * 2.0 + &k4t) * (dt / 6.0);
+        om = &om + (&k1o + &k2o * 2.0 + &k3o * 2.0 + &k4o) * (dt / 6.0);
+    }
+    &th * &th + &om * &om
+}
+
+#[test]
+fn rk4_pendulum_compiled_matches_eager() {
+    let p = [
+        Tensor::scalar(0.1f64),
+        Tensor::scalar(9.81f64),
+        Tensor::scalar(1.0f64),
+    ];
+    let f = |p: &[Tensor]| pendulum(p, 300);
+    let cf = compile(f);
+    let (ev, eg) = value_and_grad(f, &p);
+    let (cv, cg) = cf.value_and_grad(&p);
+    assert_same("loss", &cv, &ev);
+    for i in 0..3 {
+        assert_same("grad", &cg[i], &eg[i]);
+    }
+    assert!(cf.stats().tape_len > 10_000, "{:?}", cf.stats());
+    // f32 gives the eager f32 numbers (same operations in the same order)
+    let p32: Vec<Tensor> = p.iter().map(|t| t.to_dtype(DType::F32)).collect();
+    let (cv, cg) = cf.value_and_grad(&p32);
+    let (ev, eg) = value_and_grad(f32_pendulum, &p32);
+    assert_eq!(cv.dtype(), DType::F32);
+    assert!((cv.item() - ev.item()).abs() <= 1e-5 * ev.item().abs());
+    for i in 0..3 {
+        assert!((cg[i].item() - eg[i].item()).abs() <= 1e-4 * (1.0 + eg[i].item().abs()));
+    }
+    assert_eq!(cf.stats().traces, 2);
+}
+
+fn f32_pendulum(p: &[Tensor]) -> Tensor {
+    let (b, g, l) = (&p[0], &p[1], &p[2]);
+    let f = |th: &Tensor, om: &Tensor| (om.clone(), -(g / l) * th.sin() - b * om);
+    let (h, dt) = (0.005, 0.01);
+    let mut th = Tensor::scalar(1.0f32);
+    let mut om = Tensor::scalar(0.0f32);
+    for _ in 0..300 {
+        let (k1t, k1o) = f(&th, &om);
+        let (k2t, k2o) = f(&(&th + &k1t * h), &(&om + &k1o * h));
+        let (k3t, k3o) = f(&(&th + &k2t * h), &(&om + &k2o * h));
+        let (k4t, k4o) = f(&(&th + &k3t * dt), &(&om + &k3o * dt));
+        th = &th + (&k1t + &k2t * 2.0 + &k3t * 2.0 + &k4t) * (dt / 6.0);
+        om = &om + (&k1o + &k2o * 2.0 + &k3o * 2.0 + &k4o) * (dt / 6.0);
+    }
+    &th * &th + &om * &om
+}
+
+/// A branch on a traced value: `x ↦ 2x` for positive x, `x³` otherwise.
+fn branchy(p: &[Tensor]) -> Tensor {
+    let x = &p[0];
+    if x.item() > 0.0 { x * 2.0 } else { x * x * x }
+}
+
+#[test]
+fn a_value_dependent_branch_never_replays_stale() {
+    let cf = compile(branchy);
+    for &(x, want_y, want_g) in &[
+        (1.5, 3.0, 2.0),
+        (-2.0, -8.0, 12.0),
+        (0.5, 1.0, 2.0),
+        (-1.0, -1.0, 3.0),
+    ] {
+        let (y, g) = cf.value_and_grad(&[Tensor::scalar(x)]);
+        assert_eq!((y.item(), g[0].item()), (want_y, want_g), "x = {x}");
+        assert_eq!(cf.call(&[Tensor::scalar(x)]).item(), want_y);
+    }
+    let st = cf.stats();
+    assert_eq!((st.traces, st.replays), (1, 0), "{st:?}");
+    assert!(st.last_fallback.unwrap().contains("`item` reads a traced value"));
+    // the same with a mask instead of a Rust branch
+    let masked = |p: &[Tensor]| {
+        let x = &p[0];
+        x.gt_scalar(0.0).where_(&(x * 2.0), &(x * x * x)).sum()
+    };
+    let cm = compile(masked);
+    for x in [1.5, -2.0] {
+        let xs = [Tensor::from_vec(vec![x, -x], [2])];
+        let (y, g) = cm.value_and_grad(&xs);
+        let (ye, ge) = value_and_grad(masked, &xs);
+        assert_eq!(y.item(), ye.item());
+        assert_eq!(g[0].to_vec::<f64>(), ge[0].to_vec::<f64>());
+    }
+    assert_eq!(cm.stats().replays, 0);
+}
+
+#[test]
+#[should_panic(expected = "compile: `item` reads the value of a traced tensor of shape []")]
+fn strict_mode_refuses_a_value_dependent_branch() {
+    let cf = compile(branchy).strict();
+    cf.call(&[Tensor::scalar(1.0f64)]);
+}
+
+#[test]
+fn detach_and_uncompilable_operations_fall_back_to_eager() {
+    let f = |p: &[Tensor]| (&p[0] * &p[0].detach()).sum();
+    let cf = compile(f);
+    let x = [Tensor::from_vec(vec![1.0f64, 2.0], [2])];
+    let x2 = [Tensor::from_vec(vec![3.0f64, -1.0], [2])];
+    cf.value_and_grad(&x);
+    let (y, g) = cf.value_and_grad(&x2);
+    assert_eq!(y.item(), 10.0);
+    assert_eq!(g[0].to_vec::<f64>(), vec![3.0, -1.0]);
+    // matmul has no compiled form: eager, same numbers
+    let m = |p: &[Tensor]| p[0].matmul(&p[0]).sum();
+    let cm = compile(m);
+    let a = [Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [2, 2])];
+    let (y, g) = cm.value_and_grad(&a);
+    let (ye, ge) = value_and_grad(m, &a);
+    assert_eq!(y.item(), ye.item());
+    assert_eq!(g[0].to_vec::<f64>(), ge[0].to_vec::<f64>());
+    assert!(cm.stats().last_fallback.unwrap().contains("matmul"));
+}
+
+#[test]
+fn new_shapes_retrace_and_captured_tensors_are_constants() {
+    let w = Tensor::from_vec(vec![0.5f64, -1.0, 2.0], [3]);
+    let f = |p: &[Tensor]| (&p[0] * &w).sin().sum();
+    let cf = compile(f);
+    let x3 = Tensor::from_vec(vec![0.1f64, 0.2, 0.3], [3]);
+    let (_, g) = cf.value_and_grad(std::slice::from_ref(&x3));
+    let (_, ge) = value_and_grad(f, std::slice::from_ref(&x3));
+    assert_same("captured", &g[0], &ge[0]);
+    let x1 = Tensor::scalar(0.4f64);
+    assert_same("scalar", &cf.call(std::slice::from_ref(&x1)), &f(&[x1.clone()]));
+    assert_eq!(cf.stats().traces, 2);
+}
+
+#[test]
+fn grad_of_grad_and_hvp_through_a_compiled_function_compose_exactly() {
+    let body = |p: &[Tensor]| {
+        let mut y = p[0].clone();
+        for _ in 0..5 {
+            y = (&y * 1.1).sin() + &y * &y * 0.1;
+        }
+        y.sum()
+    };
+    let cf = compile(body);
+    let x = Tensor::scalar(0.3f64);
+    let d2c = grad(grad(|x: &Tensor| cf.call(std::slice::from_ref(x))))(&x);
+    let d2e = grad(grad(|x: &Tensor| body(std::slice::from_ref(x))))(&x);
+    assert!(close(d2c.item(), d2e.item()));
+    let v = Tensor::scalar(1.0f64);
+    let hc = hvp(|x: &Tensor| cf.call(std::slice::from_ref(x)), &x, &v);
+    assert!(close(hc.item(), d2e.item()));
+    // first-order calls on plain inputs were replayed
+    let (yc, gc) = cf.value_and_grad(std::slice::from_ref(&x));
+    let (ye, ge) = value_and_grad(body, std::slice::from_ref(&x));
+    assert!(close(yc.item(), ye.item()) && close(gc[0].item(), ge[0].item()));
+    assert!(cf.stats().replays >= 1);
+}
