@@ -271,10 +271,7 @@ fn run_rk4_pendulum(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         mc.check_failed = Some("rk4-pendulum: the compiled path did not replay".into());
     }
     // Hessian-vector products along (1, 1, 1), both modes, as a multiple of one gradient.
-    let mut out = vec![
-        m.with("check", json!(if ok { "ok" } else { "FAILED" })),
-        mc,
-    ];
+    let mut out = vec![m.with("check", json!(if ok { "ok" } else { "FAILED" })), mc];
     for (variant, mode) in [
         ("hvp-fwd-rev", nabla::HvpMode::ForwardOverReverse),
         ("hvp-rev-rev", nabla::HvpMode::ReverseOverReverse),

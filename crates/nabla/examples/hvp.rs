@@ -1,6 +1,7 @@
 //! Hessian-vector products three ways, on the Rosenbrock function in 4 dimensions.
 //!
-//! 1. `hvp(f, x, v)`: forward mode over reverse mode, without ever forming the Hessian;
+//! 1. `hvp(f, x, v)`: without ever forming the Hessian (reverse over reverse by default,
+//!    forward over reverse with `hvp_with(HvpMode::ForwardOverReverse, ..)`);
 //! 2. a central finite difference of gradients, `(∇f(x + εv) - ∇f(x - εv)) / 2ε`;
 //! 3. the full Hessian as `jacobian` of `grad(f)`, multiplied by `v`.
 //!
@@ -29,7 +30,7 @@ fn main() {
     let x = Tensor::from_vec(vec![-1.2f64, 1.0, 0.5, 0.8], [4]);
     let v = Tensor::from_vec(vec![1.0f64, -2.0, 0.5, 3.0], [4]);
 
-    // 1. Forward-over-reverse: about the cost of two gradient evaluations.
+    // 1. Without forming H (reverse over reverse by default; `hvp_with` picks the mode).
     let hv = hvp(rosenbrock, &x, &v);
 
     // 2. Finite differences of the gradient.
@@ -41,7 +42,7 @@ fn main() {
     let h = jacobian(grad(rosenbrock), &x);
     let hv_full = h.matmul(&v);
 
-    show("hvp (forward over reverse)", &hv);
+    show("hvp", &hv);
     show("finite differences", &fd);
     show("jacobian(grad(f)) @ v", &hv_full);
     println!("Hessian:");

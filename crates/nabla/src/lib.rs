@@ -64,11 +64,11 @@ pub mod testing;
 #[cfg(feature = "ndarray")]
 mod interop;
 
-pub use compile::{CompileStats, Compiled, compile};
 pub use autodiff::{
-    CustomOp, Grads, HvpMode, JvpOutput, NoGradGuard, checkpoint, grad, hessian_vector_product, hvp,
-    hvp_joint, hvp_with, jacobian, jvp, no_grad, value_and_grad, vjp,
+    CustomOp, Grads, HvpMode, JvpOutput, NoGradGuard, checkpoint, grad, hessian_vector_product,
+    hvp, hvp_joint, hvp_with, jacobian, jvp, no_grad, value_and_grad, vjp,
 };
+pub use compile::{CompileStats, Compiled, compile};
 pub use device::Device;
 pub use dtype::{DType, Element};
 pub use ops::conv::{Conv1dOpts, Conv2dOpts};
@@ -84,8 +84,8 @@ pub use rand;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::{
-        AllAxes, Conv1dOpts, Conv2dOpts, CustomOp, DType, Device, Grads, Indices, Shape, Tensor, checkpoint,
-        grad, hvp, jacobian, jvp, no_grad, straight_through, value_and_grad, vjp,
+        AllAxes, Conv1dOpts, Conv2dOpts, CustomOp, DType, Device, Grads, Indices, Shape, Tensor,
+        checkpoint, grad, hvp, jacobian, jvp, no_grad, straight_through, value_and_grad, vjp,
     };
 }
 

@@ -7,7 +7,10 @@ use nabla::{DType, HvpMode, Tensor, grad, hvp, hvp_joint, hvp_with, jvp, value_a
 use rand::SeedableRng;
 
 fn close(a: &[f64], b: &[f64], tol: f64) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
 }
 
 /// A scalar function of three tensors of different shapes with cross terms between all of them.
@@ -48,7 +51,11 @@ fn joint_hvp_both_modes_agree_with_finite_differences_of_the_gradient() {
         assert_eq!(fwd[i].shape(), xs[i].shape());
         assert!(close(&fwd[i].to_vec::<f64>(), &fd, 1e-6), "fwd block {i}");
         assert!(close(&rev[i].to_vec::<f64>(), &fd, 1e-6), "rev block {i}");
-        assert!(close(&dflt[i].to_vec::<f64>(), &fwd[i].to_vec::<f64>(), 1e-12));
+        assert!(close(
+            &dflt[i].to_vec::<f64>(),
+            &fwd[i].to_vec::<f64>(),
+            1e-12
+        ));
     }
 }
 
@@ -76,7 +83,13 @@ fn hvp_composes_with_grad() {
     for mode in [HvpMode::ForwardOverReverse, HvpMode::ReverseOverReverse] {
         let vv = v.clone();
         let d = grad(move |y: &Tensor| {
-            hvp_with(mode, |p: &[Tensor]| p[0].powf(4.0).sum(), &[y.clone()], &[vv.clone()])[0].sum()
+            hvp_with(
+                mode,
+                |p: &[Tensor]| p[0].powf(4.0).sum(),
+                &[y.clone()],
+                &[vv.clone()],
+            )[0]
+            .sum()
         })(&x);
         assert!(close(&d.to_vec::<f64>(), &[12.0, -72.0], 1e-12), "{mode:?}");
     }
@@ -86,7 +99,11 @@ fn hvp_composes_with_grad() {
 #[should_panic(expected = "hvp: 2 inputs but 1 directions")]
 fn hvp_direction_count_must_match() {
     let x = Tensor::scalar(1.0f64);
-    hvp_joint(|p: &[Tensor]| (&p[0] * &p[1]).sum(), &[x.clone(), x.clone()], &[x]);
+    hvp_joint(
+        |p: &[Tensor]| (&p[0] * &p[1]).sum(),
+        &[x.clone(), x.clone()],
+        &[x],
+    );
 }
 
 #[test]
@@ -96,7 +113,10 @@ fn jvp_pushes_several_outputs_forward() {
     let (ys, ts) = jvp(
         |p: &[Tensor]| vec![p[0].sin() * &p[1], p[0].sum() * &p[1], p[1].exp()],
         &[x.clone(), w.clone()],
-        &[Tensor::from_vec(vec![1.0f64, 0.0], [2]), Tensor::scalar(1.0f64)],
+        &[
+            Tensor::from_vec(vec![1.0f64, 0.0], [2]),
+            Tensor::scalar(1.0f64),
+        ],
     );
     assert_eq!(ys.len(), 3);
     assert_eq!(ts.len(), 3);
@@ -121,7 +141,11 @@ fn jvp_accepts_one_element_and_broadcast_tangents() {
     assert_eq!(t.item(), 2.0);
     // a 0-d tangent broadcast over a [3] primal: the directional derivative along (1, 1, 1)
     let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0], [3]);
-    let (_, t) = jvp(|p: &[Tensor]| p[0].square().sum(), &[x], &[Tensor::scalar(1.0f64)]);
+    let (_, t) = jvp(
+        |p: &[Tensor]| p[0].square().sum(),
+        &[x],
+        &[Tensor::scalar(1.0f64)],
+    );
     assert_eq!(t.item(), 12.0);
 }
 
@@ -139,7 +163,9 @@ fn jvp_rejects_a_tangent_that_does_not_broadcast() {
 #[test]
 fn gelu_tanh_matches_its_formula_and_gradients() {
     let xs = [-3.0f64, -0.7, 0.0, 0.4, 2.5];
-    let y = Tensor::from_vec(xs.to_vec(), [5]).gelu_tanh().to_vec::<f64>();
+    let y = Tensor::from_vec(xs.to_vec(), [5])
+        .gelu_tanh()
+        .to_vec::<f64>();
     let c = (2.0 / std::f64::consts::PI).sqrt();
     let want: Vec<f64> = xs
         .iter()
@@ -156,7 +182,11 @@ fn gelu_tanh_matches_its_formula_and_gradients() {
     // f32 agrees with f64
     let y32 = x.to_dtype(DType::F32).gelu_tanh().to_vec::<f32>();
     let y64 = x.gelu_tanh().to_vec::<f64>();
-    assert!(y32.iter().zip(&y64).all(|(a, b)| (*a as f64 - b).abs() < 1e-5));
+    assert!(
+        y32.iter()
+            .zip(&y64)
+            .all(|(a, b)| (*a as f64 - b).abs() < 1e-5)
+    );
 }
 
 #[test]
@@ -192,10 +222,14 @@ fn slice_refuses_a_zero_step() {
 #[test]
 fn avg_pool_without_padding_in_the_divisor() {
     let x = Tensor::from_vec((0..9).map(|v| v as f64).collect(), [1, 1, 3, 3]);
-    let y = x.avg_pool2d_with([3, 3], [2, 2], [1, 1], false).to_vec::<f64>();
+    let y = x
+        .avg_pool2d_with([3, 3], [2, 2], [1, 1], false)
+        .to_vec::<f64>();
     // windows cover the 2x2 corners of the 3x3 grid
     assert_eq!(y, vec![2.0, 3.0, 5.0, 6.0]);
-    let inc = x.avg_pool2d_with([3, 3], [2, 2], [1, 1], true).to_vec::<f64>();
+    let inc = x
+        .avg_pool2d_with([3, 3], [2, 2], [1, 1], true)
+        .to_vec::<f64>();
     assert_eq!(inc, x.avg_pool2d([3, 3], [2, 2], [1, 1]).to_vec::<f64>());
     assert_eq!(inc[0], 8.0 / 9.0);
     let mut rng = rand::rngs::StdRng::seed_from_u64(5);

@@ -33,7 +33,11 @@ fn random_program(rng: &mut StdRng, n_inputs: usize, len: usize) -> Vec<Step> {
             match rng.random_range(0..3) {
                 0 => Step::Bin(rng.random_range(0..4), pick(rng), pick(rng)),
                 1 => Step::Un(rng.random_range(0..7), pick(rng)),
-                _ => Step::Scalar(rng.random_range(0..5), rng.random_range(0.5..1.5), pick(rng)),
+                _ => Step::Scalar(
+                    rng.random_range(0..5),
+                    rng.random_range(0.5..1.5),
+                    pick(rng),
+                ),
             }
         })
         .collect()
@@ -83,7 +87,10 @@ fn run_program(prog: &[Step], xs: &[Tensor], rounds: usize) -> Tensor {
         let k = pool.len();
         pool = pool[k - xs.len()..].to_vec();
     }
-    pool.iter().map(|t| t.sum()).reduce(|a, b| a + b).expect("values")
+    pool.iter()
+        .map(|t| t.sum())
+        .reduce(|a, b| a + b)
+        .expect("values")
 }
 
 #[test]
@@ -93,7 +100,11 @@ fn random_straight_line_and_looped_programs_match_eager() {
         let n_inputs = rng.random_range(1..4);
         let len = rng.random_range(3..25);
         let prog = random_program(&mut rng, n_inputs, len);
-        let rounds = if case % 2 == 0 { 1 } else { rng.random_range(2..6) };
+        let rounds = if case % 2 == 0 {
+            1
+        } else {
+            rng.random_range(2..6)
+        };
         // half the programs over [3] vectors mixed with 0-d scalars, half over scalars
         let xs: Vec<Tensor> = (0..n_inputs)
             .map(|i| {
@@ -196,7 +207,11 @@ fn a_value_dependent_branch_never_replays_stale() {
     }
     let st = cf.stats();
     assert_eq!((st.traces, st.replays), (1, 0), "{st:?}");
-    assert!(st.last_fallback.unwrap().contains("`item` reads a traced value"));
+    assert!(
+        st.last_fallback
+            .unwrap()
+            .contains("`item` reads a traced value")
+    );
     // the same with a mask instead of a Rust branch
     let masked = |p: &[Tensor]| {
         let x = &p[0];
@@ -251,7 +266,11 @@ fn new_shapes_retrace_and_captured_tensors_are_constants() {
     let (_, ge) = value_and_grad(f, std::slice::from_ref(&x3));
     assert_same("captured", &g[0], &ge[0]);
     let x1 = Tensor::scalar(0.4f64);
-    assert_same("scalar", &cf.call(std::slice::from_ref(&x1)), &f(&[x1.clone()]));
+    assert_same(
+        "scalar",
+        &cf.call(std::slice::from_ref(&x1)),
+        &f(&[x1.clone()]),
+    );
     assert_eq!(cf.stats().traces, 2);
 }
 

@@ -53,9 +53,7 @@ where
 {
     check_directions("hvp", xs, vs);
     match mode {
-        HvpMode::ForwardOverReverse => {
-            jvp(|ys: &[Tensor]| value_and_grad(&f, ys).1, xs, vs).1
-        }
+        HvpMode::ForwardOverReverse => jvp(|ys: &[Tensor]| value_and_grad(&f, ys).1, xs, vs).1,
         HvpMode::ReverseOverReverse => {
             let vs: Vec<Tensor> = vs.iter().map(Tensor::detach).collect();
             let inner = |ys: &[Tensor]| {

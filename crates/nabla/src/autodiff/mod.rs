@@ -14,8 +14,8 @@
 mod backward;
 mod checkpoint;
 mod custom;
-mod hessian;
 pub(crate) mod forward;
+mod hessian;
 mod op_slot;
 pub(crate) mod state;
 mod tensor_api;
@@ -29,9 +29,7 @@ pub(crate) use backward::{Targets, run as run_backward};
 pub use checkpoint::checkpoint;
 pub use custom::CustomOp;
 pub use hessian::{HvpMode, hessian_vector_product, hvp, hvp_joint, hvp_with};
-pub use transforms::{
-    JvpOutput, NoGradGuard, grad, jacobian, jvp, no_grad, value_and_grad, vjp,
-};
+pub use transforms::{JvpOutput, NoGradGuard, grad, jacobian, jvp, no_grad, value_and_grad, vjp};
 
 /// Gradients returned by a reverse rule, one per input (`None` for zero or not needed).
 pub(crate) type InputGrads = SmallVec<[Option<Tensor>; 2]>;

@@ -197,7 +197,9 @@ where
     fn run(&self, xs: &[Tensor], grad: bool) -> (Tensor, Option<Vec<Tensor>>) {
         let composing = state::depth() > 0
             || state::forward_active()
-            || xs.iter().any(|x| x.requires_grad() || !x.0.tangents.is_empty());
+            || xs
+                .iter()
+                .any(|x| x.requires_grad() || !x.0.tangents.is_empty());
         if composing || TRACE_START.with(|c| c.get()) != 0 {
             return self.eager(xs, grad);
         }

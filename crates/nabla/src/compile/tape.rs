@@ -4,8 +4,8 @@
 
 use crate::autodiff::Node;
 use crate::dtype::{DType, Element};
-use crate::tensor::{Shape, Tensor};
 use crate::tensor::cpu::with_dtype;
+use crate::tensor::{Shape, Tensor};
 use std::collections::HashMap;
 
 /// An elementwise function of one value, with its derivative.
@@ -96,7 +96,11 @@ impl Tape {
         let mut input_slots = Vec::new();
         for (x, &id) in inputs.iter().zip(input_ids) {
             if x.dtype() != dtype {
-                return Err(format!("mixed dtypes ({} input, {} output)", x.dtype(), dtype));
+                return Err(format!(
+                    "mixed dtypes ({} input, {} output)",
+                    x.dtype(),
+                    dtype
+                ));
             }
             let s = b.slot(x.numel());
             b.by_node.insert(id, s);

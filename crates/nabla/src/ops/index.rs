@@ -15,10 +15,10 @@
 //! Every kernel runs in time linear in the sizes of its inputs and output, whatever the number of
 //! repeated indices: repeated positions accumulate in `index_add` and `scatter_add`.
 
-#[allow(unused_imports)]
-use crate::tensor::axes::{Axis, AxisSet};
 use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::{DType, Element};
+#[allow(unused_imports)]
+use crate::tensor::axes::{Axis, AxisSet};
 use crate::tensor::cpu::{PAR_THRESHOLD, with_dtype, zip};
 use crate::tensor::layout::{for_each_offset, for_each_offset2};
 use crate::tensor::shape::{broadcast_shapes, norm_axis};

@@ -355,12 +355,7 @@ impl Op for AvgPool {
         }
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
-        smallvec![Some(avg_map(
-            g,
-            self.geom,
-            !self.adjoint,
-            self.include_pad
-        ))]
+        smallvec![Some(avg_map(g, self.geom, !self.adjoint, self.include_pad))]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         avg_map(

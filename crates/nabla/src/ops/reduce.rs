@@ -1,10 +1,10 @@
 //! Reductions over axes or over everything: sum, mean, max, min, prod, var, std, logsumexp.
 //! Axes may be negative; `keepdim` keeps reduced axes as size 1 (as in PyTorch).
 
-#[allow(unused_imports)]
-use crate::tensor::axes::{Axis, AxisSet};
 use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
+#[allow(unused_imports)]
+use crate::tensor::axes::{Axis, AxisSet};
 use crate::tensor::cpu::{PAR_THRESHOLD, reduce, with_dtype};
 use crate::tensor::shape::{Shape, norm_axes};
 use crate::tensor::{Tensor, storage};

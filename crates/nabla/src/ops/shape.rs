@@ -2,10 +2,10 @@
 //! unsqueeze) share the buffer; concat and non-view reshapes copy. Each op's rules are its adjoint
 //! view: permute ↔ inverse permute, broadcast ↔ sum, narrow ↔ concat with zeros.
 
-#[allow(unused_imports)]
-use crate::tensor::axes::{Axis, AxisSet};
 use crate::autodiff::{Identity, InputGrads, Op, record};
 use crate::dtype::DType;
+#[allow(unused_imports)]
+use crate::tensor::axes::{Axis, AxisSet};
 use crate::tensor::cpu::{gather_layout, with_dtype};
 use crate::tensor::layout::Layout;
 use crate::tensor::shape::{Shape, broadcast_shapes, norm_axis};
@@ -439,7 +439,10 @@ impl Tensor {
         let axis = axis.to_isize();
         let a = norm_axis("slice", axis, self.rank());
         if step == 0 {
-            panic!("slice: step must be positive, got 0 (axis {a} of {})", self.shape());
+            panic!(
+                "slice: step must be positive, got 0 (axis {a} of {})",
+                self.shape()
+            );
         }
         let size = self.dims()[a] as isize;
         let clamp = |i: isize| (if i < 0 { i + size } else { i }).clamp(0, size) as usize;

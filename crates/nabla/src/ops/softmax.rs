@@ -1,9 +1,9 @@
 //! Softmax, log-softmax and cumulative sums along one axis.
 
-#[allow(unused_imports)]
-use crate::tensor::axes::{Axis, AxisSet};
 use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
+#[allow(unused_imports)]
+use crate::tensor::axes::{Axis, AxisSet};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::shape::norm_axis;
 use crate::tensor::{Tensor, storage};
