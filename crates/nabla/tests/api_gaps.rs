@@ -238,3 +238,42 @@ fn avg_pool_without_padding_in_the_divisor() {
     check_grad(f, std::slice::from_ref(&r)).unwrap();
     check_grad2(f, std::slice::from_ref(&r)).unwrap();
 }
+
+#[test]
+fn axes_of_any_integer_type_negative_from_the_end_or_all() {
+    use nabla::AllAxes;
+    let x = Tensor::arange(0.0, 24.0, 1.0, DType::F64).reshape([2, 3, 4]);
+    // permute takes negative axes and any integer type
+    let a = x.permute([-1, 0, 1]);
+    assert_eq!(a.dims(), &[4, 2, 3]);
+    let perm: Vec<usize> = vec![2, 0, 1];
+    assert_eq!(x.permute(&perm).to_vec::<f64>(), a.to_vec::<f64>());
+    let axis: usize = 2;
+    assert_eq!(
+        x.sum_axis(axis, false).to_vec::<f64>(),
+        x.sum_axis(-1, false).to_vec::<f64>()
+    );
+    assert_eq!(x.narrow(1usize, 1, 2).dims(), &[2, 2, 4]);
+    assert_eq!(x.softmax(-1i32).dims(), &[2, 3, 4]);
+    // reductions over every axis without spelling the list
+    assert_eq!(x.sum_axes(AllAxes, true).dims(), &[1, 1, 1]);
+    assert_eq!(x.sum_axes(AllAxes, false).item(), 276.0);
+    assert_eq!(x.max_axes(AllAxes, false).item(), 23.0);
+    assert_eq!(x.mean_axes(AllAxes, false).item(), 11.5);
+    let lse = x.logsumexp(AllAxes, false).item();
+    assert!((lse - x.exp().sum().ln().item()).abs() < 1e-12);
+    assert_eq!(x.var_axes(AllAxes, 0, false).item(), x.var(0).item());
+    // lists as arrays, slices, vectors, by value or by reference
+    let axes = vec![0isize, -1];
+    assert_eq!(
+        x.sum_axes(&axes, false).to_vec::<f64>(),
+        x.sum_axes([0, 2], false).to_vec::<f64>()
+    );
+    assert_eq!(x.sum_axes(&axes[..], false).dims(), &[3]);
+}
+
+#[test]
+#[should_panic(expected = "permute: [0, -2] is not a permutation of the 2 dimensions of [2, 3]")]
+fn permute_still_names_a_bad_permutation() {
+    Tensor::zeros([2, 3], DType::F64).permute([0, -2]);
+}

@@ -6,7 +6,7 @@ use crate::autodiff::Node;
 use crate::dtype::{DType, Element};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::{Shape, Tensor};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// An elementwise function of one value, with its derivative.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -109,13 +109,13 @@ impl Tape {
         // Collect the recorded nodes reachable from the output, then lower them in id order (a
         // node's inputs have smaller ids: a topological order).
         let mut nodes: Vec<&Tensor> = Vec::new();
-        let mut seen: HashMap<u64, ()> = HashMap::new();
+        let mut seen: HashSet<u64> = HashSet::new();
         let mut stack: Vec<&Tensor> = vec![out];
         while let Some(t) = stack.pop() {
             let Some(node) = t.0.node.as_ref() else {
                 continue;
             };
-            if b.by_node.contains_key(&node.id) || seen.insert(node.id, ()).is_some() {
+            if b.by_node.contains_key(&node.id) || !seen.insert(node.id) {
                 continue;
             }
             if node.id < start {
@@ -223,9 +223,7 @@ impl Tape {
             );
             if ins.prim == Prim::SumAll {
                 let go = g[o.off];
-                for i in 0..a.len {
-                    g[a.off + i] += go;
-                }
+                g[a.off..a.off + a.len].iter_mut().for_each(|x| *x += go);
                 continue;
             }
             for k in 0..o.len {
