@@ -140,7 +140,10 @@ mod tests {
 
     #[test]
     fn frozen_inference_matches_the_tensor_forward() {
-        let range = MassRange { lo: 20.0, hi: 400.0 };
+        let range = MassRange {
+            lo: 20.0,
+            hi: 400.0,
+        };
         for hidden in [16, 300] {
             let mut rng = StdRng::seed_from_u64(3);
             let net = AimNet::new(hidden, &mut rng);
@@ -154,16 +157,29 @@ mod tests {
             };
             let frozen = AimInference::new(&net, range);
             let pairs = [
-                Pair { target: 20.0, wind: -7.0 },
-                Pair { target: 64.5, wind: 0.3 },
-                Pair { target: 99.0, wind: 11.0 },
+                Pair {
+                    target: 20.0,
+                    wind: -7.0,
+                },
+                Pair {
+                    target: 64.5,
+                    wind: 0.3,
+                },
+                Pair {
+                    target: 99.0,
+                    wind: 11.0,
+                },
             ];
             let out = net.forward(&AimNet::inputs(&pairs));
             let (m, a) = range.controls(&out.select(1, 0), &out.select(1, 1));
             let (m, a) = (m.to_vec::<f64>(), a.to_vec::<f64>());
             for (i, p) in pairs.iter().enumerate() {
                 let (fm, fa) = frozen.aim(*p);
-                assert!((fm - m[i]).abs() < 1e-9 * m[i].abs().max(1.0), "{fm} vs {}", m[i]);
+                assert!(
+                    (fm - m[i]).abs() < 1e-9 * m[i].abs().max(1.0),
+                    "{fm} vs {}",
+                    m[i]
+                );
                 assert!((fa - a[i]).abs() < 1e-12, "{fa} vs {}", a[i]);
             }
         }

@@ -24,10 +24,10 @@
 //! released at 85 degrees) and draws pairs (target uniform, wind Gaussian) until one lies inside it
 //! with a 5% margin; it reports the fraction of draws it rejected.
 
+use super::aim_net::{AimInference, AimNet};
 use crate::experiment::{
     Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError,
 };
-use super::aim_net::{AimInference, AimNet};
 use crate::sim::trebuchet::{Design, ShotError, shoot, shot_options};
 use crate::train::{Trainer, ema, step_seed};
 use nabla::nn::{Forward, Module};

@@ -95,7 +95,12 @@ impl Op for Narrow {
         "narrow"
     }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
-        smallvec![Some(pad_rows(g, self.axis, self.start, i[0].dims()[self.axis]))]
+        smallvec![Some(pad_rows(
+            g,
+            self.axis,
+            self.start,
+            i[0].dims()[self.axis]
+        ))]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         t[0].as_ref()
@@ -115,7 +120,12 @@ impl Op for Select {
     }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         let g = g.unsqueeze(self.axis as isize);
-        smallvec![Some(pad_rows(&g, self.axis, self.index, i[0].dims()[self.axis]))]
+        smallvec![Some(pad_rows(
+            &g,
+            self.axis,
+            self.index,
+            i[0].dims()[self.axis]
+        ))]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         t[0].as_ref()
@@ -150,7 +160,12 @@ impl Op for Stack {
 
 /// Copies `tensors` (each with `lens[k]` rows along axis `a` of `out_dims`, equal elsewhere) one
 /// after the other along that axis into a new row-major tensor of shape `out_dims`.
-fn join(tensors: &[Tensor], a: usize, lens: impl Fn(&Tensor) -> usize, out_dims: Vec<usize>) -> Tensor {
+fn join(
+    tensors: &[Tensor],
+    a: usize,
+    lens: impl Fn(&Tensor) -> usize,
+    out_dims: Vec<usize>,
+) -> Tensor {
     let total = out_dims[a];
     let outer: usize = out_dims[..a].iter().product();
     let inner: usize = out_dims[a + 1..].iter().product();
@@ -470,11 +485,7 @@ impl Tensor {
         let mut layout = self.layout().narrowed(a, index, 1);
         layout.shape.0.remove(a);
         layout.strides.remove(a);
-        record(
-            self.view_as(layout),
-            Select { axis: a, index },
-            &[self],
-        )
+        record(self.view_as(layout), Select { axis: a, index }, &[self])
     }
 
     /// A contiguous copy, or the tensor itself when it already is contiguous.
