@@ -120,7 +120,7 @@ fn cartpole_quick_solves_by_backprop_and_is_deterministic() {
 fn pendulum_quick_learns_and_is_deterministic() {
     let a = run("pendulum", true, 0, &[]);
     assert!(
-        metric(&a, "eval_mean_return") > metric(&a, "initial_eval_mean_return") + 300.0,
+        metric(&a, "eval_mean_return") > metric(&a, "initial_eval_mean_return") + 1000.0,
         "{a:?}"
     );
     assert_eq!(a, run("pendulum", true, 0, &[]));
@@ -137,10 +137,10 @@ fn cartpole_solves_within_10_episodes() {
 }
 
 #[test]
-#[ignore = "200 training episodes, about 20 s in release"]
-fn pendulum_reaches_minus_200_with_200_episodes() {
-    // The brief's budget of 10 episodes is not enough (about -1,500): see the README.
-    let m = run("pendulum", false, 0, &[("episodes", "200")]);
+#[ignore = "10 training episodes, seconds in release"]
+fn pendulum_reaches_minus_200_within_10_episodes() {
+    let m = run("pendulum", false, 0, &[]);
+    assert!(metric(&m, "training_episodes") <= 10.0, "{m:?}");
     assert!(metric(&m, "eval_mean_return") >= -200.0, "{m:?}");
 }
 

@@ -1,5 +1,6 @@
 //! The experiments.
 
+mod aim_net;
 mod cartpole;
 mod cnn_mnist;
 mod lstm_adding;

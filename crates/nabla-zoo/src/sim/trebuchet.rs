@@ -172,29 +172,56 @@ impl SwingState {
     }
 }
 
-/// The mass matrix's entries (arrow shape) and the right-hand side `f(q, q')` of the swing.
-struct Dynamics {
+/// The coefficients of the swing's equations that depend on the counterweight mass alone,
+/// computed once per phase rather than at every evaluation of the right-hand side.
+#[derive(Clone)]
+pub struct MassTerms {
+    /// `J0 = I_O + M L2^2 + m L1^2`.
     j0: Tensor,
+    /// `a = -M L2 L3`.
+    a_coef: Tensor,
+    /// `M L3^2`.
+    m22: Tensor,
+    /// `g (m_a d - M L2 + m L1)`, the gravity torque's factor on the arm.
+    arm_gravity: Tensor,
+    /// `g M L3`.
+    weight_gravity: Tensor,
+}
+
+impl MassTerms {
+    /// The terms for counterweight `mass` (kg, a 0-d tensor).
+    pub fn new(d: &Design, mass: &Tensor) -> MassTerms {
+        let (l1, l2, l3, m, g) = (
+            d.long_arm,
+            d.short_arm,
+            d.weight_arm,
+            d.projectile_mass,
+            d.gravity,
+        );
+        MassTerms {
+            j0: mass * (l2 * l2) + (d.arm_inertia() + m * l1 * l1),
+            a_coef: mass * (-l2 * l3),
+            m22: mass * (l3 * l3),
+            arm_gravity: mass * (-l2 * g) + (d.arm_mass * d.arm_com() + m * l1) * g,
+            weight_gravity: mass * (g * l3),
+        }
+    }
+}
+
+/// The mass matrix's entries (arrow shape) and the right-hand side `f(q, q')` of the swing.
+struct Dynamics<'a> {
+    j0: &'a Tensor,
     a: Tensor,
     b: Tensor,
-    m22: Tensor,
+    m22: &'a Tensor,
     m33: f64,
     f: [Tensor; 3],
 }
 
-fn dynamics(d: &Design, mass: &Tensor, s: &SwingState) -> Dynamics {
+fn dynamics<'a>(d: &Design, mt: &'a MassTerms, s: &SwingState) -> Dynamics<'a> {
     let [th, ph, ps] = &s.q;
     let [dth, dph, dps] = &s.qd;
-    let (l1, l2, l3, l4, m, g) = (
-        d.long_arm,
-        d.short_arm,
-        d.weight_arm,
-        d.sling,
-        d.projectile_mass,
-        d.gravity,
-    );
-    let j0 = mass * (l2 * l2) + (d.arm_inertia() + m * l1 * l1);
-    let a_coef = mass * (-l2 * l3);
+    let (l1, l4, m, g) = (d.long_arm, d.sling, d.projectile_mass, d.gravity);
     let b_coef = m * l1 * l4;
     let (s_pt, c_pt) = {
         let x = ph - th;
@@ -204,20 +231,17 @@ fn dynamics(d: &Design, mass: &Tensor, s: &SwingState) -> Dynamics {
         let x = th - ps;
         (x.sin(), x.cos())
     };
-    let a = &a_coef * &s_pt;
+    let a = &mt.a_coef * &s_pt;
     let b = &c_tp * b_coef;
-    let (dth2, dph2, dps2) = (dth.square(), dph.square(), dps.square());
-    let ac = &a_coef * &c_pt;
-    let f0 = -(&ac * &dph2)
-        - &s_tp * &dps2 * b_coef
-        - th.cos() * ((mass * (-l2) + (d.arm_mass * d.arm_com() + m * l1)) * g);
-    let f1 = &ac * &dth2 - mass * ph.sin() * (g * l3);
-    let f2 = &s_tp * &dth2 * b_coef - ps.cos() * (g * m * l4);
+    let ac = &mt.a_coef * &c_pt;
+    let f0 = -(&ac * dph.square() + &s_tp * dps.square() * b_coef + th.cos() * &mt.arm_gravity);
+    let f1 = &ac * dth.square() - ph.sin() * &mt.weight_gravity;
+    let f2 = (&s_tp * dth.square() * b_coef) - ps.cos() * (g * m * l4);
     Dynamics {
-        j0,
+        j0: &mt.j0,
         a,
         b,
-        m22: mass * (l3 * l3),
+        m22: &mt.m22,
         m33: m * l4 * l4,
         f: [f0, f1, f2],
     }
@@ -230,18 +254,18 @@ struct Elimination {
     pivot: Tensor,
 }
 
-impl Dynamics {
+impl Dynamics<'_> {
     fn eliminate(&self) -> Elimination {
-        let a_m = &self.a / &self.m22;
+        let a_m = &self.a / self.m22;
         let b_m = &self.b / self.m33;
-        let pivot = &self.j0 - &a_m * &self.a - &b_m * &self.b;
+        let pivot = self.j0 - &a_m * &self.a - &b_m * &self.b;
         Elimination { a_m, b_m, pivot }
     }
 
     /// Solves `M x = r` by eliminating `x1, x2` from the first row (the matrix is an arrow).
     fn solve(&self, e: &Elimination, r: [&Tensor; 3]) -> [Tensor; 3] {
         let x0 = (r[0] - &e.a_m * r[1] - &e.b_m * r[2]) / &e.pivot;
-        let x1 = (r[1] - &self.a * &x0) / &self.m22;
+        let x1 = (r[1] - &self.a * &x0) / self.m22;
         let x2 = (r[2] - &self.b * &x0) / self.m33;
         [x0, x1, x2]
     }
@@ -249,7 +273,7 @@ impl Dynamics {
     /// Solves `M x = (r0, 0, r2)`.
     fn solve_no_middle(&self, e: &Elimination, r0: &Tensor, r2: &Tensor) -> [Tensor; 3] {
         let x0 = (r0 - &e.b_m * r2) / &e.pivot;
-        let x1 = -(&self.a * &x0) / &self.m22;
+        let x1 = -(&self.a * &x0) / self.m22;
         let x2 = (r2 - &self.b * &x0) / self.m33;
         [x0, x1, x2]
     }
@@ -259,7 +283,7 @@ impl Dynamics {
 /// ground's vertical reaction `N` on the projectile (N).
 pub fn swing_accel(
     d: &Design,
-    mass: &Tensor,
+    mass: &MassTerms,
     s: &SwingState,
     on_ground: bool,
 ) -> ([Tensor; 3], Option<Tensor>) {
@@ -285,10 +309,11 @@ pub fn swing_accel(
 /// 1 and 2: the ground's reaction does no work on a frictionless slide).
 pub fn swing_energy(d: &Design, mass: &Tensor, y: &Tensor) -> Tensor {
     let s = SwingState::from_tensor(y);
-    let dy = dynamics(d, mass, &s);
+    let mt = MassTerms::new(d, mass);
+    let dy = dynamics(d, &mt, &s);
     let [th, ph, ps] = &s.q;
     let [dth, dph, dps] = &s.qd;
-    let kinetic = (&dy.j0 * dth.square() + &dy.m22 * dph.square() + dps.square() * dy.m33) * 0.5
+    let kinetic = (dy.j0 * dth.square() + dy.m22 * dph.square() + dps.square() * dy.m33) * 0.5
         + &dy.a * dth * dph
         + &dy.b * dth * dps;
     let (h, g, m) = (d.pivot_height, d.gravity, d.projectile_mass);
@@ -318,9 +343,10 @@ pub fn swing_rhs(
     mass: Tensor,
     on_ground: bool,
 ) -> impl Fn(&Tensor, &Tensor) -> Tensor + Send + Sync + 'static {
+    let mt = MassTerms::new(&d, &mass);
     move |_t: &Tensor, y: &Tensor| {
         let s = SwingState::from_tensor(y);
-        let ([a0, a1, a2], _) = swing_accel(&d, &mass, &s, on_ground);
+        let ([a0, a1, a2], _) = swing_accel(&d, &mt, &s, on_ground);
         let [v0, v1, v2] = s.qd;
         Tensor::stack(&[v0, v1, v2, a0, a1, a2], 0)
     }
@@ -328,6 +354,11 @@ pub fn swing_rhs(
 
 /// The ground's vertical reaction on the sliding projectile (N): phase 1's event function.
 pub fn ground_reaction(d: &Design, mass: &Tensor, y: &Tensor) -> Tensor {
+    ground_reaction_with(d, &MassTerms::new(d, mass), y)
+}
+
+/// [`ground_reaction`] with the mass's terms computed beforehand.
+pub fn ground_reaction_with(d: &Design, mass: &MassTerms, y: &Tensor) -> Tensor {
     let s = SwingState::from_tensor(y);
     swing_accel(d, mass, &s, true)
         .1
@@ -448,7 +479,8 @@ pub fn shoot(
 
     // Phase 1: sliding, until the ground's reaction falls through zero.
     let o1 = opts.clone().save_at(grid(PHASE_SPANS[0]));
-    let lift = Event::new(|_t: &Tensor, y: &Tensor| ground_reaction(d, mass, y))
+    let mt = MassTerms::new(d, mass);
+    let lift = Event::new(|_t: &Tensor, y: &Tensor| ground_reaction_with(d, &mt, y))
         .direction(Direction::Falling);
     let s1 = run_phase(
         "the lift-off",

@@ -75,26 +75,37 @@ struct Narrow {
     len: usize,
 }
 
+/// `g` (a slab of `len` rows along `axis` starting at `start`) padded with zeros along `axis` to
+/// `full` rows: the adjoint of narrow.
+fn pad_rows(g: &Tensor, axis: usize, start: usize, full: usize) -> Tensor {
+    let len = g.dims()[axis];
+    let mut parts: SmallVec<[Tensor; 3]> = SmallVec::new();
+    let zeros = |n: usize| {
+        let mut d = g.dims().to_vec();
+        d[axis] = n;
+        Tensor::zeros(d, g.dtype())
+    };
+    if start > 0 {
+        parts.push(zeros(start));
+    }
+    parts.push(g.clone());
+    if start + len < full {
+        parts.push(zeros(full - start - len));
+    }
+    Tensor::concat(&parts, axis as isize)
+}
+
 impl Op for Narrow {
     fn name(&self) -> &str {
         "narrow"
     }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
-        let full = i[0].dims()[self.axis];
-        let mut parts: SmallVec<[Tensor; 3]> = SmallVec::new();
-        let zeros = |n: usize| {
-            let mut d = g.dims().to_vec();
-            d[self.axis] = n;
-            Tensor::zeros(d, g.dtype())
-        };
-        if self.start > 0 {
-            parts.push(zeros(self.start));
-        }
-        parts.push(g.clone());
-        if self.start + self.len < full {
-            parts.push(zeros(full - self.start - self.len));
-        }
-        smallvec![Some(Tensor::concat(&parts, self.axis as isize))]
+        smallvec![Some(pad_rows(
+            g,
+            self.axis,
+            self.start,
+            i[0].dims()[self.axis]
+        ))]
     }
     fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         t[0].as_ref()
@@ -130,6 +141,84 @@ impl Op for Slice {
         );
         record(out, *self, &[t])
     }
+}
+
+struct Select {
+    axis: usize,
+    index: usize,
+}
+
+impl Op for Select {
+    fn name(&self) -> &str {
+        "select"
+    }
+    fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
+        let g = g.unsqueeze(self.axis as isize);
+        smallvec![Some(pad_rows(
+            &g,
+            self.axis,
+            self.index,
+            i[0].dims()[self.axis]
+        ))]
+    }
+    fn jvp(&self, _: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        t[0].as_ref()
+            .expect("tangent")
+            .select(self.axis as isize, self.index)
+    }
+}
+
+struct Stack {
+    axis: usize,
+}
+
+impl Op for Stack {
+    fn name(&self) -> &str {
+        "stack"
+    }
+    fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
+        (0..i.len())
+            .zip(needs)
+            .map(|(k, &need)| need.then(|| g.select(self.axis as isize, k)))
+            .collect()
+    }
+    fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        let ts: Vec<Tensor> = t
+            .iter()
+            .zip(i)
+            .map(|(t, x)| t.clone().unwrap_or_else(|| x.zeros_like()))
+            .collect();
+        Tensor::stack(&ts, self.axis as isize)
+    }
+}
+
+/// Copies `tensors` (each with `lens[k]` rows along axis `a` of `out_dims`, equal elsewhere) one
+/// after the other along that axis into a new row-major tensor of shape `out_dims`.
+fn join(
+    tensors: &[Tensor],
+    a: usize,
+    lens: impl Fn(&Tensor) -> usize,
+    out_dims: Vec<usize>,
+) -> Tensor {
+    let total = out_dims[a];
+    let outer: usize = out_dims[..a].iter().product();
+    let inner: usize = out_dims[a + 1..].iter().product();
+    with_dtype!(tensors[0].dtype(), {
+        let data = storage::build_overwrite(outer * total * inner, |o: &mut [T]| {
+            let mut start = 0;
+            for t in tensors {
+                let len = lens(t);
+                let src = t.contiguous_data::<T>();
+                let block = len * inner;
+                for r in 0..outer {
+                    let dst = r * total * inner + start * inner;
+                    o[dst..dst + block].copy_from_slice(&src[r * block..(r + 1) * block]);
+                }
+                start += len;
+            }
+        });
+        Tensor::from_arc(data, Shape::from(out_dims))
+    })
 }
 
 struct Concat {
@@ -474,7 +563,18 @@ impl Tensor {
     /// ```
     pub fn select(&self, axis: impl Axis, index: usize) -> Tensor {
         let axis = axis.to_isize();
-        self.narrow(axis, index, 1).squeeze(axis)
+        let a = norm_axis("select", axis, self.rank());
+        let size = self.dims()[a];
+        if index >= size {
+            panic!(
+                "select: index {index} is out of bounds for dimension {a} of {} (size {size})",
+                self.shape()
+            );
+        }
+        let mut layout = self.layout().narrowed(a, index, 1);
+        layout.shape.0.remove(a);
+        layout.strides.remove(a);
+        record(self.view_as(layout), Select { axis: a, index }, &[self])
     }
 
     /// A contiguous copy, or the tensor itself when it already is contiguous.
@@ -569,24 +669,7 @@ impl Tensor {
         }
         let mut out_dims = first.dims().to_vec();
         out_dims[a] = total;
-        let outer: usize = out_dims[..a].iter().product();
-        let inner: usize = out_dims[a + 1..].iter().product();
-        let out = with_dtype!(first.dtype(), {
-            let data = storage::build_overwrite(outer * total * inner, |o: &mut [T]| {
-                let mut start = 0;
-                for t in tensors {
-                    let len = t.dims()[a];
-                    let src = t.contiguous_data::<T>();
-                    let block = len * inner;
-                    for r in 0..outer {
-                        let dst = r * total * inner + start * inner;
-                        o[dst..dst + block].copy_from_slice(&src[r * block..(r + 1) * block]);
-                    }
-                    start += len;
-                }
-            });
-            Tensor::from_arc(data, Shape::from(out_dims))
-        });
+        let out = join(tensors, a, |t| t.dims()[a], out_dims);
         let refs: Vec<&Tensor> = tensors.iter().collect();
         record(out, Concat { axis: a }, &refs)
     }
@@ -608,9 +691,15 @@ impl Tensor {
                 panic!("stack: shapes {} and {} differ", first.shape(), t.shape());
             }
         }
-        let a = norm_axis("stack", axis, first.rank() + 1) as isize;
-        let parts: Vec<Tensor> = tensors.iter().map(|t| t.unsqueeze(a)).collect();
-        Tensor::concat(&parts, a)
+        for t in tensors {
+            same_dtype("stack", first, t);
+        }
+        let a = norm_axis("stack", axis, first.rank() + 1);
+        let mut out_dims = first.dims().to_vec();
+        out_dims.insert(a, tensors.len());
+        let out = join(tensors, a, |_| 1, out_dims);
+        let refs: SmallVec<[&Tensor; 8]> = tensors.iter().collect();
+        record(out, Stack { axis: a }, &refs)
     }
 
     /// Splits along `axis` into pieces of the given sizes (which must add up to the dimension).
