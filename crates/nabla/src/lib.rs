@@ -107,6 +107,8 @@ mod guide {
     struct Ode;
     #[doc = include_str!("../../../docs/higher-order.md")]
     struct HigherOrder;
+    #[doc = include_str!("../../../docs/meta-learning.md")]
+    struct MetaLearning;
     #[doc = include_str!("../../../docs/performance.md")]
     struct Performance;
 }
