@@ -40,7 +40,7 @@ impl Experiment for MamlSine {
         Spec {
             name: "maml-sine",
             summary: "MAML on sinusoid regression (second and first order) against a pretrained network: 5-shot MSE on 600 held-out tasks",
-            runtime: "~4 min; --quick ~5 s",
+            runtime: "~4 min; --quick ~10 s",
             options: vec![
                 OptSpec::int("iterations", "meta-training iterations (meta-batches)", 15000)
                     .min(1)
