@@ -57,7 +57,9 @@ fn run(steps: usize, block: Option<usize>) {
     let peak = nabla_bench::memory::peak_rss_bytes().unwrap_or(0) as f64 / (1 << 20) as f64;
     println!(
         "{{\"mode\": \"{}\", \"steps\": {steps}, \"peak_rss_mib\": {peak:.1}, \"val_loss\": {}, \"grad_lr\": {}, \"grad_momentum\": {}, \"seconds\": {secs:.2}}}",
-        block.map_or("no checkpointing".to_string(), |b| format!("checkpoint every {b}")),
+        block.map_or("no checkpointing".to_string(), |b| format!(
+            "checkpoint every {b}"
+        )),
         val.item(),
         g.get(&lr).map_or(0.0, |t| t.item()),
         g.get(&mu).map_or(0.0, |t| t.item()),
@@ -72,8 +74,12 @@ fn main() {
         run(steps, (block > 0).then_some(block));
         return;
     }
-    let steps: usize = args.get(1).map_or(1000, |s| s.parse().expect("steps: an integer"));
-    let block: usize = args.get(2).map_or(32, |s| s.parse().expect("block: an integer"));
+    let steps: usize = args
+        .get(1)
+        .map_or(1000, |s| s.parse().expect("steps: an integer"));
+    let block: usize = args
+        .get(2)
+        .map_or(32, |s| s.parse().expect("block: an integer"));
     let exe = std::env::current_exe().expect("own path");
     let mut peaks = Vec::new();
     for b in [block, 0] {
@@ -93,7 +99,11 @@ fn main() {
     println!(
         "peak resident memory through {steps} inner steps: {:.1} MiB with checkpointing (every {block} steps; bound {BOUND_MIB} MiB: {}), {:.1} MiB without",
         peaks[0],
-        if peaks[0] <= BOUND_MIB { "within" } else { "EXCEEDED" },
+        if peaks[0] <= BOUND_MIB {
+            "within"
+        } else {
+            "EXCEEDED"
+        },
         peaks[1]
     );
 }

@@ -79,10 +79,7 @@ pub fn maml_step(theta: &[Tensor], data: &[Tensor; 4]) -> (Tensor, Vec<Tensor>) 
 pub fn maml_xcheck(loss: &Tensor, grads: &[Tensor]) -> Vec<(String, f64)> {
     let mut v = vec![("loss".to_string(), loss.item())];
     for (j, g) in grads.iter().enumerate() {
-        v.push((
-            format!("grad_sum_{j}"),
-            g.to_dtype(DType::F64).sum().item(),
-        ));
+        v.push((format!("grad_sum_{j}"), g.to_dtype(DType::F64).sum().item()));
     }
     v
 }

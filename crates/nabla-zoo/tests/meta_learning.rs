@@ -53,5 +53,8 @@ fn maml_sine_reaches_the_paper_figures() {
     println!("maml-sine {m:?}");
     assert!(metric(&m, "mse_5shot") <= 0.7, "{m:?}");
     assert!(metric(&m, "mse_5shot_10steps") <= 0.45, "{m:?}");
-    assert!(metric(&m, "mse_5shot_pretrained") > 2.0 * metric(&m, "mse_5shot"), "{m:?}");
+    assert!(
+        metric(&m, "mse_5shot_pretrained") > 2.0 * metric(&m, "mse_5shot"),
+        "{m:?}"
+    );
 }

@@ -57,13 +57,7 @@ impl Problem {
             Tensor::randn([hidden, 1], DType::F64, &mut rng) * (1.0 / (hidden as f64).sqrt()),
             Tensor::zeros([1], DType::F64),
         ];
-        Problem {
-            x,
-            y,
-            xv,
-            yv,
-            init,
-        }
+        Problem { x, y, xv, yv, init }
     }
 }
 
@@ -110,8 +104,12 @@ impl Experiment for Hypergrad {
                     .min(1)
                     .quick(60),
                 OptSpec::int("inner-steps", "unrolled SGD steps", 60).min(1),
-                OptSpec::float("meta-lr", "Adam learning rate on the raw hyperparameters", 0.1)
-                    .greater_than(0.0),
+                OptSpec::float(
+                    "meta-lr",
+                    "Adam learning rate on the raw hyperparameters",
+                    0.1,
+                )
+                .greater_than(0.0),
                 OptSpec::float("lr0", "initial learning rate", 0.01).range(LR_MIN, LR_MAX),
                 OptSpec::float("momentum0", "initial momentum", 0.5).range(0.0, MU_MAX),
                 OptSpec::int("grid", "grid points per hyperparameter", 15)

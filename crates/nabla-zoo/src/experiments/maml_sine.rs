@@ -40,18 +40,28 @@ impl Experiment for MamlSine {
         Spec {
             name: "maml-sine",
             summary: "MAML on sinusoid regression (second and first order) against a pretrained network: 5-shot MSE on 600 held-out tasks",
-            runtime: "~4 min; --quick ~10 s",
+            runtime: "~8 min; --quick ~10 s",
             options: vec![
-                OptSpec::int("iterations", "meta-training iterations (meta-batches)", 15000)
-                    .min(1)
-                    .quick(400),
+                OptSpec::int(
+                    "iterations",
+                    "meta-training iterations (meta-batches)",
+                    15000,
+                )
+                .min(1)
+                .quick(400),
                 OptSpec::int("meta-batch", "tasks per meta-batch", 25).min(1),
-                OptSpec::int("k", "support (and query) points per task in meta-training", 10)
-                    .min(1),
+                OptSpec::int(
+                    "k",
+                    "support (and query) points per task in meta-training",
+                    10,
+                )
+                .min(1),
                 OptSpec::float("alpha", "inner SGD step size", 0.01).greater_than(0.0),
                 OptSpec::float("meta-lr", "Adam learning rate of the meta-optimiser", 1e-3)
                     .greater_than(0.0),
-                OptSpec::int("eval-tasks", "held-out tasks", 600).min(1).quick(100),
+                OptSpec::int("eval-tasks", "held-out tasks", 600)
+                    .min(1)
+                    .quick(100),
             ],
         }
     }
@@ -81,8 +91,8 @@ impl Experiment for MamlSine {
                 .collect();
             let l2 = meta_loss(&vars[0], (&xs, &ys), (&xq, &yq), alpha, Order::Second);
             let l1 = meta_loss(&vars[1], (&xs, &ys), (&xq, &yq), alpha, Order::First);
-            let lp = (task_mse(&vars[2], &xs, &ys).mean() + task_mse(&vars[2], &xq, &yq).mean())
-                * 0.5;
+            let lp =
+                (task_mse(&vars[2], &xs, &ys).mean() + task_mse(&vars[2], &xq, &yq).mean()) * 0.5;
             let (v2, v1, vp) = (l2.item(), l1.item(), lp.item());
             tr.check_loss(v2 + v1 + vp)?;
             let grads = (l2 + l1 + lp).backward();
@@ -168,7 +178,8 @@ impl Experiment for MamlSine {
             ],
             true,
         )];
-        r.curves.extend(task_plots(&models, &held, alpha, eval_seed));
+        r.curves
+            .extend(task_plots(&models, &held, alpha, eval_seed));
         Ok(r)
     }
 }
@@ -197,9 +208,15 @@ fn task_plots(models: &[Vec<Tensor>], held: &Tasks, alpha: f64, seed: u64) -> Ve
     (0..n)
         .map(|t| {
             let line = |v: &[f64]| -> Vec<(f64, f64)> {
-                grid.iter().copied().zip(v[t * m..(t + 1) * m].iter().copied()).collect()
+                grid.iter()
+                    .copied()
+                    .zip(v[t * m..(t + 1) * m].iter().copied())
+                    .collect()
             };
-            let support: Vec<String> = sx[t * 5..(t + 1) * 5].iter().map(|x| format!("{x:.1}")).collect();
+            let support: Vec<String> = sx[t * 5..(t + 1) * 5]
+                .iter()
+                .map(|x| format!("{x:.1}"))
+                .collect();
             Curve {
                 file: format!("task_{t}.png"),
                 title: format!(
@@ -211,11 +228,26 @@ fn task_plots(models: &[Vec<Tensor>], held: &Tasks, alpha: f64, seed: u64) -> Ve
                 x_label: "x".into(),
                 y_label: "y".into(),
                 series: vec![
-                    Series { label: "true function".into(), points: line(&truth) },
-                    Series { label: "MAML before adaptation".into(), points: line(&before) },
-                    Series { label: "MAML after 1 step".into(), points: line(&one) },
-                    Series { label: "MAML after 10 steps".into(), points: line(&ten) },
-                    Series { label: "pretrained after 10 steps".into(), points: line(&pre) },
+                    Series {
+                        label: "true function".into(),
+                        points: line(&truth),
+                    },
+                    Series {
+                        label: "MAML before adaptation".into(),
+                        points: line(&before),
+                    },
+                    Series {
+                        label: "MAML after 1 step".into(),
+                        points: line(&one),
+                    },
+                    Series {
+                        label: "MAML after 10 steps".into(),
+                        points: line(&ten),
+                    },
+                    Series {
+                        label: "pretrained after 10 steps".into(),
+                        points: line(&pre),
+                    },
                 ],
                 log_y: false,
             }
