@@ -45,7 +45,7 @@ impl Experiment for MamlSine {
                 OptSpec::int(
                     "iterations",
                     "meta-training iterations (meta-batches)",
-                    15000,
+                    30000,
                 )
                 .min(1)
                 .quick(400),
