@@ -75,6 +75,12 @@ WORKLOADS = {w.name: w for w in [
         C("grad", "pytorch", "grad", "one trebuchet shot (3 event phases, Tsit5, f64) and its gradient vs PyTorch eager",
           20.0),
     ]),
+    Workload("maml-step", 5, 30, ("nabla", "pytorch", "jax"), rtol=1e-3, comparisons=[
+        C("second-order", "pytorch", "second-order", "MAML meta-step (25 tasks, second order) vs PyTorch eager", 1.0),
+        C("second-order", "jax", "second-order", "vs JAX jit(value_and_grad) with vmap, steady state"),
+        C("second-order", "jax", "second-order", "first call vs JAX first call (trace+compile+run)",
+          metric="first_s"),
+    ]),
     Workload("matmul", 3, 20, comparisons=[
         C("256", "pytorch", "256", "256×256 f32 vs PyTorch"),
         C("512", "pytorch", "512", "512×512 f32 vs PyTorch"),

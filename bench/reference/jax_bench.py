@@ -156,6 +156,7 @@ BENCHES = {
     "rk4-pendulum": lambda em, args: bench_loop(em, "rk4-pendulum", args.variant_list),
     "mlp-step": _train("mlp-step"),
     "cnn-step": _train("cnn-step"),
+    "maml-step": lambda em, args: __import__("maml_ref").bench_jax(em, measure, block),
 }
 
 

@@ -394,6 +394,7 @@ BENCHES = {
     "mlp-memory": lambda em, a: bench_mlp_memory(em, a.data),
     "graph-memory": lambda em, a: bench_graph_memory(em, a.graph_steps),
     "trebuchet-grad": lambda em, a: bench_trebuchet_grad(em),
+    "maml-step": lambda em, a: __import__("maml_ref").bench_torch(em, measure),
 }
 
 

@@ -179,6 +179,12 @@ const REGISTRY: &[Bench] = &[
         missing: "",
     },
     Bench {
+        name: "maml-step",
+        about: "one second-order MAML meta-step on sinusoid regression: 25 tasks (batched), K = 10, 1-40-40-1 ReLU net, one inner SGD step; meta-loss and gradient",
+        run: Some(run_maml_step),
+        missing: "",
+    },
+    Bench {
         name: "mlp-memory",
         about: "10,000 mlp-step iterations at batch 128, resident memory every 100 steps",
         run: Some(run_mlp_memory),
@@ -307,6 +313,16 @@ fn run_trebuchet_grad(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
                 ("grad_angle", grad[1]),
                 ("grad_wind", grad[2]),
             ]),
+    ])
+}
+
+fn run_maml_step(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let (warmup, repeats) = ctx.counts(5, 30);
+    let (theta, data) = nb::maml::maml_inputs();
+    let s = nb::measure(warmup, repeats, || nb::maml::maml_step(&theta, &data));
+    let (loss, grads) = nb::maml::maml_step(&theta, &data);
+    Ok(vec![
+        Measurement::new("second-order", s, warmup).check(nb::maml::maml_xcheck(&loss, &grads)),
     ])
 }
 

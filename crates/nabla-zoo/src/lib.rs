@@ -6,6 +6,7 @@
 pub mod classify;
 pub mod experiment;
 pub mod experiments;
+pub mod maml;
 pub mod models;
 pub mod sim;
 pub mod train;

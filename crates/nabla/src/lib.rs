@@ -54,6 +54,7 @@ pub mod data;
 mod device;
 mod dtype;
 pub mod io;
+pub mod meta;
 pub mod nn;
 pub mod ode;
 mod ops;
@@ -108,6 +109,8 @@ mod guide {
     struct Ode;
     #[doc = include_str!("../../../docs/higher-order.md")]
     struct HigherOrder;
+    #[doc = include_str!("../../../docs/meta-learning.md")]
+    struct MetaLearning;
     #[doc = include_str!("../../../docs/performance.md")]
     struct Performance;
 }

@@ -3,7 +3,9 @@
 mod aim_net;
 mod cartpole;
 mod cnn_mnist;
+mod hypergrad;
 mod lstm_adding;
+mod maml_sine;
 mod mlp_digits;
 mod mlp_mnist;
 mod pendulum;
@@ -11,7 +13,9 @@ mod trebuchet;
 
 pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
+pub use hypergrad::Hypergrad;
 pub use lstm_adding::LstmAdding;
+pub use maml_sine::MamlSine;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
 pub use pendulum::PendulumControl;
@@ -29,5 +33,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(CartPoleControl),
         Box::new(PendulumControl),
         Box::new(Trebuchet),
+        Box::new(Hypergrad),
+        Box::new(MamlSine),
     ]
 }

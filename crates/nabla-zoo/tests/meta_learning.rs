@@ -1,0 +1,60 @@
+//! Meta-learning experiments: quick modes (exactly what `--quick` ships) must learn; full runs that
+//! check the figures are `#[ignore]`d (`cargo test --release -p nabla-zoo --test
+//! meta_learning -- --ignored`).
+
+use nabla_zoo::experiment::{Config, Silent};
+
+fn run(name: &str, quick: bool) -> serde_json::Map<String, serde_json::Value> {
+    let exp = nabla_zoo::find(name).expect("registered");
+    let cfg = Config::new(&exp.spec(), quick, 0, None, &[]).unwrap();
+    let report = exp.run(&cfg, &mut Silent).unwrap();
+    assert!(!report.summary.is_empty() && !report.curves.is_empty());
+    report.metrics.into_iter().collect()
+}
+
+fn metric(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> f64 {
+    m[k].as_f64().unwrap_or_else(|| panic!("{k} missing"))
+}
+
+#[test]
+fn hypergrad_quick_improves_on_its_start_and_is_deterministic() {
+    let m = run("hypergrad", true);
+    let learned = metric(&m, "val_loss_learned");
+    assert!(learned < 0.5 * metric(&m, "val_loss_initial"), "{m:?}");
+    assert!(learned < 1.2 * metric(&m, "val_loss_grid_best"), "{m:?}");
+    assert_eq!(m, run("hypergrad", true));
+}
+
+#[test]
+fn maml_sine_quick_adapts() {
+    let m = run("maml-sine", true);
+    // one step of adaptation helps, and MAML's initialisation adapts better than pretraining's
+    let (one, none) = (metric(&m, "mse_5shot"), metric(&m, "mse_5shot_0steps"));
+    assert!(one < 0.9 * none, "{m:?}");
+    assert!(metric(&m, "mse_5shot_10steps") < one, "{m:?}");
+    assert!(one < metric(&m, "mse_5shot_pretrained"), "{m:?}");
+}
+
+#[test]
+#[ignore = "full run, seconds in release"]
+fn hypergrad_reaches_the_grid_search_best_within_5_percent() {
+    let m = run("hypergrad", false);
+    println!("hypergrad {m:?}");
+    assert!(
+        metric(&m, "val_loss_learned") <= 1.05 * metric(&m, "val_loss_grid_best"),
+        "{m:?}"
+    );
+}
+
+#[test]
+#[ignore = "full run, minutes in release"]
+fn maml_sine_reaches_the_paper_figures() {
+    let m = run("maml-sine", false);
+    println!("maml-sine {m:?}");
+    assert!(metric(&m, "mse_5shot") <= 0.7, "{m:?}");
+    assert!(metric(&m, "mse_5shot_10steps") <= 0.45, "{m:?}");
+    assert!(
+        metric(&m, "mse_5shot_pretrained") > 2.0 * metric(&m, "mse_5shot"),
+        "{m:?}"
+    );
+}
