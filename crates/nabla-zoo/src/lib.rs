@@ -6,7 +6,9 @@
 pub mod classify;
 pub mod experiment;
 pub mod experiments;
+pub mod lstm_optimizer;
 pub mod models;
+pub mod plasticity;
 pub mod sim;
 pub mod train;
 

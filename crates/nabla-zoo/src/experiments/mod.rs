@@ -2,18 +2,22 @@
 
 mod cartpole;
 mod cnn_mnist;
+mod learned_optimizer;
 mod lstm_adding;
 mod mlp_digits;
 mod mlp_mnist;
 mod pendulum;
+mod plasticity;
 mod trebuchet;
 
 pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
+pub use learned_optimizer::LearnedOptimizer;
 pub use lstm_adding::LstmAdding;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
 pub use pendulum::PendulumControl;
+pub use plasticity::Plasticity;
 pub use trebuchet::Trebuchet;
 
 use crate::experiment::Experiment;
@@ -28,5 +32,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(CartPoleControl),
         Box::new(PendulumControl),
         Box::new(Trebuchet),
+        Box::new(LearnedOptimizer),
+        Box::new(Plasticity),
     ]
 }
