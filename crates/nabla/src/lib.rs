@@ -53,6 +53,7 @@ pub mod data;
 mod device;
 mod dtype;
 pub mod io;
+pub mod meta;
 pub mod nn;
 pub mod ode;
 mod ops;
