@@ -166,7 +166,11 @@ fn draw(curve: &Curve, rgb: &mut [u8]) -> Result<bool, String> {
 
 /// The colour of `v` on a blue-white-red scale over `[-m, m]`.
 fn diverging(v: f64, m: f64) -> RGBColor {
-    let t = if m > 0.0 { (v / m).clamp(-1.0, 1.0) } else { 0.0 };
+    let t = if m > 0.0 {
+        (v / m).clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
     let mix = |a: u8, b: u8, s: f64| (a as f64 + (b as f64 - a as f64) * s).round() as u8;
     let (r, g, b) = if t >= 0.0 {
         (mix(255, 178, t), mix(255, 24, t), mix(255, 43, t))
@@ -263,7 +267,8 @@ fn draw_heatmap(map: &Heatmap, m: f64, rgb: &mut [u8]) -> Result<(), String> {
         .disable_mesh()
         .disable_x_axis()
         .y_desc(&map.value_label)
-        .y_label_formatter(&|y| tick(*y))
+        // zero computed as -m + k·(2m/n) is off by rounding: show it as 0
+        .y_label_formatter(&|y| tick(if y.abs() < m * 1e-9 { 0.0 } else { *y }))
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(|e| err(&e))?;

@@ -9,9 +9,10 @@
 //! optimisee's gradient (second order: the optimisee's Hessian enters the meta-gradient) or with
 //! that gradient detached (first order).
 
+use nabla::meta::{DiffAdam, DiffOptimizer, DiffSgd, OptState, Order, inner_grad};
 use nabla::nn::{Forward, Linear, LstmCell, Module};
 use nabla::rand::Rng;
-use nabla::{DType, Tensor, no_grad, value_and_grad};
+use nabla::{DType, Tensor, no_grad};
 
 /// The paper's preprocessing constant `p`: gradients of magnitude at least `e^-p` are read as
 /// `(log|g| / p, sign g)`, smaller ones as `(-1, e^p g)`.
@@ -77,9 +78,9 @@ impl LstmOptimizer {
         }
     }
 
-    /// The zero state for `n` coordinates.
+    /// The zero state for `n` coordinates (of the weights' dtype).
     pub fn zero_state(&self, n: usize) -> LstmState {
-        let z = Tensor::zeros([n, self.l1.hidden_size()], DType::F32);
+        let z = Tensor::zeros([n, self.l1.hidden_size()], self.out.weight.dtype());
         LstmState {
             h1: z.clone(),
             c1: z.clone(),
@@ -108,8 +109,8 @@ pub type Objective<'a> = &'a dyn Fn(usize, &Tensor) -> Tensor;
 ///
 /// Returns the meta-loss (the sum of the objective at the `steps` new iterates; it is recorded,
 /// so its gradient reaches `net`), the final iterate and state, and the objective's value before
-/// each update. With `first_order` the optimisee's gradient enters the LSTM detached, so no
-/// second derivative of the objective is taken.
+/// each update. With [`Order::First`] the optimisee's gradient enters the LSTM as a constant, so
+/// no second derivative of the objective is taken.
 pub fn unroll(
     net: &LstmOptimizer,
     theta: &Tensor,
@@ -117,21 +118,29 @@ pub fn unroll(
     t0: usize,
     steps: usize,
     f: Objective<'_>,
-    first_order: bool,
+    order: Order,
 ) -> (Tensor, Tensor, LstmState, Vec<f64>) {
     let mut theta = theta.clone();
     let mut state = state.clone();
-    let mut meta = Tensor::scalar(0.0f32);
+    let mut meta = Tensor::scalar(0.0f64).to_dtype(theta.dtype());
     let mut seen = Vec::with_capacity(steps);
     for k in 0..steps {
         let t = t0 + k;
-        let (loss, g) = value_and_grad(|p: &[Tensor]| f(t, &p[0]), std::slice::from_ref(&theta));
+        let (loss, g) = inner_grad(
+            |p: &[Tensor]| f(t, &p[0]),
+            std::slice::from_ref(&theta),
+            order,
+        );
         seen.push(loss.item());
         if k > 0 {
-            meta = meta + loss;
+            // first order returns the loss as a constant: the meta-loss needs it recorded
+            meta = meta
+                + match order {
+                    Order::Second => loss,
+                    Order::First => f(t, &theta),
+                };
         }
         let g = g.into_iter().next().expect("one gradient");
-        let g = if first_order { g.detach() } else { g };
         let (u, s) = net.update(&g, &state);
         theta = theta + u;
         state = s;
@@ -140,7 +149,8 @@ pub fn unroll(
     (meta, theta, state, seen)
 }
 
-/// A hand-written optimiser to compare with, applied to a whole parameter tensor elementwise.
+/// A hand-written optimiser to compare with (the differentiable steps of [`nabla::meta`], run
+/// without recording).
 #[derive(Clone, Copy, Debug)]
 pub enum Baseline {
     /// Plain gradient descent with this learning rate.
@@ -169,30 +179,44 @@ pub fn optimise(
     let mut theta = theta0.detach();
     let mut out = Vec::with_capacity(steps + 1);
     out.push(eval(&theta));
+    let lr = |v: f64| Tensor::scalar(v).to_dtype(theta0.dtype());
+    let (sgd, adam) = match method {
+        Method::Baseline(Baseline::Sgd(v)) => (Some(DiffSgd::new(lr(*v))), None),
+        Method::Baseline(Baseline::Adam(v)) => (None, Some(DiffAdam::new(lr(*v)))),
+        Method::Learned(_) => (None, None),
+    };
+    let mut opt_state = match (&sgd, &adam) {
+        (Some(o), _) => o.init(std::slice::from_ref(&theta)),
+        (_, Some(o)) => o.init(std::slice::from_ref(&theta)),
+        _ => OptState {
+            step: 0,
+            buffers: vec![],
+        },
+    };
     let mut state = match method {
         Method::Learned(net) => Some(net.zero_state(theta.numel())),
         Method::Baseline(_) => None,
     };
-    let (mut m, mut v) = (theta.zeros_like(), theta.zeros_like());
     for t in 0..steps {
-        let (_, g) = value_and_grad(|p: &[Tensor]| f(t, &p[0]), std::slice::from_ref(&theta));
-        let g = g.into_iter().next().expect("one gradient").detach();
-        theta = no_grad(|| match method {
-            Method::Learned(net) => {
-                let (u, s) = net.update(&g, state.as_ref().expect("state"));
+        let (_, g) = inner_grad(
+            |p: &[Tensor]| f(t, &p[0]),
+            std::slice::from_ref(&theta),
+            Order::First,
+        );
+        theta = no_grad(|| {
+            if let Method::Learned(net) = method {
+                let (u, s) = net.update(&g[0], state.as_ref().expect("state"));
                 state = Some(s);
-                &theta + u
+                return &theta + u;
             }
-            Method::Baseline(Baseline::Sgd(lr)) => &theta - g * *lr,
-            Method::Baseline(Baseline::Adam(lr)) => {
-                let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-                m = &m * b1 + &g * (1.0 - b1);
-                v = &v * b2 + g.square() * (1.0 - b2);
-                let k = (t + 1) as i32;
-                let mh = &m * (1.0 / (1.0 - b1.powi(k)));
-                let vh = &v * (1.0 / (1.0 - b2.powi(k)));
-                &theta - mh / (vh.sqrt() + eps) * *lr
-            }
+            let params = std::slice::from_ref(&theta);
+            let (p, s) = match (&sgd, &adam) {
+                (Some(o), _) => o.update(params, &g, &opt_state),
+                (_, Some(o)) => o.update(params, &g, &opt_state),
+                _ => unreachable!("a baseline has its optimiser"),
+            };
+            opt_state = s;
+            p.into_iter().next().expect("one parameter")
         });
         out.push(eval(&theta));
     }

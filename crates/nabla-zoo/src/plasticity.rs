@@ -32,7 +32,8 @@ impl Tasks {
         q: usize,
         rng: &mut R,
     ) -> Tasks {
-        let a = Tensor::randn([b, outputs, inputs], DType::F32, rng) * (1.0 / (inputs as f64).sqrt());
+        let a =
+            Tensor::randn([b, outputs, inputs], DType::F32, rng) * (1.0 / (inputs as f64).sqrt());
         let xs = Tensor::randn([b, k, inputs], DType::F32, rng);
         let xq = Tensor::randn([b, q, inputs], DType::F32, rng);
         let map = |x: &Tensor| x.matmul(&a.transpose(1, 2));
@@ -41,6 +42,16 @@ impl Tasks {
             yq: map(&xq),
             xs,
             xq,
+        }
+    }
+
+    /// The same tasks in `dtype` (`f64` for gradient checks).
+    pub fn to_dtype(&self, dtype: DType) -> Tasks {
+        Tasks {
+            xs: self.xs.to_dtype(dtype),
+            ys: self.ys.to_dtype(dtype),
+            xq: self.xq.to_dtype(dtype),
+            yq: self.yq.to_dtype(dtype),
         }
     }
 
@@ -72,7 +83,9 @@ impl Tasks {
 
     /// Mean squared error of weights `w [B, O, I]` on the query points.
     pub fn query_loss(&self, w: &Tensor) -> Tensor {
-        (self.xq.matmul(&w.transpose(1, 2)) - &self.yq).square().mean()
+        (self.xq.matmul(&w.transpose(1, 2)) - &self.yq)
+            .square()
+            .mean()
     }
 }
 
@@ -110,7 +123,8 @@ impl RuleNet {
         let h = self.hidden;
         Tensor::concat(
             &[
-                Tensor::randn([RULE_INPUTS * h], DType::F32, rng) * (1.0 / (RULE_INPUTS as f64).sqrt()),
+                Tensor::randn([RULE_INPUTS * h], DType::F32, rng)
+                    * (1.0 / (RULE_INPUTS as f64).sqrt()),
                 Tensor::zeros([h], DType::F32),
                 Tensor::randn([h], DType::F32, rng) * (1.0 / (h as f64).sqrt()),
                 Tensor::zeros([1], DType::F32),
@@ -130,7 +144,9 @@ impl RuleNet {
             );
         }
         let h = self.hidden;
-        let w1 = theta.narrow(0, 0, RULE_INPUTS * h).reshape([h, RULE_INPUTS]);
+        let w1 = theta
+            .narrow(0, 0, RULE_INPUTS * h)
+            .reshape([h, RULE_INPUTS]);
         let b1 = theta.narrow(0, RULE_INPUTS * h, h);
         let w2 = theta.narrow(0, RULE_INPUTS * h + h, h);
         let b2 = theta.narrow(0, RULE_INPUTS * h + 2 * h, 1);
@@ -144,7 +160,7 @@ impl RuleNet {
 /// by backprop through the episode).
 pub fn episode(rule: &Rule<'_>, tasks: &Tasks, steps: usize) -> Tensor {
     let (b, _, i, o) = tasks.dims();
-    let mut w = Tensor::zeros([b, o, i], DType::F32);
+    let mut w = Tensor::zeros([b, o, i], tasks.xs.dtype());
     for t in 0..steps {
         let (x, y) = tasks.example(t);
         let post = Tasks::activity(&w, &x);
@@ -167,9 +183,7 @@ pub fn episode(rule: &Rule<'_>, tasks: &Tasks, steps: usize) -> Tensor {
             Rule::Hebbian(eta) => y.unsqueeze(2) * x.unsqueeze(1) * *eta,
             Rule::Backprop(lr) => {
                 let (_, g) = value_and_grad(
-                    |p: &[Tensor]| {
-                        (&y - Tasks::activity(&p[0], &x)).square().sum() * 0.5
-                    },
+                    |p: &[Tensor]| (&y - Tasks::activity(&p[0], &x)).square().sum() * 0.5,
                     std::slice::from_ref(&w),
                 );
                 g.into_iter().next().expect("one gradient").neg() * *lr
@@ -218,5 +232,9 @@ pub fn rule_grid(
         }
     }
     let f = Tensor::from_vec(feats, [xs.len() * ys.len(), RULE_INPUTS]);
-    no_grad(|| net.apply(&theta.detach(), &f).to_dtype(DType::F64).to_vec::<f64>())
+    no_grad(|| {
+        net.apply(&theta.detach(), &f)
+            .to_dtype(DType::F64)
+            .to_vec::<f64>()
+    })
 }

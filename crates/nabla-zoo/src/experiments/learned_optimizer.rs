@@ -14,10 +14,13 @@
 //! LSTM, unchanged, trains a 64-20-10 sigmoid MLP on the UCI digits (minibatches of 128, 100 steps),
 //! against Adam and SGD with learning rates tuned on that same task (which favours them).
 
-use crate::experiment::{Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError};
+use crate::experiment::{
+    Config, Context, Curve, Experiment, OptSpec, Report, Series, Spec, ZooError,
+};
 use crate::lstm_optimizer::{Baseline, LstmOptimizer, Method, optimise, tune, unroll};
 use crate::train::{Trainer, step_seed};
 use nabla::data::datasets;
+use nabla::meta::Order;
 use nabla::nn::{Module, cross_entropy};
 use nabla::optim::{Adam, Optimizer, clip_grad_norm};
 use nabla::rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -102,7 +105,10 @@ impl DigitsMlp {
             .map(|_| {
                 let idx: Vec<usize> = (0..batch.min(n)).map(|_| rng.random_range(0..n)).collect();
                 let lab: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
-                (train.inputs().index_select(0, &Indices::from_slice(&idx)), Indices::from(lab))
+                (
+                    train.inputs().index_select(0, &Indices::from_slice(&idx)),
+                    Indices::from(lab),
+                )
             })
             .collect();
         let block = |fan_in: usize, n: usize, rng: &mut StdRng| {
@@ -166,8 +172,7 @@ impl Experiment for LearnedOptimizer {
                     .quick(25),
                 OptSpec::int("batch", "quadratics per meta-training episode", 32).min(1),
                 OptSpec::int("dim", "dimension of the quadratics", 10).min(1),
-                OptSpec::int("steps", "optimisation steps per episode and at test", 100)
-                    .min(1),
+                OptSpec::int("steps", "optimisation steps per episode and at test", 100).min(1),
                 OptSpec::int("unroll", "steps per truncated unroll", 20).min(1),
                 OptSpec::int("hidden", "units per LSTM layer", 20).min(1),
                 OptSpec::float("out-scale", "scale of the LSTM's update", 0.1).greater_than(0.0),
@@ -224,8 +229,8 @@ impl Experiment for LearnedOptimizer {
             let mut t = 0;
             while t < steps {
                 let n = unroll_len.min(steps - t);
-                let (ms, ts, ss, _) = unroll(&pair.second, &th_s, &st_s, t, n, &f, false);
-                let (mf, tf, sf, _) = unroll(&pair.first, &th_f, &st_f, t, n, &f, true);
+                let (ms, ts, ss, _) = unroll(&pair.second, &th_s, &st_s, t, n, &f, Order::Second);
+                let (mf, tf, sf, _) = unroll(&pair.first, &th_f, &st_f, t, n, &f, Order::First);
                 let scale = 1.0 / (n * batch) as f64;
                 let (ms, mf) = (ms * scale, mf * scale);
                 let (vs, vf) = (ms.item(), mf.item());

@@ -16,7 +16,7 @@
 //! first reached `--target-loss` is reported as `episodes_backprop` and `episodes_es`.
 
 use crate::experiment::{
-    Config, Context, Experiment, Heatmap, OptSpec, Report, Series, Spec, ZooError,
+    Config, Context, Curve, Experiment, Heatmap, OptSpec, Report, Series, Spec, ZooError,
 };
 use crate::plasticity::{Rule, RuleNet, Tasks, episode, evaluate, rule_grid, tune};
 use crate::train::{Trainer, step_seed};
@@ -58,19 +58,31 @@ impl Experiment for Plasticity {
                     .quick(150),
                 OptSpec::int("es-pairs", "antithetic perturbation pairs per ES step", 16).min(1),
                 OptSpec::float("es-sigma", "ES perturbation scale", 0.05).greater_than(0.0),
-                OptSpec::int("batch", "tasks per meta-step (and per ES evaluation)", 32).min(1),
+                OptSpec::int("batch", "tasks per meta-step (and per ES evaluation)", 32)
+                    .min(1)
+                    .quick(16),
                 OptSpec::int("inputs", "input neurons", 4).min(1),
                 OptSpec::int("outputs", "output neurons", 2).min(1),
                 OptSpec::int("shots", "support examples per task", 10).min(1),
                 OptSpec::int("queries", "query examples per task", 20).min(1),
-                OptSpec::int("inner-steps", "plasticity steps per episode (one example each)", 20)
-                    .min(1),
+                OptSpec::int(
+                    "inner-steps",
+                    "plasticity steps per episode (one example each)",
+                    20,
+                )
+                .min(1),
                 OptSpec::int("hidden", "hidden units of the rule's MLP", 16).min(1),
                 OptSpec::float("rule-scale", "scale of the rule's output", 0.1).greater_than(0.0),
                 OptSpec::float("meta-lr", "Adam learning rate (both meta-learners)", 0.01)
                     .greater_than(0.0),
                 OptSpec::int("eval-every", "meta-steps between validation scores", 10).min(1),
-                OptSpec::int("val-tasks", "validation tasks (for the episode counts)", 200).min(1),
+                OptSpec::int(
+                    "val-tasks",
+                    "validation tasks (for the episode counts)",
+                    200,
+                )
+                .min(1)
+                .quick(100),
                 OptSpec::int("test-tasks", "held-out test tasks", 1000).min(1),
                 OptSpec::float(
                     "target-loss",
@@ -135,9 +147,16 @@ impl Experiment for Plasticity {
                 let mut mean = 0.0;
                 for _ in 0..pairs {
                     let eps = Tensor::randn([net.num_params()], DType::F32, &mut erng);
-                    let plus = evaluate(&Rule::Learned(&net, &(&theta + &eps * sigma)), &tasks, steps);
-                    let minus =
-                        evaluate(&Rule::Learned(&net, &(&theta - &eps * sigma)), &tasks, steps);
+                    let plus = evaluate(
+                        &Rule::Learned(&net, &(&theta + &eps * sigma)),
+                        &tasks,
+                        steps,
+                    );
+                    let minus = evaluate(
+                        &Rule::Learned(&net, &(&theta - &eps * sigma)),
+                        &tasks,
+                        steps,
+                    );
                     tr.check_loss(plus + minus)?;
                     mean += (plus + minus) / (2 * pairs) as f64;
                     g = g + eps * ((plus - minus) / (2.0 * sigma * pairs as f64));
@@ -187,7 +206,10 @@ impl Experiment for Plasticity {
         let loss_initial = evaluate(&Rule::Learned(&net, &theta0.detach()), &test, steps);
         let loss_hebb = evaluate(&Rule::Hebbian(eta), &test, steps);
         let loss_bp = evaluate(&Rule::Backprop(lr), &test, steps);
-        let loss_zero = no_grad(|| test.query_loss(&Tensor::zeros([test.len(), no, ni], DType::F32)).item());
+        let loss_zero = no_grad(|| {
+            test.query_loss(&Tensor::zeros([test.len(), no, ni], DType::F32))
+                .item()
+        });
 
         // the learned rule's behaviour
         let theta = rules.backprop.detach();
@@ -201,7 +223,11 @@ impl Experiment for Plasticity {
             .collect();
         let c = prod.iter().zip(&pre_m).map(|(a, b)| a * b).sum::<f64>()
             / prod.iter().map(|a| a * a).sum::<f64>();
-        let ss_res: f64 = prod.iter().zip(&pre_m).map(|(a, b)| (b - c * a).powi(2)).sum();
+        let ss_res: f64 = prod
+            .iter()
+            .zip(&pre_m)
+            .map(|(a, b)| (b - c * a).powi(2))
+            .sum();
         let mean_dw = pre_m.iter().sum::<f64>() / pre_m.len() as f64;
         let ss_tot: f64 = pre_m.iter().map(|b| (b - mean_dw).powi(2)).sum();
         let r2 = 1.0 - ss_res / ss_tot.max(1e-30);
@@ -223,15 +249,20 @@ impl Experiment for Plasticity {
         ] {
             r.metrics.insert(k.into(), json!(v));
         }
+        r.metrics.insert(
+            "episodes_backprop".into(),
+            json!(reached("reached_backprop")),
+        );
         r.metrics
-            .insert("episodes_backprop".into(), json!(reached("reached_backprop")));
-        r.metrics.insert("episodes_es".into(), json!(reached("reached_es")));
+            .insert("episodes_es".into(), json!(reached("reached_es")));
         r.metrics.insert(
             "episodes_backprop_total".into(),
             json!(scalars.get("episodes_backprop")),
         );
-        r.metrics
-            .insert("episodes_es_total".into(), json!(scalars.get("episodes_es")));
+        r.metrics.insert(
+            "episodes_es_total".into(),
+            json!(scalars.get("episodes_es")),
+        );
         let say = |k: &str, tot: &str| match reached(k) {
             Some(e) => format!("reached {target} after {e:.0} inner episodes"),
             None => format!(
@@ -262,30 +293,40 @@ impl Experiment for Plasticity {
                 "the learned rule at pre, m in [-2.5, 2.5] (post = w = 0) is dw ~ {c:.4}*m*pre with R^2 {r2:.3} (the delta rule)"
             ),
         ];
-        let flat = |label: String, y: f64, x1: f64| Series {
-            label,
-            points: vec![(0.0, y), (x1, y)],
+        // episodes on a log-10 axis: ES uses orders of magnitude more than backprop
+        let log = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
+            pts.iter().map(|&(x, y)| (x.max(1.0).log10(), y)).collect()
         };
         let x1 = curves
             .get("es")
             .iter()
             .chain(curves.get("backprop"))
-            .map(|p| p.0)
+            .map(|p| p.0.max(1.0).log10())
             .fold(1.0, f64::max);
-        let mut meta = curves.curve(
-            "meta_training.png",
-            "plasticity: meta-training the local rule",
-            "inner learning episodes used by meta-training",
-            "validation query MSE after an episode",
-            &[
-                ("backprop", "backprop through episodes"),
-                ("es", "evolution strategy"),
+        let flat = |label: String, y: f64| Series {
+            label,
+            points: vec![(0.0, y), (x1, y)],
+        };
+        let meta = Curve {
+            file: "meta_training.png".into(),
+            title: "plasticity: meta-training the local rule".into(),
+            x_label: "inner learning episodes used by meta-training (log10: 3 = 1,000)".into(),
+            y_label: "validation query MSE after an episode".into(),
+            series: vec![
+                Series {
+                    label: "backprop through episodes".into(),
+                    points: log(curves.get("backprop")),
+                },
+                Series {
+                    label: "evolution strategy".into(),
+                    points: log(curves.get("es")),
+                },
+                flat(format!("Hebbian ({loss_hebb:.3})"), loss_hebb),
+                flat(format!("backprop SGD ({loss_bp:.3})"), loss_bp),
+                flat(format!("target ({target})"), target),
             ],
-            true,
-        );
-        meta.series.push(flat(format!("Hebbian ({loss_hebb:.3})"), loss_hebb, x1));
-        meta.series.push(flat(format!("backprop SGD ({loss_bp:.3})"), loss_bp, x1));
-        meta.series.push(flat(format!("target ({target})"), target, x1));
+            log_y: true,
+        };
         r.curves = vec![meta];
         let heat = |file: &str, title: &str, y_label: &str, values: Vec<f64>| Heatmap {
             file: file.into(),
