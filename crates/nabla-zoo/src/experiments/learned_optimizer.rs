@@ -165,7 +165,7 @@ impl Experiment for LearnedOptimizer {
         Spec {
             name: "learned-optimizer",
             summary: "an LSTM optimiser meta-trained on random quadratics beats tuned Adam and SGD on held-out ones; transfer to a digits MLP",
-            runtime: "~4 min; --quick ~15 s",
+            runtime: "~5 min; --quick ~15 s",
             options: vec![
                 OptSpec::int("episodes", "meta-training episodes (100 steps each)", 400)
                     .min(1)
