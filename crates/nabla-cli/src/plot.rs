@@ -3,7 +3,7 @@
 
 use image::ImageEncoder;
 use image::codecs::png::PngEncoder;
-use nabla_zoo::experiment::Curve;
+use nabla_zoo::experiment::{Curve, Heatmap};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 use std::path::Path;
@@ -162,6 +162,125 @@ fn draw(curve: &Curve, rgb: &mut [u8]) -> Result<bool, String> {
     }
     root.present().map_err(|e| err(&e))?;
     Ok(true)
+}
+
+/// The colour of `v` on a blue-white-red scale over `[-m, m]`.
+fn diverging(v: f64, m: f64) -> RGBColor {
+    let t = if m > 0.0 {
+        (v / m).clamp(-1.0, 1.0)
+    } else {
+        0.0
+    };
+    let mix = |a: u8, b: u8, s: f64| (a as f64 + (b as f64 - a as f64) * s).round() as u8;
+    let (r, g, b) = if t >= 0.0 {
+        (mix(255, 178, t), mix(255, 24, t), mix(255, 43, t))
+    } else {
+        (mix(255, 33, -t), mix(255, 102, -t), mix(255, 172, -t))
+    };
+    RGBColor(r, g, b)
+}
+
+/// Writes `map` as a PNG heat map at `path` (atomically, like [`write_png`]), with a colour bar
+/// symmetric about zero. Nothing is written for a map without finite values.
+pub fn write_heatmap_png(map: &Heatmap, path: &Path) -> Result<bool, String> {
+    let fail = |e: String| format!("cannot draw {}: {e}", path.display());
+    let (nx, ny) = (map.xs.len(), map.ys.len());
+    if nx == 0 || ny == 0 || map.values.len() != nx * ny {
+        return Err(fail(format!(
+            "{} values for a {nx}x{ny} grid",
+            map.values.len()
+        )));
+    }
+    let m = map
+        .values
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(f64::NAN, |a, v| a.max(v.abs()));
+    if m.is_nan() {
+        return Ok(false);
+    }
+    let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
+    draw_heatmap(map, m, &mut rgb).map_err(fail)?;
+    let mut png = Vec::new();
+    PngEncoder::new(&mut png)
+        .write_image(&rgb, SIZE.0, SIZE.1, image::ColorType::Rgb8)
+        .map_err(|e| fail(e.to_string()))?;
+    nabla::io::atomic_write(path, |w| w.write_all(&png))
+        .map_err(|e| format!("cannot write {e}"))?;
+    Ok(true)
+}
+
+fn draw_heatmap(map: &Heatmap, m: f64, rgb: &mut [u8]) -> Result<(), String> {
+    ensure_font();
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let half = |v: &[f64]| {
+        if v.len() > 1 {
+            (v[1] - v[0]) / 2.0
+        } else {
+            0.5
+        }
+    };
+    let (hx, hy) = (half(&map.xs), half(&map.ys));
+    let (x0, x1) = (map.xs[0] - hx, map.xs[map.xs.len() - 1] + hx);
+    let (y0, y1) = (map.ys[0] - hy, map.ys[map.ys.len() - 1] + hy);
+    let root = BitMapBackend::with_buffer(rgb, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (main, bar) = root.split_horizontally(SIZE.0 - 130);
+    let mut chart = ChartBuilder::on(&main)
+        .caption(&map.title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(&map.x_label)
+        .y_desc(&map.y_label)
+        .x_label_formatter(&|x| tick(*x))
+        .y_label_formatter(&|y| tick(*y))
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| err(&e))?;
+    let cells = map.ys.iter().enumerate().flat_map(|(j, &y)| {
+        map.xs.iter().enumerate().map(move |(i, &x)| {
+            let v = map.values[j * map.xs.len() + i];
+            let c = if v.is_finite() {
+                diverging(v, m)
+            } else {
+                RGBColor(128, 128, 128)
+            };
+            Rectangle::new([(x - hx, y - hy), (x + hx, y + hy)], c.filled())
+        })
+    });
+    chart.draw_series(cells).map_err(|e| err(&e))?;
+    // the colour bar: -m at the bottom, +m at the top
+    let mut cb = ChartBuilder::on(&bar)
+        .margin_top(55)
+        .margin_bottom(60)
+        .margin_right(10)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..1.0, -m..m)
+        .map_err(|e| err(&e))?;
+    cb.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc(&map.value_label)
+        // zero computed as -m + k·(2m/n) is off by rounding: show it as 0
+        .y_label_formatter(&|y| tick(if y.abs() < m * 1e-9 { 0.0 } else { *y }))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(|e| err(&e))?;
+    let steps = 100;
+    cb.draw_series((0..steps).map(|k| {
+        let a = -m + 2.0 * m * k as f64 / steps as f64;
+        let b = -m + 2.0 * m * (k + 1) as f64 / steps as f64;
+        Rectangle::new([(0.0, a), (1.0, b)], diverging((a + b) / 2.0, m).filled())
+    }))
+    .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
 }
 
 #[cfg(test)]

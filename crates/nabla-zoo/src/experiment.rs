@@ -499,6 +499,28 @@ pub struct Curve {
     pub log_y: bool,
 }
 
+/// A heat map the CLI writes as a PNG: one value per cell of a grid, coloured on a scale
+/// symmetric about zero (blue negative, white zero, red positive).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Heatmap {
+    /// File name, e.g. `rule.png`.
+    pub file: String,
+    /// Title.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// What the colour shows (the colour bar's label).
+    pub value_label: String,
+    /// Cell centres along x, increasing and evenly spaced.
+    pub xs: Vec<f64>,
+    /// Cell centres along y, increasing and evenly spaced.
+    pub ys: Vec<f64>,
+    /// `ys.len()` rows of `xs.len()` values, the row of the lowest `y` first.
+    pub values: Vec<f64>,
+}
+
 /// The outcome of a run: final metrics (the `--json` object), a human summary, plots.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -508,6 +530,8 @@ pub struct Report {
     pub summary: Vec<String>,
     /// Curves to plot.
     pub curves: Vec<Curve>,
+    /// Heat maps to draw.
+    pub heatmaps: Vec<Heatmap>,
 }
 
 /// Why a run stopped early.

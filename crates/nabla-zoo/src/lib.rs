@@ -7,7 +7,9 @@ pub mod classify;
 pub mod experiment;
 pub mod experiments;
 pub mod maml;
+pub mod lstm_optimizer;
 pub mod models;
+pub mod plasticity;
 pub mod sim;
 pub mod train;
 

@@ -42,7 +42,9 @@ fn every_experiment_is_listed_with_a_spec() {
             "pendulum",
             "trebuchet",
             "hypergrad",
-            "maml-sine"
+            "maml-sine",
+            "learned-optimizer",
+            "plasticity"
         ]
     );
 }

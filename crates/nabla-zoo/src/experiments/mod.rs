@@ -4,21 +4,25 @@ mod aim_net;
 mod cartpole;
 mod cnn_mnist;
 mod hypergrad;
+mod learned_optimizer;
 mod lstm_adding;
 mod maml_sine;
 mod mlp_digits;
 mod mlp_mnist;
 mod pendulum;
+mod plasticity;
 mod trebuchet;
 
 pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
 pub use hypergrad::Hypergrad;
+pub use learned_optimizer::LearnedOptimizer;
 pub use lstm_adding::LstmAdding;
 pub use maml_sine::MamlSine;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
 pub use pendulum::PendulumControl;
+pub use plasticity::Plasticity;
 pub use trebuchet::Trebuchet;
 
 use crate::experiment::Experiment;
@@ -35,5 +39,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(Trebuchet),
         Box::new(Hypergrad),
         Box::new(MamlSine),
+        Box::new(LearnedOptimizer),
+        Box::new(Plasticity),
     ]
 }
