@@ -3,6 +3,8 @@
 mod cartpole;
 mod cnn_mnist;
 mod lstm_adding;
+mod memnn_babi;
+mod nalu_arith;
 mod mlp_digits;
 mod mlp_mnist;
 mod pendulum;
@@ -11,6 +13,8 @@ mod trebuchet;
 pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
 pub use lstm_adding::LstmAdding;
+pub use memnn_babi::MemnnBabi;
+pub use nalu_arith::NaluArith;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
 pub use pendulum::PendulumControl;
@@ -28,5 +32,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(CartPoleControl),
         Box::new(PendulumControl),
         Box::new(Trebuchet),
+        Box::new(MemnnBabi),
+        Box::new(NaluArith),
     ]
 }
