@@ -65,6 +65,9 @@ WORKLOADS = {w.name: w for w in [
         C("grad", "pytorch", "grad", "one trebuchet shot (3 event phases, Tsit5, f64) and its gradient vs PyTorch eager",
           20.0),
     ]),
+    Workload("memn2n-step", 5, 30, rtol=1e-4, comparisons=[
+        C("batch32", "pytorch", "batch32", "MemN2N training step (3 hops, bAbI sizes, batch 32, SGD) vs PyTorch eager", 1.0),
+    ]),
     Workload("matmul", 3, 20, comparisons=[
         C("256", "pytorch", "256", "256×256 f32 vs PyTorch"),
         C("512", "pytorch", "512", "512×512 f32 vs PyTorch"),

@@ -28,7 +28,9 @@ pub enum BabiError {
         message: String,
     },
     /// The folder holds no train/test pair for a task.
-    #[error("{dir}: no bAbI files for task {task} (expected qa{task}_*_train.txt and qa{task}_*_test.txt)")]
+    #[error(
+        "{dir}: no bAbI files for task {task} (expected qa{task}_*_train.txt and qa{task}_*_test.txt)"
+    )]
     Missing {
         /// The folder.
         dir: PathBuf,

@@ -5,7 +5,11 @@
 use nabla_zoo::experiment::{Config, Silent, ZooError};
 use serde_json::{Map, Value};
 
-fn run(name: &str, quick: bool, overrides: &[(&str, &str)]) -> Result<Map<String, Value>, ZooError> {
+fn run(
+    name: &str,
+    quick: bool,
+    overrides: &[(&str, &str)],
+) -> Result<Map<String, Value>, ZooError> {
     let exp = nabla_zoo::find(name).expect("registered");
     let o: Vec<(String, String)> = overrides
         .iter()
@@ -18,7 +22,8 @@ fn run(name: &str, quick: bool, overrides: &[(&str, &str)]) -> Result<Map<String
 }
 
 fn metric(m: &Map<String, Value>, k: &str) -> f64 {
-    m[k].as_f64().unwrap_or_else(|| panic!("{k} missing from {m:?}"))
+    m[k].as_f64()
+        .unwrap_or_else(|| panic!("{k} missing from {m:?}"))
 }
 
 #[test]
@@ -35,12 +40,26 @@ fn memnn_babi_bad_data_is_a_typed_error() {
     let d = dir.path().to_str().unwrap();
     // no files for the task
     let e = run("memnn-babi", true, &[("data", d)]).unwrap_err();
-    assert!(matches!(e, ZooError::Data(_)) && e.to_string().contains("task 1"), "{e}");
+    assert!(
+        matches!(e, ZooError::Data(_)) && e.to_string().contains("task 1"),
+        "{e}"
+    );
     // a malformed file
-    std::fs::write(dir.path().join("qa1_x_train.txt"), "1 Mary went home.\nnot a line\n").unwrap();
-    std::fs::write(dir.path().join("qa1_x_test.txt"), "1 Mary went home.\n2 Where?\thome\t1\n").unwrap();
+    std::fs::write(
+        dir.path().join("qa1_x_train.txt"),
+        "1 Mary went home.\nnot a line\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("qa1_x_test.txt"),
+        "1 Mary went home.\n2 Where?\thome\t1\n",
+    )
+    .unwrap();
     let e = run("memnn-babi", true, &[("data", d)]).unwrap_err();
-    assert!(matches!(e, ZooError::Data(_)) && e.to_string().contains(":2:"), "{e}");
+    assert!(
+        matches!(e, ZooError::Data(_)) && e.to_string().contains(":2:"),
+        "{e}"
+    );
     // a task list out of range
     let e = run("memnn-babi", true, &[("tasks", "0-3")]).unwrap_err();
     assert!(matches!(e, ZooError::Config(_)), "{e}");
@@ -53,11 +72,18 @@ fn memnn_babi_runs_on_user_data_in_the_babi_format() {
     let places = ["kitchen", "garden", "office"];
     for i in 0..30 {
         let p = places[i % 3];
-        train.push_str(&format!("1 Ann went to the {p}.\n2 Where is Ann?\t{p}\t1\n"));
+        train.push_str(&format!(
+            "1 Ann went to the {p}.\n2 Where is Ann?\t{p}\t1\n"
+        ));
     }
     std::fs::write(dir.path().join("qa1_tiny_train.txt"), &train).unwrap();
     std::fs::write(dir.path().join("qa1_tiny_test.txt"), &train).unwrap();
-    let m = run("memnn-babi", true, &[("data", dir.path().to_str().unwrap())]).unwrap();
+    let m = run(
+        "memnn-babi",
+        true,
+        &[("data", dir.path().to_str().unwrap())],
+    )
+    .unwrap();
     assert!(metric(&m, "task1_accuracy") >= 0.0);
 }
 

@@ -10,9 +10,7 @@
 //! questions, independent training per task, best of 10 runs), percent.
 
 use crate::babi::{self, Question};
-use crate::experiment::{
-    ConfigError, Context, Experiment, OptSpec, Report, Spec, State, ZooError,
-};
+use crate::experiment::{ConfigError, Context, Experiment, OptSpec, Report, Spec, State, ZooError};
 use crate::train::{Curves, step_seed};
 use nabla::nn::{MemN2N, MemN2NConfig, MemoryBatch, cross_entropy};
 use nabla::optim::{Optimizer, Sgd, clip_grad_norm};
@@ -104,11 +102,20 @@ impl Encoded {
         self.answers.len()
     }
 
-    fn batch(&self, idx: &[usize], m: usize, j: usize, noise: Option<(f64, &mut StdRng)>) -> (MemoryBatch, Indices) {
+    fn batch(
+        &self,
+        idx: &[usize],
+        m: usize,
+        j: usize,
+        noise: Option<(f64, &mut StdRng)>,
+    ) -> (MemoryBatch, Indices) {
         let s: Vec<&[Vec<usize>]> = idx.iter().map(|&i| self.stories[i].as_slice()).collect();
         let q: Vec<&[usize]> = idx.iter().map(|&i| self.queries[i].as_slice()).collect();
         let a = idx.iter().map(|&i| self.answers[i]).collect::<Vec<_>>();
-        (MemoryBatch::new(&s, &q, m, j, noise), Indices::from_slice(&a))
+        (
+            MemoryBatch::new(&s, &q, m, j, noise),
+            Indices::from_slice(&a),
+        )
     }
 }
 
@@ -128,7 +135,10 @@ fn load_task(dir: &std::path::Path, task: usize, seed: u64) -> Result<TaskData, 
     let mut train_stories = babi::read(&train_path).map_err(data)?;
     let test_stories = babi::read(&test_path).map_err(data)?;
     // 10% of the training stories (at least one when there are two or more) for validation
-    train_stories.shuffle(&mut StdRng::seed_from_u64(step_seed(seed, 1000 + task as u64)));
+    train_stories.shuffle(&mut StdRng::seed_from_u64(step_seed(
+        seed,
+        1000 + task as u64,
+    )));
     let n_val = if train_stories.len() >= 2 {
         (train_stories.len() / 10).max(1)
     } else {
@@ -143,7 +153,13 @@ fn load_task(dir: &std::path::Path, task: usize, seed: u64) -> Result<TaskData, 
         for w in q.story.iter().flatten().chain(&q.query).chain([&q.answer]) {
             vocab.entry(w.clone()).or_insert(0);
         }
-        j = q.story.iter().map(Vec::len).chain([q.query.len(), j]).max().unwrap_or(1);
+        j = q
+            .story
+            .iter()
+            .map(Vec::len)
+            .chain([q.query.len(), j])
+            .max()
+            .unwrap_or(1);
         longest = longest.max(q.story.len());
     }
     for (i, v) in vocab.values_mut().enumerate() {
@@ -221,7 +237,12 @@ fn train_task(
         let mut opt = Sgd::new(s.lr);
         let mut order: Vec<usize> = (0..d.train.len()).collect();
         let (mut best_val_loss, mut best_err) = (f64::INFINITY, f64::INFINITY);
-        let mut kept = net.embeddings.iter().chain(&net.temporal).map(Tensor::detach).collect::<Vec<_>>();
+        let mut kept = net
+            .embeddings
+            .iter()
+            .chain(&net.temporal)
+            .map(Tensor::detach)
+            .collect::<Vec<_>>();
         let mut curve = Vec::new();
         for epoch in 0..s.epochs {
             let base = if net.linear_start { s.lr / 2.0 } else { s.lr };
@@ -231,7 +252,10 @@ fn train_task(
                 let (b, a) = d.train.batch(chunk, m, j, Some((s.noise, &mut rng)));
                 let loss = cross_entropy(&net.forward(&b), &a);
                 if !loss.item().is_finite() {
-                    return Err(ZooError::Diverged { step: epoch as u64 + 1, loss: loss.item() });
+                    return Err(ZooError::Diverged {
+                        step: epoch as u64 + 1,
+                        loss: loss.item(),
+                    });
                 }
                 let mut grads = loss.backward();
                 clip_grad_norm(&mut grads, 40.0);
@@ -247,18 +271,36 @@ fn train_task(
             best_val_loss = best_val_loss.min(val_loss);
             if !net.linear_start && !(val_err > best_err) {
                 best_err = val_err;
-                kept = net.embeddings.iter().chain(&net.temporal).map(Tensor::detach).collect();
+                kept = net
+                    .embeddings
+                    .iter()
+                    .chain(&net.temporal)
+                    .map(Tensor::detach)
+                    .collect();
             }
-            tick(&format!("task {task}: epoch {} val error {:.1}%", epoch + 1, 100.0 * val_err))?;
+            tick(&format!(
+                "task {task}: epoch {} val error {:.1}%",
+                epoch + 1,
+                100.0 * val_err
+            ))?;
         }
         let n = net.embeddings.len();
-        let mut final_net = MemN2N::from_parameters(net.config().clone(), kept[..n].to_vec(), kept[n..].to_vec());
+        let mut final_net =
+            MemN2N::from_parameters(net.config().clone(), kept[..n].to_vec(), kept[n..].to_vec());
         final_net.linear_start = false;
         let (_, val_error) = evaluate(&final_net, &d.val, m, j);
         let (_, test_error) = evaluate(&final_net, &d.test, m, j);
         let (_, train_error) = evaluate(&final_net, &d.train, m, j);
-        let r = TaskResult { test_error, val_error, train_error, curve };
-        if best.as_ref().is_none_or(|b| r.val_error < b.val_error || b.val_error.is_nan()) {
+        let r = TaskResult {
+            test_error,
+            val_error,
+            train_error,
+            curve,
+        };
+        if best
+            .as_ref()
+            .is_none_or(|b| r.val_error < b.val_error || b.val_error.is_nan())
+        {
             best = Some(r);
         }
     }
@@ -272,22 +314,54 @@ impl Experiment for MemnnBabi {
             summary: "End-to-end memory network (3 hops, PE LS RN) on the 20 bAbI tasks, 1k questions each; test error per task beside the published MemN2N (--quick: task 1, 15 epochs)",
             runtime: "~15 min; --quick ~10 s",
             options: vec![
-                OptSpec::string("tasks", "bAbI tasks to run, e.g. `1-20` or `1,2,5-7`", "1-20").quick("1"),
-                OptSpec::int("epochs", "epochs per task", 100).range(1, 100_000).quick(15),
-                OptSpec::int("repeats", "training runs per task (the best on validation is tested; the paper: 10)", 1).range(1, 1000),
+                OptSpec::string(
+                    "tasks",
+                    "bAbI tasks to run, e.g. `1-20` or `1,2,5-7`",
+                    "1-20",
+                )
+                .quick("1"),
+                OptSpec::int("epochs", "epochs per task", 100)
+                    .range(1, 100_000)
+                    .quick(15),
+                OptSpec::int(
+                    "repeats",
+                    "training runs per task (the best on validation is tested; the paper: 10)",
+                    1,
+                )
+                .range(1, 1000),
                 OptSpec::int("batch-size", "questions per step", 32).range(1, 1 << 20),
-                OptSpec::int("memory", "memory slots (most recent sentences kept)", 50).range(1, 100_000),
+                OptSpec::int("memory", "memory slots (most recent sentences kept)", 50)
+                    .range(1, 100_000),
                 OptSpec::int("dim", "embedding dimension", 20).range(1, 100_000),
                 OptSpec::int("hops", "memory hops", 3).range(1, 100),
-                OptSpec::float("lr", "SGD learning rate (halved during linear start)", 0.01).greater_than(0.0),
-                OptSpec::float("noise", "random noise: rate of empty slots inserted in training stories", 0.1).min(0.0).less_than(1.0),
-                OptSpec::int("linear-start", "1: linear start (no softmax until the validation loss stops falling), 0: off", 1).range(0, 1),
-                OptSpec::path("data", "folder of bAbI files qaN_*_train.txt / qaN_*_test.txt [default: data/babi/en]"),
+                OptSpec::float("lr", "SGD learning rate (halved during linear start)", 0.01)
+                    .greater_than(0.0),
+                OptSpec::float(
+                    "noise",
+                    "random noise: rate of empty slots inserted in training stories",
+                    0.1,
+                )
+                .min(0.0)
+                .less_than(1.0),
+                OptSpec::int(
+                    "linear-start",
+                    "1: linear start (no softmax until the validation loss stops falling), 0: off",
+                    1,
+                )
+                .range(0, 1),
+                OptSpec::path(
+                    "data",
+                    "folder of bAbI files qaN_*_train.txt / qaN_*_test.txt [default: data/babi/en]",
+                ),
             ],
         }
     }
 
-    fn run(&self, cfg: &crate::experiment::Config, ctx: &mut dyn Context) -> Result<Report, ZooError> {
+    fn run(
+        &self,
+        cfg: &crate::experiment::Config,
+        ctx: &mut dyn Context,
+    ) -> Result<Report, ZooError> {
         let tasks = parse_tasks(cfg.str("tasks"))?;
         let dir: PathBuf = cfg
             .path("data")
@@ -333,19 +407,27 @@ impl Experiment for MemnnBabi {
                 step += 1;
                 ctx.progress(step, total, status);
                 if ctx.interrupted() {
-                    return Err(ZooError::Interrupted { step: (per_task * k as u64) });
+                    return Err(ZooError::Interrupted {
+                        step: (per_task * k as u64),
+                    });
                 }
                 Ok(())
             };
             let r = train_task(task, d, &s, cfg.seed, &mut tick)?;
             let row = (r.test_error, r.val_error, r.train_error, r.curve);
-            done.insert(format!("task.{task}"), serde_json::to_string(&row).expect("serialisable"));
+            done.insert(
+                format!("task.{task}"),
+                serde_json::to_string(&row).expect("serialisable"),
+            );
             results.insert(task, row);
-            ctx.save(per_task * (k as u64 + 1), &State {
-                model: &mut dummy_model,
-                optimizer: &mut dummy_opt,
-                extra: done.clone(),
-            })?;
+            ctx.save(
+                per_task * (k as u64 + 1),
+                &State {
+                    model: &mut dummy_model,
+                    optimizer: &mut dummy_opt,
+                    extra: done.clone(),
+                },
+            )?;
         }
         report(&tasks, &results, &data, &s)
     }
@@ -396,38 +478,62 @@ fn report(
     if let Some((test, ..)) = results.get(&1) {
         r.metrics.insert("task1_accuracy".into(), json!(1.0 - test));
     }
-    let pub_mean = tasks.iter().map(|&t| PUBLISHED_PE_LS_RN_1K[t - 1]).sum::<f64>() / tasks.len() as f64;
-    let pub_failed = tasks.iter().filter(|&&t| PUBLISHED_PE_LS_RN_1K[t - 1] > 5.0).count();
-    r.summary = vec![
-        format!(
-            "MemN2N, {} hops, d = {}, PE{}{}, {} epochs x {} repeat(s) per task, 10% of training stories for validation",
-            s.hops,
-            s.dim,
-            if s.linear_start { " LS" } else { "" },
-            if s.noise > 0.0 { " RN" } else { "" },
-            s.epochs,
-            s.repeats
-        ),
-    ];
+    let pub_mean = tasks
+        .iter()
+        .map(|&t| PUBLISHED_PE_LS_RN_1K[t - 1])
+        .sum::<f64>()
+        / tasks.len() as f64;
+    let pub_failed = tasks
+        .iter()
+        .filter(|&&t| PUBLISHED_PE_LS_RN_1K[t - 1] > 5.0)
+        .count();
+    r.summary = vec![format!(
+        "MemN2N, {} hops, d = {}, PE{}{}, {} epochs x {} repeat(s) per task, 10% of training stories for validation",
+        s.hops,
+        s.dim,
+        if s.linear_start { " LS" } else { "" },
+        if s.noise > 0.0 { " RN" } else { "" },
+        s.epochs,
+        s.repeats
+    )];
     r.summary.extend(lines);
     r.summary.push(format!(
         "mean test error {:.1}% over {} task(s), {failed} failed (> 5%); paper on these tasks: {pub_mean:.1}%, {pub_failed} failed",
         100.0 * mean,
         tasks.len()
     ));
-    r.summary.push("paper: Sukhbaatar et al. 2015, Table 1, MemN2N PE LS RN, 1k (best of 10 runs per task)".into());
-    let names: Vec<(String, String)> = tasks.iter().map(|t| (format!("val{t}"), format!("task {t}"))).collect();
-    let refs: Vec<(&str, &str)> = names.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    r.summary.push(
+        "paper: Sukhbaatar et al. 2015, Table 1, MemN2N PE LS RN, 1k (best of 10 runs per task)"
+            .into(),
+    );
+    let names: Vec<(String, String)> = tasks
+        .iter()
+        .map(|t| (format!("val{t}"), format!("task {t}")))
+        .collect();
+    let refs: Vec<(&str, &str)> = names
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     r.curves = vec![
         curves.curve(
             "test_error.png",
             "memnn-babi: test error per task",
             "bAbI task",
             "test error (%)",
-            &[("nabla", "nabla MemN2N"), ("paper", "published MemN2N PE LS RN 1k")],
+            &[
+                ("nabla", "nabla MemN2N"),
+                ("paper", "published MemN2N PE LS RN 1k"),
+            ],
             false,
         ),
-        curves.curve("validation.png", "memnn-babi: validation error", "epoch", "validation error (%)", &refs, false),
+        curves.curve(
+            "validation.png",
+            "memnn-babi: validation error",
+            "epoch",
+            "validation error (%)",
+            &refs,
+            false,
+        ),
     ];
     Ok(r)
 }

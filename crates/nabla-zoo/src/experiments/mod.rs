@@ -4,9 +4,9 @@ mod cartpole;
 mod cnn_mnist;
 mod lstm_adding;
 mod memnn_babi;
-mod nalu_arith;
 mod mlp_digits;
 mod mlp_mnist;
+mod nalu_arith;
 mod pendulum;
 mod trebuchet;
 
@@ -14,9 +14,9 @@ pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
 pub use lstm_adding::LstmAdding;
 pub use memnn_babi::MemnnBabi;
-pub use nalu_arith::NaluArith;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
+pub use nalu_arith::NaluArith;
 pub use pendulum::PendulumControl;
 pub use trebuchet::Trebuchet;
 

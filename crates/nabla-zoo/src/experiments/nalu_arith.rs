@@ -138,10 +138,22 @@ impl Module for Model {
     }
     fn visit_mut(&mut self, p: &str, f: &mut dyn FnMut(&str, &mut Tensor, ParamKind)) {
         match self {
-            Model::NacAdd(a, b) => (a.visit_mut(&format!("{p}0"), f), b.visit_mut(&format!("{p}1"), f)),
-            Model::NacMul(a, b) => (a.visit_mut(&format!("{p}0"), f), b.visit_mut(&format!("{p}1"), f)),
-            Model::Nalu(a, b) => (a.visit_mut(&format!("{p}0"), f), b.visit_mut(&format!("{p}1"), f)),
-            Model::Mlp(a, b) => (a.visit_mut(&format!("{p}0"), f), b.visit_mut(&format!("{p}1"), f)),
+            Model::NacAdd(a, b) => (
+                a.visit_mut(&format!("{p}0"), f),
+                b.visit_mut(&format!("{p}1"), f),
+            ),
+            Model::NacMul(a, b) => (
+                a.visit_mut(&format!("{p}0"), f),
+                b.visit_mut(&format!("{p}1"), f),
+            ),
+            Model::Nalu(a, b) => (
+                a.visit_mut(&format!("{p}0"), f),
+                b.visit_mut(&format!("{p}1"), f),
+            ),
+            Model::Mlp(a, b) => (
+                a.visit_mut(&format!("{p}0"), f),
+                b.visit_mut(&format!("{p}1"), f),
+            ),
         };
     }
 }
@@ -156,7 +168,13 @@ struct Settings {
 
 /// Trains one seed; returns the extrapolation MSE, the threshold and the interpolation MSE (NaN
 /// or infinite when training diverged).
-fn run_seed(model: &str, op: &str, seed: u64, s: &Settings, tick: &mut dyn FnMut()) -> (f64, f64, f64) {
+fn run_seed(
+    model: &str,
+    op: &str,
+    seed: u64,
+    s: &Settings,
+    tick: &mut dyn FnMut(),
+) -> (f64, f64, f64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let win = windows(&mut rng);
     let mut net = Model::new(model, s.hidden, &mut rng);
@@ -177,7 +195,11 @@ fn run_seed(model: &str, op: &str, seed: u64, s: &Settings, tick: &mut dyn FnMut
         let v = no_grad(|| mse_loss(&net.forward(x), y)).item();
         if v.is_finite() { v } else { f64::INFINITY }
     };
-    (mse(&test_x, &test_y), threshold(op, &parts), mse(&in_x, &in_y))
+    (
+        mse(&test_x, &test_y),
+        threshold(op, &parts),
+        mse(&in_x, &in_y),
+    )
 }
 
 impl Experiment for NaluArith {
@@ -187,13 +209,28 @@ impl Experiment for NaluArith {
             summary: "NAC+, NACx, NALU and an MLP on the static arithmetic task (Madsen & Johansen 2020): + - x /, trained on U[1,2], extrapolating to U[2,6], 10 seeds each",
             runtime: "~10 min; --quick ~15 s",
             options: vec![
-                OptSpec::int("seeds", "seeds per model and operation", 10).range(1, 10_000).quick(2),
-                OptSpec::int("steps", "Adam steps per seed", 20_000).range(1, 100_000_000).quick(2000),
+                OptSpec::int("seeds", "seeds per model and operation", 10)
+                    .range(1, 10_000)
+                    .quick(2),
+                OptSpec::int("steps", "Adam steps per seed", 20_000)
+                    .range(1, 100_000_000)
+                    .quick(2000),
                 OptSpec::int("batch-size", "examples per step", 128).range(1, 1 << 20),
                 OptSpec::float("lr", "Adam learning rate", 1e-2).greater_than(0.0),
                 OptSpec::int("hidden", "hidden units of the MLP baseline", 64).range(1, 1 << 16),
-                OptSpec::int("test-size", "extrapolation (and interpolation) test examples", 10_000).range(1, 10_000_000).quick(1000),
-                OptSpec::string("models", "models to train, comma-separated: nac_add,nac_mul,nalu,mlp", "nac_add,nac_mul,nalu,mlp").quick("nac_add"),
+                OptSpec::int(
+                    "test-size",
+                    "extrapolation (and interpolation) test examples",
+                    10_000,
+                )
+                .range(1, 10_000_000)
+                .quick(1000),
+                OptSpec::string(
+                    "models",
+                    "models to train, comma-separated: nac_add,nac_mul,nalu,mlp",
+                    "nac_add,nac_mul,nalu,mlp",
+                )
+                .quick("nac_add"),
             ],
         }
     }
@@ -250,12 +287,20 @@ impl Experiment for NaluArith {
                     if mi == 0 && k == 0 {
                         thresholds.push(format!("{op} {thr:.2e}"));
                     }
-                    curves.push(&format!("{model}_{op}"), (k + 1) as f64, extra.min(1e12).max(1e-30));
+                    curves.push(
+                        &format!("{model}_{op}"),
+                        (k + 1) as f64,
+                        extra.min(1e12).max(1e-30),
+                    );
                 }
                 let frac = ok as f64 / seeds as f64;
-                r.metrics.insert(format!("{model}_{op}_success"), json!(frac));
+                r.metrics
+                    .insert(format!("{model}_{op}_success"), json!(frac));
                 errs.sort_by(f64::total_cmp);
-                r.metrics.insert(format!("{model}_{op}_median_extrapolation_mse"), json!(errs[errs.len() / 2].min(f64::MAX)));
+                r.metrics.insert(
+                    format!("{model}_{op}_median_extrapolation_mse"),
+                    json!(errs[errs.len() / 2].min(f64::MAX)),
+                );
                 row.push_str(&format!(" {frac:>8.2}"));
             }
             table.push(row);
@@ -272,9 +317,15 @@ impl Experiment for NaluArith {
         ));
         let series: Vec<(String, String)> = models
             .iter()
-            .flat_map(|m| OPS.iter().map(move |o| (format!("{m}_{o}"), format!("{m} {o}"))))
+            .flat_map(|m| {
+                OPS.iter()
+                    .map(move |o| (format!("{m}_{o}"), format!("{m} {o}")))
+            })
             .collect();
-        let refs: Vec<(&str, &str)> = series.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let refs: Vec<(&str, &str)> = series
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         r.curves = vec![curves.curve(
             "extrapolation.png",
             "nalu-arith: extrapolation MSE per seed",

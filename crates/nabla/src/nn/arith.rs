@@ -296,7 +296,12 @@ mod tests {
                 }
                 .forward(&p[0])
             },
-            &[x, n.nac.w_hat.detach(), n.nac.m_hat.detach(), n.gate.detach()],
+            &[
+                x,
+                n.nac.w_hat.detach(),
+                n.nac.m_hat.detach(),
+                n.gate.detach(),
+            ],
         )
         .unwrap();
     }

@@ -188,7 +188,10 @@ impl MemoryBatch {
 /// The word weights of a batch of sentences `tokens` (`[..., J]`): `l` ([`position_encoding`],
 /// or ones for a bag of words) where the token is not nil, 0 where it is; shape `[..., J, d]`.
 pub fn word_weights(tokens: &Indices, encoding: &Tensor) -> Tensor {
-    let j = *tokens.dims().last().expect("word_weights: tokens of rank 0");
+    let j = *tokens
+        .dims()
+        .last()
+        .expect("word_weights: tokens of rank 0");
     if encoding.rank() != 2 || encoding.dims()[0] != j {
         panic!(
             "word_weights: encoding {} does not match sentences of {j} words",
@@ -407,18 +410,34 @@ impl MemN2N {
 impl Module for MemN2N {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor, ParamKind)) {
         for (k, e) in self.embeddings.iter().enumerate() {
-            f(&join(prefix, &format!("embedding.{k}")), e, ParamKind::Trainable);
+            f(
+                &join(prefix, &format!("embedding.{k}")),
+                e,
+                ParamKind::Trainable,
+            );
         }
         for (k, t) in self.temporal.iter().enumerate() {
-            f(&join(prefix, &format!("temporal.{k}")), t, ParamKind::Trainable);
+            f(
+                &join(prefix, &format!("temporal.{k}")),
+                t,
+                ParamKind::Trainable,
+            );
         }
     }
     fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor, ParamKind)) {
         for (k, e) in self.embeddings.iter_mut().enumerate() {
-            f(&join(prefix, &format!("embedding.{k}")), e, ParamKind::Trainable);
+            f(
+                &join(prefix, &format!("embedding.{k}")),
+                e,
+                ParamKind::Trainable,
+            );
         }
         for (k, t) in self.temporal.iter_mut().enumerate() {
-            f(&join(prefix, &format!("temporal.{k}")), t, ParamKind::Trainable);
+            f(
+                &join(prefix, &format!("temporal.{k}")),
+                t,
+                ParamKind::Trainable,
+            );
         }
     }
 }
@@ -478,7 +497,9 @@ mod tests {
         // changing the nil word's embedding changes nothing
         let mut e = net.embeddings.clone();
         let bump = Tensor::from_vec(
-            (0..21).map(|i| if i < 3 { 5.0 } else { 0.0 }).collect::<Vec<f64>>(),
+            (0..21)
+                .map(|i| if i < 3 { 5.0 } else { 0.0 })
+                .collect::<Vec<f64>>(),
             [7, 3],
         );
         for x in &mut e[..2] {
@@ -516,7 +537,11 @@ mod tests {
 
     #[test]
     fn whole_network_gradient() {
-        for (pe, te, ls) in [(true, true, false), (false, false, false), (true, true, true)] {
+        for (pe, te, ls) in [
+            (true, true, false),
+            (false, false, false),
+            (true, true, true),
+        ] {
             let cfg = small_config(pe, te);
             let mut rng = StdRng::seed_from_u64(4);
             let net = MemN2N::new(cfg.clone(), &mut rng);
