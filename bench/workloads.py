@@ -81,6 +81,9 @@ WORKLOADS = {w.name: w for w in [
         C("second-order", "jax", "second-order", "first call vs JAX first call (trace+compile+run)",
           metric="first_s"),
     ]),
+    Workload("memn2n-step", 5, 30, rtol=1e-4, comparisons=[
+        C("batch32", "pytorch", "batch32", "MemN2N training step (3 hops, bAbI sizes, batch 32, SGD) vs PyTorch eager", 1.0),
+    ]),
     Workload("matmul", 3, 20, comparisons=[
         C("256", "pytorch", "256", "256×256 f32 vs PyTorch"),
         C("512", "pytorch", "512", "512×512 f32 vs PyTorch"),

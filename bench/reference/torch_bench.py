@@ -373,6 +373,15 @@ def bench_trebuchet_grad(em):
             xcheck={"distance": d.item(), "grad_mass": grad[0], "grad_angle": grad[1], "grad_wind": grad[2]})
 
 
+def bench_memn2n_step(em):
+    """One MemN2N training step (memn2n_torch.py), timed in blocks of 5 steps like nabla's side."""
+    import memn2n_torch as mt
+
+    step = mt.make_step()
+    s, _, warmup = time_steps(em, step, 5, 5, 30)
+    em.emit("memn2n-step", "batch32", s, warmup, xcheck=mt.check(), batch=mt.B)
+
+
 def host_info(args):
     return {"impl": "pytorch", "version": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -395,6 +404,7 @@ BENCHES = {
     "graph-memory": lambda em, a: bench_graph_memory(em, a.graph_steps),
     "trebuchet-grad": lambda em, a: bench_trebuchet_grad(em),
     "maml-step": lambda em, a: __import__("maml_ref").bench_torch(em, measure),
+    "memn2n-step": lambda em, a: bench_memn2n_step(em),
 }
 
 

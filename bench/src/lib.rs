@@ -13,6 +13,7 @@ use std::time::Instant;
 pub mod host;
 pub mod inputs;
 pub mod maml;
+pub mod memn2n;
 pub mod memory;
 
 use inputs::{det_normal, det_permutation, det_uniform, seeds, set_det_params};

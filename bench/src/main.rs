@@ -185,6 +185,12 @@ const REGISTRY: &[Bench] = &[
         missing: "",
     },
     Bench {
+        name: "memn2n-step",
+        about: "end-to-end memory network training step (3 hops, d 20, 50 slots x 8 words, vocabulary 40, batch 32): forward, cross-entropy, backward, clip, SGD",
+        run: Some(run_memn2n_step),
+        missing: "",
+    },
+    Bench {
         name: "mlp-memory",
         about: "10,000 mlp-step iterations at batch 128, resident memory every 100 steps",
         run: Some(run_mlp_memory),
@@ -414,6 +420,20 @@ fn run_cnn_step(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     });
     let check = nb::step_check(nb::cnn(), nb::cnn_batches(&ctx.data, 64)?);
     Ok(vec![m.with("batch", json!(64)).check(check)])
+}
+
+fn run_memn2n_step(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let (warmup, repeats) = ctx.counts(5, 30);
+    let mut net = nb::memn2n::model();
+    let mut opt = nabla::optim::Sgd::new(0.01);
+    let (batch, answers) = nb::memn2n::inputs();
+    let m = step_measurement("batch32", warmup, repeats, 5, || {
+        nb::memn2n::step(&mut net, &mut opt, &batch, &answers)
+    });
+    Ok(vec![
+        m.with("batch", json!(nb::memn2n::B))
+            .check(nb::memn2n::check()),
+    ])
 }
 
 fn run_lstm(ctx: &Ctx) -> Result<Vec<Measurement>, String> {

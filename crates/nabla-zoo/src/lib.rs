@@ -3,6 +3,7 @@
 //! [`Report`](experiment::Report); the `nabla` CLI runs them with progress bars, plots and
 //! checkpoints. Nothing here prints.
 
+pub mod babi;
 pub mod classify;
 pub mod experiment;
 pub mod experiments;

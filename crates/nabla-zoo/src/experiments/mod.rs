@@ -7,8 +7,10 @@ mod hypergrad;
 mod learned_optimizer;
 mod lstm_adding;
 mod maml_sine;
+mod memnn_babi;
 mod mlp_digits;
 mod mlp_mnist;
+mod nalu_arith;
 mod pendulum;
 mod plasticity;
 mod trebuchet;
@@ -19,8 +21,10 @@ pub use hypergrad::Hypergrad;
 pub use learned_optimizer::LearnedOptimizer;
 pub use lstm_adding::LstmAdding;
 pub use maml_sine::MamlSine;
+pub use memnn_babi::MemnnBabi;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
+pub use nalu_arith::NaluArith;
 pub use pendulum::PendulumControl;
 pub use plasticity::Plasticity;
 pub use trebuchet::Trebuchet;
@@ -41,5 +45,7 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(MamlSine),
         Box::new(LearnedOptimizer),
         Box::new(Plasticity),
+        Box::new(MemnnBabi),
+        Box::new(NaluArith),
     ]
 }

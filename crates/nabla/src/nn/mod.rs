@@ -5,22 +5,27 @@
 //! (see [`Tensor::variable`](crate::Tensor::variable)), so `loss.backward()` returns their gradients
 //! and an [`optim`](crate::optim) optimiser updates them.
 
+mod act;
 mod activation;
+mod arith;
 mod attention;
 mod conv;
 mod dropout;
 pub mod init;
 mod linear;
 mod loss;
+mod memnn;
 mod module;
 mod norm;
 mod rnn;
 mod rnn_kernel;
 mod rnn_simd;
 
+pub use act::{ActOptions, ActOutput, adaptive_computation_time};
 pub use activation::{
     Elu, Flatten, Gelu, GeluTanh, LeakyRelu, Relu, Selu, Sigmoid, Silu, Softmax, Softplus, Tanh,
 };
+pub use arith::{Nac, NacMul, Nalu, log_space_product, nac_weight};
 pub use attention::{MultiHeadAttention, scaled_dot_product_attention};
 pub use conv::{AvgPool2d, Conv1d, Conv2d, Embedding, MaxPool2d};
 pub use dropout::{AlphaDropout, Dropout};
@@ -28,6 +33,9 @@ pub use linear::Linear;
 pub use loss::{
     ClassLossOpts, Reduction, accuracy, binary_cross_entropy_with_logits, cross_entropy,
     cross_entropy_with, huber_loss, l1_loss, mse_loss, nll_loss, nll_loss_with,
+};
+pub use memnn::{
+    MemN2N, MemN2NConfig, MemoryBatch, embed_sentences, memory_hop, position_encoding, word_weights,
 };
 pub use module::{Forward, Layer, Module, ParamKind, Sequential, join};
 pub use nabla_derive::Module;

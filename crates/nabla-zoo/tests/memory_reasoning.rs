@@ -1,0 +1,113 @@
+//! Quick modes of `memnn-babi` and `nalu-arith` (exactly the options `--quick` ships), their
+//! determinism, and bad data from outside (`--data`) as typed errors. The full runs are
+//! `#[ignore]`d: `cargo test --release -p nabla-zoo --test memory_reasoning -- --ignored`.
+
+use nabla_zoo::experiment::{Config, Silent, ZooError};
+use serde_json::{Map, Value};
+
+fn run(
+    name: &str,
+    quick: bool,
+    overrides: &[(&str, &str)],
+) -> Result<Map<String, Value>, ZooError> {
+    let exp = nabla_zoo::find(name).expect("registered");
+    let o: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let cfg = Config::new(&exp.spec(), quick, 0, None, &o)?;
+    let report = exp.run(&cfg, &mut Silent)?;
+    assert!(!report.summary.is_empty() && !report.curves.is_empty());
+    Ok(report.metrics.into_iter().collect())
+}
+
+fn metric(m: &Map<String, Value>, k: &str) -> f64 {
+    m[k].as_f64()
+        .unwrap_or_else(|| panic!("{k} missing from {m:?}"))
+}
+
+#[test]
+fn memnn_babi_quick_learns_task_1_and_is_deterministic() {
+    let m = run("memnn-babi", true, &[]).unwrap();
+    // chance is about 1 in 6 (six places); the quick run answers almost every question
+    assert!(metric(&m, "task1_accuracy") > 0.9, "{m:?}");
+    assert_eq!(m, run("memnn-babi", true, &[]).unwrap());
+}
+
+#[test]
+fn memnn_babi_bad_data_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // no files for the task
+    let e = run("memnn-babi", true, &[("data", d)]).unwrap_err();
+    assert!(
+        matches!(e, ZooError::Data(_)) && e.to_string().contains("task 1"),
+        "{e}"
+    );
+    // a malformed file
+    std::fs::write(
+        dir.path().join("qa1_x_train.txt"),
+        "1 Mary went home.\nnot a line\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("qa1_x_test.txt"),
+        "1 Mary went home.\n2 Where?\thome\t1\n",
+    )
+    .unwrap();
+    let e = run("memnn-babi", true, &[("data", d)]).unwrap_err();
+    assert!(
+        matches!(e, ZooError::Data(_)) && e.to_string().contains(":2:"),
+        "{e}"
+    );
+    // a task list out of range
+    let e = run("memnn-babi", true, &[("tasks", "0-3")]).unwrap_err();
+    assert!(matches!(e, ZooError::Config(_)), "{e}");
+}
+
+#[test]
+fn memnn_babi_runs_on_user_data_in_the_babi_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut train = String::new();
+    let places = ["kitchen", "garden", "office"];
+    for i in 0..30 {
+        let p = places[i % 3];
+        train.push_str(&format!(
+            "1 Ann went to the {p}.\n2 Where is Ann?\t{p}\t1\n"
+        ));
+    }
+    std::fs::write(dir.path().join("qa1_tiny_train.txt"), &train).unwrap();
+    std::fs::write(dir.path().join("qa1_tiny_test.txt"), &train).unwrap();
+    let m = run(
+        "memnn-babi",
+        true,
+        &[("data", dir.path().to_str().unwrap())],
+    )
+    .unwrap();
+    assert!(metric(&m, "task1_accuracy") >= 0.0);
+}
+
+#[test]
+fn nalu_arith_quick_nac_extrapolates_addition_and_subtraction() {
+    let m = run("nalu-arith", true, &[]).unwrap();
+    assert_eq!(metric(&m, "nac_add_add_success"), 1.0, "{m:?}");
+    assert_eq!(metric(&m, "nac_add_sub_success"), 1.0, "{m:?}");
+    assert_eq!(m, run("nalu-arith", true, &[]).unwrap());
+    let e = run("nalu-arith", true, &[("models", "nac_add,lstm")]).unwrap_err();
+    assert!(matches!(e, ZooError::Config(_)), "{e}");
+}
+
+#[test]
+#[ignore]
+fn memnn_babi_full_run_solves_task_1() {
+    let m = run("memnn-babi", false, &[]).unwrap();
+    assert!(metric(&m, "task1_accuracy") >= 0.99, "{m:?}");
+}
+
+#[test]
+#[ignore]
+fn nalu_arith_full_run_nac_add_extrapolates() {
+    let m = run("nalu-arith", false, &[]).unwrap();
+    assert!(metric(&m, "nac_add_add_success") >= 0.9, "{m:?}");
+    assert!(metric(&m, "nac_add_sub_success") >= 0.9, "{m:?}");
+}
