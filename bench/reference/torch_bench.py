@@ -373,6 +373,26 @@ def bench_trebuchet_grad(em):
             xcheck={"distance": d.item(), "grad_mass": grad[0], "grad_angle": grad[1], "grad_wind": grad[2]})
 
 
+def bench_dnc_step(em):
+    """One DNC training step (dnc_torch.py, the same model as nabla::nn::dnc) with RMSProp."""
+    import dnc_torch
+
+    model, x, y = dnc_torch.inputs(set_det_params)
+    step = dnc_torch.training_step(model, x, y)
+    s, losses, w = time_steps(em, step, 1, 3, 20)
+    check = {}
+
+    def inspect(loss, params):
+        if not check:
+            check.update(loss=loss.item(), **grad_summary([p.grad.numpy() for p in params]))
+
+    fresh, fx, fy = dnc_torch.inputs(set_det_params)
+    first = dnc_torch.training_step(fresh, fx, fy, inspect)
+    first()
+    check["loss_step2"] = first().item()
+    em.emit("dnc-step", "step", s, w, xcheck=check, steps_per_sample=1, loss_first=losses[0], loss_last=losses[-1])
+
+
 def host_info(args):
     return {"impl": "pytorch", "version": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -394,6 +414,7 @@ BENCHES = {
     "mlp-memory": lambda em, a: bench_mlp_memory(em, a.data),
     "graph-memory": lambda em, a: bench_graph_memory(em, a.graph_steps),
     "trebuchet-grad": lambda em, a: bench_trebuchet_grad(em),
+    "dnc-step": lambda em, a: bench_dnc_step(em),
 }
 
 

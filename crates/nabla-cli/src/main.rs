@@ -3,6 +3,7 @@
 //! `nabla` alone runs a short tour; `nabla list` lists experiments; `nabla run NAME` runs one.
 
 mod cli;
+mod heatmap;
 mod plot;
 mod progress;
 mod run;

@@ -11,7 +11,7 @@ use std::sync::Once;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
-fn ensure_font() {
+pub(crate) fn ensure_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         // The bytes are a valid TrueType font; registration only fails on malformed data.

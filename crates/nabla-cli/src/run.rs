@@ -326,6 +326,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, CliError> {
             files.push(c.file.clone());
         }
     }
+    for h in &report.heatmaps {
+        if crate::heatmap::write_heatmap_png(h, &out.join(&h.file)).map_err(CliError::Run)? {
+            files.push(h.file.clone());
+        }
+    }
 
     if args.json {
         println!(

@@ -508,6 +508,25 @@ pub struct Report {
     pub summary: Vec<String>,
     /// Curves to plot.
     pub curves: Vec<Curve>,
+    /// Heat maps to plot.
+    pub heatmaps: Vec<Heatmap>,
+}
+
+/// A heat map the CLI writes as a PNG: `values[row][col]`, row 0 at the bottom.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Heatmap {
+    /// File name, e.g. `weights.png`.
+    pub file: String,
+    /// Title.
+    pub title: String,
+    /// X axis label (the columns).
+    pub x_label: String,
+    /// Y axis label (the rows).
+    pub y_label: String,
+    /// Label of the colour scale.
+    pub value_label: String,
+    /// The values, one vector per row, all of one length.
+    pub values: Vec<Vec<f64>>,
 }
 
 /// Why a run stopped early.

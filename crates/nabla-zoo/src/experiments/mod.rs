@@ -2,6 +2,10 @@
 
 mod cartpole;
 mod cnn_mnist;
+mod dnc_copy;
+mod dnc_recall;
+mod dnc_scaling;
+pub mod dnc_tasks;
 mod lstm_adding;
 mod mlp_digits;
 mod mlp_mnist;
@@ -10,6 +14,9 @@ mod trebuchet;
 
 pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
+pub use dnc_copy::DncCopy;
+pub use dnc_recall::DncRecall;
+pub use dnc_scaling::DncScaling;
 pub use lstm_adding::LstmAdding;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
@@ -28,5 +35,8 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(CartPoleControl),
         Box::new(PendulumControl),
         Box::new(Trebuchet),
+        Box::new(DncCopy),
+        Box::new(DncRecall),
+        Box::new(DncScaling),
     ]
 }

@@ -8,6 +8,7 @@
 mod activation;
 mod attention;
 mod conv;
+pub mod dnc;
 mod dropout;
 pub mod init;
 mod linear;
