@@ -101,6 +101,9 @@ WORKLOADS = {w.name: w for w in [
     Workload("lstm", 3, 20, comparisons=[
         C("fwd+bwd", "pytorch", "fwd+bwd", "LSTM fwd+bwd vs torch.nn.LSTM", 1.0),
     ]),
+    Workload("dnc-step", 3, 20, rtol=1e-3, comparisons=[
+        C("step", "pytorch", "step", "DNC training step (batch 16, 20 steps, 32 x 16 memory, 4 reads, RMSProp) vs PyTorch eager", 2.0),
+    ]),
     Workload("cnn-step", 5, 20, ("nabla", "pytorch", "jax"), rtol=1e-3, comparisons=[
         C("batch64", "pytorch", "batch64", "CNN Adam step, batch 64, vs PyTorch (faster Adam)", 1.0),
         C("batch64", "jax", "batch64", "CNN Adam step, batch 64, vs JAX jit (whole step)"),

@@ -168,7 +168,7 @@ def check_pendulum(loss, grad):
 # Normal samples use Box-Muller (log, cos): libraries may differ in the last bit of a float64 there,
 # which the rounding to float32 hides in all but rare cases.
 
-SEEDS = {"matmul": 1, "conv2d": 11, "lstm": 20, "mlp": 30, "cnn": 40}
+SEEDS = {"matmul": 1, "conv2d": 11, "lstm": 20, "mlp": 30, "cnn": 40, "dnc": 50}
 
 
 def _splitmix(seed, idx):

@@ -382,6 +382,26 @@ def bench_memn2n_step(em):
     em.emit("memn2n-step", "batch32", s, warmup, xcheck=mt.check(), batch=mt.B)
 
 
+def bench_dnc_step(em):
+    """One DNC training step (dnc_torch.py, the same model as nabla::nn::dnc) with RMSProp."""
+    import dnc_torch
+
+    model, x, y = dnc_torch.inputs(set_det_params)
+    step = dnc_torch.training_step(model, x, y)
+    s, losses, w = time_steps(em, step, 1, 3, 20)
+    check = {}
+
+    def inspect(loss, params):
+        if not check:
+            check.update(loss=loss.item(), **grad_summary([p.grad.numpy() for p in params]))
+
+    fresh, fx, fy = dnc_torch.inputs(set_det_params)
+    first = dnc_torch.training_step(fresh, fx, fy, inspect)
+    first()
+    check["loss_step2"] = first().item()
+    em.emit("dnc-step", "step", s, w, xcheck=check, steps_per_sample=1, loss_first=losses[0], loss_last=losses[-1])
+
+
 def host_info(args):
     return {"impl": "pytorch", "version": torch.__version__,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
@@ -405,6 +425,7 @@ BENCHES = {
     "trebuchet-grad": lambda em, a: bench_trebuchet_grad(em),
     "maml-step": lambda em, a: __import__("maml_ref").bench_torch(em, measure),
     "memn2n-step": lambda em, a: bench_memn2n_step(em),
+    "dnc-step": lambda em, a: bench_dnc_step(em),
 }
 
 

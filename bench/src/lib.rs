@@ -10,6 +10,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+pub mod dnc;
 pub mod host;
 pub mod inputs;
 pub mod maml;

@@ -191,6 +191,12 @@ const REGISTRY: &[Bench] = &[
         missing: "",
     },
     Bench {
+        name: "dnc-step",
+        about: "one DNC training step with RMSProp: batch 16, 20 steps of 8 bits, LSTM 64, memory 32 x 16, 4 read heads",
+        run: Some(run_dnc_step),
+        missing: "",
+    },
+    Bench {
         name: "mlp-memory",
         about: "10,000 mlp-step iterations at batch 128, resident memory every 100 steps",
         run: Some(run_mlp_memory),
@@ -434,6 +440,16 @@ fn run_memn2n_step(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         m.with("batch", json!(nb::memn2n::B))
             .check(nb::memn2n::check()),
     ])
+}
+
+fn run_dnc_step(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let (warmup, repeats) = ctx.counts(3, 20);
+    let (mut model, x, y) = nb::dnc::dnc_inputs();
+    let mut opt = nb::dnc::dnc_optimizer();
+    let m = step_measurement("step", warmup, repeats, 1, || {
+        nb::dnc::dnc_step(&mut model, &mut opt, &x, &y)
+    });
+    Ok(vec![m.check(nb::dnc::dnc_check())])
 }
 
 fn run_lstm(ctx: &Ctx) -> Result<Vec<Measurement>, String> {

@@ -44,7 +44,10 @@ fn every_experiment_is_listed_with_a_spec() {
             "hypergrad",
             "maml-sine",
             "learned-optimizer",
-            "plasticity"
+            "plasticity",
+            "dnc-copy",
+            "dnc-recall",
+            "dnc-scaling"
         ]
     );
 }

@@ -5,6 +5,10 @@ mod cartpole;
 mod cnn_mnist;
 mod hypergrad;
 mod learned_optimizer;
+mod dnc_copy;
+mod dnc_recall;
+mod dnc_scaling;
+pub mod dnc_tasks;
 mod lstm_adding;
 mod maml_sine;
 mod memnn_babi;
@@ -19,6 +23,9 @@ pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
 pub use hypergrad::Hypergrad;
 pub use learned_optimizer::LearnedOptimizer;
+pub use dnc_copy::DncCopy;
+pub use dnc_recall::DncRecall;
+pub use dnc_scaling::DncScaling;
 pub use lstm_adding::LstmAdding;
 pub use maml_sine::MamlSine;
 pub use memnn_babi::MemnnBabi;
@@ -47,5 +54,8 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(Plasticity),
         Box::new(MemnnBabi),
         Box::new(NaluArith),
+        Box::new(DncCopy),
+        Box::new(DncRecall),
+        Box::new(DncScaling),
     ]
 }

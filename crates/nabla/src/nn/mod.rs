@@ -10,6 +10,7 @@ mod activation;
 mod arith;
 mod attention;
 mod conv;
+pub mod dnc;
 mod dropout;
 pub mod init;
 mod linear;

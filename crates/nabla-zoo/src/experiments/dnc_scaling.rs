@@ -1,0 +1,184 @@
+//! `dnc-scaling`: how the cost of one DNC step grows with the number of memory slots N, for the
+//! dense DNC (whose temporal link matrix is N x N) and the sparse DNC (top-K content lookup,
+//! K-sparse weightings, K links per row). Time and memory of a training step (forward and
+//! backward through a short sequence, batch 1) at N = 16 … 4096, and the growth exponents fitted
+//! on the larger sizes. Timings depend on the machine and its load.
+
+use super::dnc_tasks::{COPY_INPUTS, copy_batch, dnc, masked_bce};
+use crate::experiment::{Config, Context, Experiment, OptSpec, Report, Spec, ZooError};
+use crate::train::Curves;
+use nabla::nn::dnc::Dnc;
+use nabla::rand::{SeedableRng, rngs::StdRng};
+use serde_json::{Map, json};
+use std::time::Instant;
+
+/// See the module docs.
+pub struct DncScaling;
+
+/// Resident memory of this process in bytes (Linux), `None` elsewhere.
+fn resident_bytes() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096.0)
+}
+
+/// Median seconds per sequence step of a training step, and the memory held by the graph of the
+/// forward pass (resident growth, bytes per step).
+fn measure(model: &Dnc, seq: usize, reps: usize) -> (f64, Option<f64>) {
+    let batch = copy_batch(1, seq, &mut StdRng::seed_from_u64(5));
+    let steps = batch.x.dims()[1] as f64;
+    let mut times = Vec::with_capacity(reps);
+    let mut mem: Option<f64> = None;
+    for _ in 0..reps {
+        let before = resident_bytes();
+        let t0 = Instant::now();
+        let loss = masked_bce(&model.forward_sequence(&batch.x, None).0, &batch);
+        let after = resident_bytes();
+        let grads = loss.backward();
+        times.push(t0.elapsed().as_secs_f64() / steps);
+        drop(grads);
+        if let (Some(a), Some(b)) = (before, after) {
+            let m = ((b - a) / steps).max(0.0);
+            mem = Some(mem.map_or(m, |x: f64| x.max(m)));
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], mem)
+}
+
+/// Least-squares slope of `ln y` against `ln x`.
+fn growth_exponent(points: &[(f64, f64)]) -> f64 {
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| p.0 > 0.0 && p.1 > 0.0)
+        .map(|p| (p.0.ln(), p.1.ln()))
+        .collect();
+    let n = pts.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let (mx, my) = (
+        pts.iter().map(|p| p.0).sum::<f64>() / n,
+        pts.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    sxy / sxx
+}
+
+impl Experiment for DncScaling {
+    fn spec(&self) -> Spec {
+        Spec {
+            name: "dnc-scaling",
+            summary: "time and memory per step of the dense and the sparse DNC against memory size N = 16 ... 4096, with fitted growth exponents (--quick: N up to 128)",
+            runtime: "~3 min; --quick ~5 s",
+            options: vec![
+                OptSpec::int("max-slots", "largest memory size N (powers of 2 from 16)", 4096)
+                    .range(16, 1 << 16)
+                    .quick(128),
+                OptSpec::int("sparse-k", "entries K of the sparse DNC", 8).range(1, 1 << 12),
+                OptSpec::int("word-size", "memory word size W", 16).range(1, 4096),
+                OptSpec::int("hidden", "LSTM controller units", 64).range(1, 4096),
+                OptSpec::int("seq-len", "copy length of the timed sequence (2 len + 1 steps)", 2)
+                    .range(1, 1000),
+                OptSpec::int("reps", "timed repetitions per size (the median is kept)", 3)
+                    .range(1, 1000)
+                    .quick(2),
+            ],
+        }
+    }
+
+    fn run(&self, cfg: &Config, ctx: &mut dyn Context) -> Result<Report, ZooError> {
+        let max_n = cfg.usize("max-slots");
+        let k = cfg.usize("sparse-k");
+        let (word, hidden) = (cfg.usize("word-size"), cfg.usize("hidden"));
+        let (seq, reps) = (cfg.usize("seq-len"), cfg.usize("reps"));
+        let sizes: Vec<usize> = (4..=16)
+            .map(|p| 1usize << p)
+            .filter(|&n| n <= max_n)
+            .collect();
+        let mut curves = Curves::default();
+        let (mut dense_t, mut sparse_t) = (Map::new(), Map::new());
+        let (mut dense_m, mut sparse_m) = (Map::new(), Map::new());
+        let total = 2 * sizes.len() as u64;
+        let mut done = 0;
+        for &n in &sizes {
+            for sparse in [false, true] {
+                let mut rng = StdRng::seed_from_u64(cfg.seed);
+                let kk = sparse.then_some(k.min(n - 1));
+                let model = dnc(COPY_INPUTS, hidden, n, word, 1, kk, &mut rng);
+                let (t, m) = measure(&model, seq, reps);
+                let name = if sparse { "sparse" } else { "dense" };
+                let x = n as f64;
+                curves.push(&format!("{name}_time"), x.log2(), t * 1e3);
+                if let Some(m) = m {
+                    curves.push(&format!("{name}_mem"), x.log2(), (m / 1048576.0).max(1e-3));
+                }
+                let (tm, mm) = if sparse {
+                    (&mut sparse_t, &mut sparse_m)
+                } else {
+                    (&mut dense_t, &mut dense_m)
+                };
+                tm.insert(n.to_string(), json!(t));
+                mm.insert(n.to_string(), json!(m));
+                done += 1;
+                ctx.progress(done, total, &format!("N = {n} {name}: {:.2} ms/step", t * 1e3));
+            }
+        }
+        let fit = |name: &str| {
+            let pts: Vec<(f64, f64)> = curves
+                .get(name)
+                .iter()
+                .map(|p| (p.0.exp2(), p.1))
+                .filter(|p| p.0 >= 256.0 || max_n < 256)
+                .collect();
+            growth_exponent(&pts)
+        };
+        let (de, se) = (fit("dense_time"), fit("sparse_time"));
+        let (dme, sme) = (fit("dense_mem"), fit("sparse_mem"));
+        let mut r = Report::default();
+        r.metrics.insert("dense_seconds_per_step".into(), json!(dense_t));
+        r.metrics.insert("sparse_seconds_per_step".into(), json!(sparse_t));
+        r.metrics.insert("dense_bytes_per_step".into(), json!(dense_m));
+        r.metrics.insert("sparse_bytes_per_step".into(), json!(sparse_m));
+        r.metrics.insert("dense_time_exponent".into(), json!(de));
+        r.metrics.insert("sparse_time_exponent".into(), json!(se));
+        r.metrics.insert("dense_memory_exponent".into(), json!(dme));
+        r.metrics.insert("sparse_memory_exponent".into(), json!(sme));
+        r.metrics.insert("sparse_k".into(), json!(k));
+        let fit_range = if max_n >= 256 { "N >= 256" } else { "all N" };
+        let row = |n: usize| {
+            format!(
+                "N = {n:>5}: dense {:>9.3} ms, sparse {:>8.3} ms per step",
+                dense_t[&n.to_string()].as_f64().unwrap_or(f64::NAN) * 1e3,
+                sparse_t[&n.to_string()].as_f64().unwrap_or(f64::NAN) * 1e3
+            )
+        };
+        r.summary = vec![format!(
+            "training step (forward + backward), batch 1, W = {word}, 1 read head, controller {hidden}, sparse K = {k}"
+        )];
+        r.summary.extend(sizes.iter().map(|&n| row(n)));
+        r.summary.push(format!(
+            "time grows as N^{de:.2} (dense) and N^{se:.2} (sparse); memory as N^{dme:.2} and N^{sme:.2} (fits over {fit_range})"
+        ));
+        r.curves = vec![
+            curves.curve(
+                "time.png",
+                "dnc-scaling: time per step",
+                "log2 N (memory slots)",
+                "milliseconds per step",
+                &[("dense_time", "dense DNC"), ("sparse_time", "sparse DNC")],
+                true,
+            ),
+            curves.curve(
+                "memory.png",
+                "dnc-scaling: memory held for backward, per step",
+                "log2 N (memory slots)",
+                "MiB per step (resident growth)",
+                &[("dense_mem", "dense DNC"), ("sparse_mem", "sparse DNC")],
+                true,
+            ),
+        ];
+        Ok(r)
+    }
+}

@@ -1,0 +1,46 @@
+//! The DNC experiments in quick mode (the options `--quick` ships, no overrides): they learn, and
+//! the same seed gives the same numbers.
+
+use nabla_zoo::experiment::{Config, Silent};
+
+fn run(name: &str, seed: u64) -> (serde_json::Map<String, serde_json::Value>, usize) {
+    let exp = nabla_zoo::find(name).expect("registered");
+    let cfg = Config::new(&exp.spec(), true, seed, None, &[]).unwrap();
+    let report = exp.run(&cfg, &mut Silent).unwrap();
+    assert!(!report.summary.is_empty() && !report.curves.is_empty());
+    (report.metrics.into_iter().collect(), report.heatmaps.len())
+}
+
+fn metric(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> f64 {
+    m[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {m:?}"))
+}
+
+#[test]
+fn dnc_copy_quick_learns_short_copies_and_is_deterministic() {
+    let (m, maps) = run("dnc-copy", 0);
+    // chance is 0.5 per bit
+    assert!(metric(&m, "bit_error_rate") < 0.25, "{m:?}");
+    assert!(metric(&m, "bit_error_rate_len20").is_finite());
+    assert!(metric(&m, "lstm_bit_error_rate") < 0.5, "{m:?}");
+    assert_eq!(maps, 2, "read and write weighting heat maps");
+    assert_eq!(m, run("dnc-copy", 0).0);
+}
+
+#[test]
+fn dnc_recall_quick_learns_something() {
+    let (m, maps) = run("dnc-recall", 0);
+    assert!(metric(&m, "bit_error_rate") < 0.45, "{m:?}");
+    assert_eq!(maps, 2);
+}
+
+#[test]
+fn dnc_scaling_quick_measures_both_variants() {
+    let (m, _) = run("dnc-scaling", 0);
+    for key in ["dense_seconds_per_step", "sparse_seconds_per_step"] {
+        let t = m[key].as_object().expect("per-size timings");
+        assert_eq!(t.len(), 4, "N = 16 … 128: {m:?}");
+        assert!(t.values().all(|v| v.as_f64().unwrap() > 0.0));
+    }
+    assert!(metric(&m, "dense_time_exponent").is_finite());
+    assert!(metric(&m, "sparse_time_exponent").is_finite());
+}

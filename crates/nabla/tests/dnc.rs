@@ -1,0 +1,295 @@
+//! The Differentiable Neural Computer: a finite-difference gradient test (f64) of each memory
+//! operation, dense and sparse, values against direct formulas, and the whole model.
+
+use nabla::nn::Module;
+use nabla::nn::dnc::*;
+use nabla::rand::{SeedableRng, rngs::StdRng};
+use nabla::testing::check_grad;
+use nabla::{DType, Tensor};
+
+fn rnd(shape: &[usize], seed: u64) -> Tensor {
+    Tensor::randn(shape.to_vec(), DType::F64, &mut StdRng::seed_from_u64(seed))
+}
+fn unit(shape: &[usize], seed: u64) -> Tensor {
+    // in (0.05, 0.95), away from the ends
+    Tensor::rand(shape.to_vec(), DType::F64, &mut StdRng::seed_from_u64(seed)) * 0.9 + 0.05
+}
+fn simplex(shape: &[usize], seed: u64) -> Tensor {
+    rnd(shape, seed).softmax(-1)
+}
+
+#[test]
+fn grad_content_weighting() {
+    check_grad(
+        |x| content_weighting(&x[0], &x[1], &oneplus(&x[2])),
+        &[rnd(&[2, 5, 3], 1), rnd(&[2, 2, 3], 2), rnd(&[2, 2], 3)],
+    )
+    .unwrap();
+}
+
+#[test]
+fn grad_retention_and_usage() {
+    check_grad(
+        |x| retention(&x[0], &x[1]),
+        &[unit(&[2, 3], 1), simplex(&[2, 3, 5], 2)],
+    )
+    .unwrap();
+    check_grad(
+        |x| usage(&x[0], &x[1], &x[2]),
+        &[unit(&[2, 5], 1), simplex(&[2, 5], 2), unit(&[2, 5], 3)],
+    )
+    .unwrap();
+}
+
+#[test]
+fn grad_allocation_weighting() {
+    // distinct usages, so the (constant) order does not change under the perturbation
+    let u = Tensor::from_vec(
+        vec![0.9f64, 0.1, 0.5, 0.7, 0.3, 0.2, 0.8, 0.4, 0.6, 0.05],
+        [2, 5],
+    );
+    check_grad(|x| allocation_weighting(&x[0]), &[u]).unwrap();
+}
+
+#[test]
+fn allocation_matches_the_formula() {
+    let u = [0.9f64, 0.1, 0.5, 0.7];
+    let a = allocation_weighting(&Tensor::from_vec(u.to_vec(), [1, 4])).to_vec::<f64>();
+    // order: 1 (0.1), 2 (0.5), 3 (0.7), 0 (0.9)
+    let want = [
+        (1.0 - 0.9) * 0.1 * 0.5 * 0.7,
+        1.0 - 0.1,
+        (1.0 - 0.5) * 0.1,
+        (1.0 - 0.7) * 0.1 * 0.5,
+    ];
+    for (g, w) in a.iter().zip(want) {
+        assert!((g - w).abs() < 1e-5, "{a:?} vs {want:?}");
+    }
+}
+
+#[test]
+fn grad_write_weighting_and_memory() {
+    check_grad(
+        |x| write_weighting(&x[0], &x[1], &x[2], &x[3]),
+        &[
+            simplex(&[2, 5], 1),
+            simplex(&[2, 5], 2),
+            unit(&[2, 1], 3),
+            unit(&[2, 1], 4),
+        ],
+    )
+    .unwrap();
+    check_grad(
+        |x| write_memory(&x[0], &x[1], &x[2], &x[3]),
+        &[
+            rnd(&[2, 5, 3], 1),
+            simplex(&[2, 5], 2),
+            unit(&[2, 3], 3),
+            rnd(&[2, 3], 4),
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn grad_precedence_and_links() {
+    check_grad(
+        |x| precedence(&x[0], &x[1]),
+        &[simplex(&[2, 5], 1), simplex(&[2, 5], 2)],
+    )
+    .unwrap();
+    check_grad(
+        |x| link_matrix(&x[0], &x[1], &x[2]),
+        &[unit(&[2, 4, 4], 1) * 0.2, simplex(&[2, 4], 2), simplex(&[2, 4], 3)],
+    )
+    .unwrap();
+}
+
+#[test]
+fn links_follow_the_write_order() {
+    // write slot 2, then slot 0: the link 0 <- 2 (L[0, 2]) becomes 1
+    let l = Tensor::zeros([1, 3, 3], DType::F64);
+    let p = Tensor::zeros([1, 3], DType::F64);
+    let w1 = Tensor::from_vec(vec![0.0f64, 0.0, 1.0], [1, 3]);
+    let l = link_matrix(&l, &w1, &p);
+    let p = precedence(&p, &w1);
+    let w2 = Tensor::from_vec(vec![1.0f64, 0.0, 0.0], [1, 3]);
+    let l = link_matrix(&l, &w2, &p).to_vec::<f64>();
+    assert_eq!(l, vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn grad_directional_and_read() {
+    check_grad(
+        |x| {
+            let (f, b) = directional_weightings(&x[0], &x[1]);
+            f * 2.0 + b
+        },
+        &[unit(&[2, 4, 4], 1) * 0.2, simplex(&[2, 3, 4], 2)],
+    )
+    .unwrap();
+    check_grad(
+        |x| read_weighting(&x[0], &x[1], &x[2], &x[3].softmax(2)),
+        &[
+            simplex(&[2, 3, 4], 1),
+            simplex(&[2, 3, 4], 2),
+            simplex(&[2, 3, 4], 3),
+            rnd(&[2, 3, 3], 4),
+        ],
+    )
+    .unwrap();
+    check_grad(
+        |x| read_memory(&x[0], &x[1]),
+        &[rnd(&[2, 4, 3], 1), simplex(&[2, 2, 4], 2)],
+    )
+    .unwrap();
+}
+
+#[test]
+fn grad_sparse_content_and_allocation() {
+    check_grad(
+        |x| sparse_content_weighting(&x[0], &x[1], &oneplus(&x[2]), 3),
+        &[rnd(&[2, 7, 3], 1), rnd(&[2, 2, 3], 2), rnd(&[2, 2], 3)],
+    )
+    .unwrap();
+    let u = Tensor::from_vec(
+        vec![0.9f64, 0.1, 0.5, 0.7, 0.3, 0.2, 0.8, 0.4, 0.6, 0.05],
+        [2, 5],
+    );
+    check_grad(|x| sparse_allocation_weighting(&x[0], 3), &[u.clone()]).unwrap();
+    // among the K least used slots the sparse allocation equals the dense one
+    let (d, s) = (
+        allocation_weighting(&u).to_vec::<f64>(),
+        sparse_allocation_weighting(&u, 3).to_vec::<f64>(),
+    );
+    for (a, b) in d.iter().zip(&s) {
+        assert!(*b == 0.0 || (a - b).abs() < 1e-12, "{d:?} vs {s:?}");
+    }
+    check_grad(
+        |x| keep_top_k(&x[0], 2),
+        &[Tensor::from_vec(vec![0.3f64, 0.9, 0.1, 0.5, 0.2, 0.8, 0.6, 0.4], [2, 4])],
+    )
+    .unwrap();
+}
+
+/// Sparse links built by a few writes, with K large enough to hold every link, equal the dense ones.
+fn sparse_and_dense_links(k: usize) -> (SparseLinks, Tensor, Tensor) {
+    let n = 6;
+    let mut sl = SparseLinks::empty(2, n, k, DType::F64);
+    let mut dl = Tensor::zeros([2, n, n], DType::F64);
+    let mut p = Tensor::zeros([2, n], DType::F64);
+    for (t, slot) in [1usize, 4, 2].into_iter().enumerate() {
+        // a write weighting concentrated on one slot per step, a little on one more
+        let mut w = vec![0.0f64; 2 * n];
+        w[slot] = 0.8;
+        w[(slot + 3) % n] = 0.1;
+        w[n + (slot + t) % n] = 0.7;
+        let w = Tensor::from_vec(w, [2, n]);
+        sl = sl.update(&w, &p);
+        dl = link_matrix(&dl, &w, &p);
+        p = precedence(&p, &w);
+    }
+    (sl, dl, p)
+}
+
+#[test]
+fn sparse_links_match_dense_when_k_holds_them() {
+    let (sl, dl, _) = sparse_and_dense_links(5);
+    let (a, b) = (sl.to_dense().to_vec::<f64>(), dl.to_vec::<f64>());
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-12, "{a:?}\nvs\n{b:?}");
+    }
+    let w = simplex(&[2, 3, 6], 9);
+    let (fs, bs) = sl.directional_weightings(&w);
+    let (fd, bd) = directional_weightings(&dl, &w);
+    for (x, y) in [(fs, fd), (bs, bd)] {
+        let (x, y) = (x.to_vec::<f64>(), y.to_vec::<f64>());
+        for (u, v) in x.iter().zip(&y) {
+            assert!((u - v).abs() < 1e-12);
+        }
+    }
+    // with K = 2 each row keeps at most two entries
+    let (small, _, _) = sparse_and_dense_links(2);
+    assert_eq!(small.size(), (6, 2));
+}
+
+#[test]
+fn grad_sparse_links() {
+    let (sl, _, p) = sparse_and_dense_links(3);
+    let idx = sl.idx.clone();
+    // entries that are all non-zero and distinct, so that the (constant) choice of the K kept per
+    // row has no ties for the finite differences to cross
+    let val = &sl.val + unit(&[2, 6, 3], 11) * 0.1;
+    let w = Tensor::from_vec(
+        vec![0.05f64, 0.6, 0.1, 0.02, 0.15, 0.03, 0.3, 0.04, 0.02, 0.5, 0.06, 0.01],
+        [2, 6],
+    );
+    check_grad(
+        |x| {
+            let l = SparseLinks {
+                idx: idx.clone(),
+                val: x[0].clone(),
+            };
+            l.update(&x[1], &x[2]).to_dense()
+        },
+        &[val.clone(), w.clone(), p.clone()],
+    )
+    .unwrap();
+    check_grad(
+        |x| {
+            let l = SparseLinks {
+                idx: idx.clone(),
+                val: x[0].clone(),
+            };
+            let (f, b) = l.directional_weightings(&x[1]);
+            f * 2.0 + b
+        },
+        &[val, simplex(&[2, 2, 6], 5)],
+    )
+    .unwrap();
+}
+
+fn config(sparse: Option<usize>) -> DncConfig {
+    DncConfig {
+        input_size: 3,
+        output_size: 2,
+        hidden_size: 4,
+        memory_size: 5,
+        word_size: 3,
+        read_heads: 2,
+        sparse,
+        dtype: DType::F64,
+    }
+}
+
+#[test]
+fn grad_whole_dnc_dense_and_sparse() {
+    for sparse in [None, Some(3)] {
+        let dnc = Dnc::new(config(sparse), &mut StdRng::seed_from_u64(4));
+        let x = rnd(&[2, 3, 3], 7);
+        check_grad(|x| dnc.forward_sequence(&x[0], None).0, &[x]).unwrap();
+    }
+}
+
+#[test]
+fn dnc_shapes_parameters_and_interface() {
+    let dnc = Dnc::new(config(None), &mut StdRng::seed_from_u64(0));
+    assert_eq!(config(None).interface_size(), 3 * 2 + 9 + 10 + 3);
+    let names: Vec<String> = dnc.named_parameters().into_iter().map(|(n, _)| n).collect();
+    assert!(names.contains(&"controller.weight_ih".to_string()), "{names:?}");
+    let (y, states) = dnc.forward_sequence(&rnd(&[2, 4, 3], 1), None);
+    assert_eq!(y.dims(), &[2, 4, 2]);
+    let s = states.last().unwrap();
+    // weightings stay (sub-)distributions
+    for w in [s.write_weights.sum_axis(1, false), s.read_weights.sum_axis(2, false)] {
+        assert!(w.to_vec::<f64>().iter().all(|&v| (-1e-9..=1.0 + 1e-9).contains(&v)));
+    }
+    let u = s.usage.to_vec::<f64>();
+    assert!(u.iter().all(|&v| (0.0..=1.0).contains(&v)));
+}
+
+#[test]
+#[should_panic(expected = "split_interface")]
+fn interface_of_the_wrong_size_panics_with_the_op_name() {
+    split_interface(&Tensor::zeros([2, 7], DType::F64), 2, 3);
+}
