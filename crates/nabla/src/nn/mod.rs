@@ -14,6 +14,7 @@ mod linear;
 mod loss;
 mod module;
 mod norm;
+pub mod ntp;
 mod rnn;
 mod rnn_kernel;
 mod rnn_simd;
