@@ -40,7 +40,8 @@ fn every_experiment_is_listed_with_a_spec() {
             "lstm-adding",
             "cartpole",
             "pendulum",
-            "trebuchet"
+            "trebuchet",
+            "ntp-countries"
         ]
     );
 }

@@ -5,6 +5,7 @@ mod cnn_mnist;
 mod lstm_adding;
 mod mlp_digits;
 mod mlp_mnist;
+mod ntp_countries;
 mod pendulum;
 mod trebuchet;
 
@@ -13,6 +14,7 @@ pub use cnn_mnist::CnnMnist;
 pub use lstm_adding::LstmAdding;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
+pub use ntp_countries::NtpCountries;
 pub use pendulum::PendulumControl;
 pub use trebuchet::Trebuchet;
 
@@ -28,5 +30,6 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(CartPoleControl),
         Box::new(PendulumControl),
         Box::new(Trebuchet),
+        Box::new(NtpCountries),
     ]
 }
