@@ -47,7 +47,8 @@ fn every_experiment_is_listed_with_a_spec() {
             "plasticity",
             "dnc-copy",
             "dnc-recall",
-            "dnc-scaling"
+            "dnc-scaling",
+            "ntp-countries"
         ]
     );
 }

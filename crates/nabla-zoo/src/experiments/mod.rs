@@ -15,6 +15,7 @@ mod memnn_babi;
 mod mlp_digits;
 mod mlp_mnist;
 mod nalu_arith;
+mod ntp_countries;
 mod pendulum;
 mod plasticity;
 mod trebuchet;
@@ -32,6 +33,7 @@ pub use memnn_babi::MemnnBabi;
 pub use mlp_digits::MlpDigits;
 pub use mlp_mnist::MlpMnist;
 pub use nalu_arith::NaluArith;
+pub use ntp_countries::NtpCountries;
 pub use pendulum::PendulumControl;
 pub use plasticity::Plasticity;
 pub use trebuchet::Trebuchet;
@@ -57,5 +59,6 @@ pub fn all() -> Vec<Box<dyn Experiment>> {
         Box::new(DncCopy),
         Box::new(DncRecall),
         Box::new(DncScaling),
+        Box::new(NtpCountries),
     ]
 }

@@ -18,6 +18,7 @@ mod loss;
 mod memnn;
 mod module;
 mod norm;
+pub mod ntp;
 mod rnn;
 mod rnn_kernel;
 mod rnn_simd;
