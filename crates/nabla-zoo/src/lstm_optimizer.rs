@@ -12,7 +12,7 @@
 use nabla::meta::{DiffAdam, DiffOptimizer, DiffSgd, OptState, Order, inner_grad};
 use nabla::nn::{Forward, Linear, LstmCell, Module};
 use nabla::rand::Rng;
-use nabla::{DType, Tensor, no_grad};
+use nabla::{Tensor, no_grad};
 
 /// The paper's preprocessing constant `p`: gradients of magnitude at least `e^-p` are read as
 /// `(log|g| / p, sign g)`, smaller ones as `(-1, e^p g)`.
