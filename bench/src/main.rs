@@ -252,6 +252,7 @@ fn run_rk4_pendulum(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let (warmup, repeats) = ctx.counts(3, 20);
     let params = nb::pendulum_params();
     let s = nb::measure(warmup, repeats, || nb::pendulum_grad(&params));
+    let grad_s = s.median();
     let (loss, g) = nb::pendulum_grad(&params);
     let grad: Vec<f64> = g.iter().map(Tensor::item).collect();
     let mut m = Measurement::new("grad", s, warmup)
@@ -267,7 +268,6 @@ fn run_rk4_pendulum(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         ]);
     m.check_failed = nb::check_pendulum(loss.item(), &grad).err();
     let ok = m.check_failed.is_none();
-    let grad_s = s.median();
     // The compiled path: a fresh compiled function, so the first timed call traces.
     let cf = nb::pendulum_compiled();
     let sc = nb::measure(warmup, repeats, || cf.value_and_grad(&params));
