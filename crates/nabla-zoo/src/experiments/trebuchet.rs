@@ -6,7 +6,10 @@
 //! autodiff through the whole shot), and (b) an *aiming network* (target and wind in, counterweight
 //! mass and release angle out) trained through the simulator on random targets and winds with the
 //! squared relative miss as its loss, then evaluated on held-out (target, wind) pairs. Both are
-//! timed: one network inference replaces a whole direct aim.
+//! timed: one network inference replaces a whole direct aim. The inference is timed on the trained
+//! network frozen into plain `f64` buffers ([`AimInference`]: the same weights and arithmetic,
+//! checked against the tensor forward, without graph or allocation): each call on its own, over
+//! the held-out pairs in turn, the clock's cost included; `nn_inference_us` is the median call.
 //!
 //! Training, per step: a batch of random reachable pairs is shot at the network's controls, and
 //! one backward pass through all the shots gives each shot's distance and its gradient with respect
