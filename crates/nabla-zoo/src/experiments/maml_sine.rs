@@ -40,7 +40,7 @@ impl Experiment for MamlSine {
         Spec {
             name: "maml-sine",
             summary: "MAML on sinusoid regression (second and first order) against a pretrained network: 5-shot MSE on 600 held-out tasks",
-            runtime: "~8 min; --quick ~10 s",
+            runtime: "~13 min; --quick ~10 s",
             options: vec![
                 OptSpec::int(
                     "iterations",
