@@ -1,7 +1,7 @@
 //! `memnn-babi`: the end-to-end memory network ([`nabla::nn::MemN2N`], Sukhbaatar et al. 2015)
 //! on the 20 bAbI question-answering tasks, 1k training questions each, one model per task, in
 //! the paper's PE LS RN setting: 3 hops, adjacent weight tying, position and temporal encoding,
-//! linear start, random noise; SGD with learning rate 0.01 (0.005 during linear start) halved
+//! linear start, random noise; SGD on the batch's summed loss with learning rate 0.01 (0.005 during linear start) halved
 //! every 25 epochs, batches of 32, gradients clipped to norm 40, 100 epochs. 10% of the training
 //! stories are held out for validation: they end linear start (when the validation loss stops
 //! falling) and pick the epoch and the repeat whose parameters are tested.
@@ -250,7 +250,8 @@ fn train_task(
             order.shuffle(&mut rng);
             for chunk in order.chunks(s.batch) {
                 let (b, a) = d.train.batch(chunk, m, j, Some((s.noise, &mut rng)));
-                let loss = cross_entropy(&net.forward(&b), &a);
+                // summed over the batch, as in the paper's code (the learning rate is per example)
+                let loss = cross_entropy(&net.forward(&b), &a) * chunk.len() as f64;
                 if !loss.item().is_finite() {
                     return Err(ZooError::Diverged {
                         step: epoch as u64 + 1,
