@@ -23,6 +23,9 @@ use std::path::PathBuf;
 /// See the module docs.
 pub struct MemnnBabi;
 
+/// A finished task: test, validation and training error, validation-error curve.
+type TaskRow = (f64, f64, f64, Vec<(f64, f64)>);
+
 /// Test error (%) of MemN2N PE LS RN with 1k training questions, Table 1 of Sukhbaatar et al.
 /// (2015), tasks 1 to 20; its mean is 13.9 and 11 tasks fail (error above 5%).
 pub const PUBLISHED_PE_LS_RN_1K: [f64; 20] = [
@@ -266,11 +269,13 @@ fn train_task(
             curve.push(((epoch + 1) as f64, val_err));
             // linear start ends when the validation loss stops falling
             // (or after a fifth of the epochs at the latest)
-            if net.linear_start && (!(val_loss < best_val_loss) || epoch + 1 >= s.epochs / 5) {
+            if net.linear_start
+                && (val_loss >= best_val_loss || val_loss.is_nan() || epoch + 1 >= s.epochs / 5)
+            {
                 net.linear_start = false;
             }
             best_val_loss = best_val_loss.min(val_loss);
-            if !net.linear_start && !(val_err > best_err) {
+            if !net.linear_start && (val_err <= best_err || val_err.is_nan()) {
                 best_err = val_err;
                 kept = net
                     .embeddings
@@ -395,7 +400,7 @@ impl Experiment for MemnnBabi {
         }
         let per_task = (s.epochs * s.repeats) as u64;
         let total = per_task * tasks.len() as u64;
-        let mut results: BTreeMap<usize, (f64, f64, f64, Vec<(f64, f64)>)> = BTreeMap::new();
+        let mut results: BTreeMap<usize, TaskRow> = BTreeMap::new();
         for (k, (&task, d)) in tasks.iter().zip(&data).enumerate() {
             if let Some(v) = done.get(&format!("task.{task}")) {
                 let r = serde_json::from_str(v)
@@ -436,7 +441,7 @@ impl Experiment for MemnnBabi {
 
 fn report(
     tasks: &[usize],
-    results: &BTreeMap<usize, (f64, f64, f64, Vec<(f64, f64)>)>,
+    results: &BTreeMap<usize, TaskRow>,
     data: &[TaskData],
     s: &Settings,
 ) -> Result<Report, ZooError> {

@@ -295,7 +295,7 @@ impl Experiment for NaluArith {
                     curves.push(
                         &format!("{model}_{op}"),
                         (k + 1) as f64,
-                        extra.min(1e12).max(1e-30),
+                        extra.clamp(1e-30, 1e12),
                     );
                 }
                 let frac = ok as f64 / seeds as f64;
