@@ -1,6 +1,6 @@
 """memn2n-step in PyTorch eager: the end-to-end memory network of nabla's `memnn-babi` experiment
 (Sukhbaatar et al. 2015: 3 hops, adjacent weight tying, position and temporal encoding), one training
-step at batch 32: forward, cross-entropy, backward, clipping to norm 40, SGD (lr 0.01).
+step at batch 32: forward, cross-entropy summed over the batch, backward, clipping to norm 40, SGD (lr 0.01).
 
 Inputs and initial parameters come from the shared deterministic generator (common.det_unit,
 common.det_normal), built exactly as bench/src/memn2n.rs builds them, so the two sides' losses and
@@ -81,7 +81,7 @@ def make_step():
 
     def step(inspect=None):
         opt.zero_grad()
-        loss = F.cross_entropy(net.forward(story, query), answers)
+        loss = F.cross_entropy(net.forward(story, query), answers, reduction="sum")
         loss.backward()
         if inspect:
             inspect(loss, net.params)

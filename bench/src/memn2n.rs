@@ -1,6 +1,7 @@
 //! memn2n-step: one training step of the end-to-end memory network of the `memnn-babi` experiment
 //! (3 hops, d = 20, 50 memory slots, PE and temporal encoding, adjacent tying) at batch 32, on a
-//! bAbI-shaped batch from the shared deterministic generator: forward, cross-entropy, backward,
+//! bAbI-shaped batch from the shared deterministic generator: forward, cross-entropy summed over
+//! the batch (as the experiment and the paper's code), backward,
 //! gradient clipping to norm 40, SGD (lr 0.01). Its PyTorch twin is
 //! `bench/reference/memn2n_torch.py`; both build the same inputs and parameters from
 //! `inputs::det_unit` / `det_normal` (seed `seeds::MEMN2N`).
@@ -82,7 +83,7 @@ pub fn model() -> MemN2N {
 
 /// One training step; returns the loss.
 pub fn step(net: &mut MemN2N, opt: &mut Sgd, batch: &MemoryBatch, answers: &Indices) -> f64 {
-    let loss = cross_entropy(&net.forward(batch), answers);
+    let loss = cross_entropy(&net.forward(batch), answers) * B as f64;
     let mut grads = loss.backward();
     clip_grad_norm(&mut grads, 40.0);
     opt.step(net, &grads);
@@ -94,7 +95,7 @@ pub fn check() -> [(&'static str, f64); 4] {
     let mut net = model();
     let mut opt = Sgd::new(0.01);
     let (batch, answers) = inputs();
-    let loss = cross_entropy(&net.forward(&batch), &answers);
+    let loss = cross_entropy(&net.forward(&batch), &answers) * B as f64;
     let mut grads = loss.backward();
     let params: Vec<Tensor> = net.parameters();
     let (s, a) = crate::inputs::sums(params.iter().map(|p| grads.get(p).expect("gradient")));

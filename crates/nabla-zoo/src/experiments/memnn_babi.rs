@@ -1,7 +1,7 @@
 //! `memnn-babi`: the end-to-end memory network ([`nabla::nn::MemN2N`], Sukhbaatar et al. 2015)
 //! on the 20 bAbI question-answering tasks, 1k training questions each, one model per task, in
 //! the paper's PE LS RN setting: 3 hops, adjacent weight tying, position and temporal encoding,
-//! linear start, random noise; SGD with learning rate 0.01 (0.005 during linear start) halved
+//! linear start, random noise; SGD on the batch's summed loss with learning rate 0.01 (0.005 during linear start) halved
 //! every 25 epochs, batches of 32, gradients clipped to norm 40, 100 epochs. 10% of the training
 //! stories are held out for validation: they end linear start (when the validation loss stops
 //! falling) and pick the epoch and the repeat whose parameters are tested.
@@ -22,6 +22,9 @@ use std::path::PathBuf;
 
 /// See the module docs.
 pub struct MemnnBabi;
+
+/// A finished task: test, validation and training error, validation-error curve.
+type TaskRow = (f64, f64, f64, Vec<(f64, f64)>);
 
 /// Test error (%) of MemN2N PE LS RN with 1k training questions, Table 1 of Sukhbaatar et al.
 /// (2015), tasks 1 to 20; its mean is 13.9 and 11 tasks fail (error above 5%).
@@ -250,7 +253,8 @@ fn train_task(
             order.shuffle(&mut rng);
             for chunk in order.chunks(s.batch) {
                 let (b, a) = d.train.batch(chunk, m, j, Some((s.noise, &mut rng)));
-                let loss = cross_entropy(&net.forward(&b), &a);
+                // summed over the batch, as in the paper's code (the learning rate is per example)
+                let loss = cross_entropy(&net.forward(&b), &a) * chunk.len() as f64;
                 if !loss.item().is_finite() {
                     return Err(ZooError::Diverged {
                         step: epoch as u64 + 1,
@@ -265,11 +269,13 @@ fn train_task(
             curve.push(((epoch + 1) as f64, val_err));
             // linear start ends when the validation loss stops falling
             // (or after a fifth of the epochs at the latest)
-            if net.linear_start && (!(val_loss < best_val_loss) || epoch + 1 >= s.epochs / 5) {
+            if net.linear_start
+                && (val_loss >= best_val_loss || val_loss.is_nan() || epoch + 1 >= s.epochs / 5)
+            {
                 net.linear_start = false;
             }
             best_val_loss = best_val_loss.min(val_loss);
-            if !net.linear_start && !(val_err > best_err) {
+            if !net.linear_start && (val_err <= best_err || val_err.is_nan()) {
                 best_err = val_err;
                 kept = net
                     .embeddings
@@ -394,7 +400,7 @@ impl Experiment for MemnnBabi {
         }
         let per_task = (s.epochs * s.repeats) as u64;
         let total = per_task * tasks.len() as u64;
-        let mut results: BTreeMap<usize, (f64, f64, f64, Vec<(f64, f64)>)> = BTreeMap::new();
+        let mut results: BTreeMap<usize, TaskRow> = BTreeMap::new();
         for (k, (&task, d)) in tasks.iter().zip(&data).enumerate() {
             if let Some(v) = done.get(&format!("task.{task}")) {
                 let r = serde_json::from_str(v)
@@ -435,7 +441,7 @@ impl Experiment for MemnnBabi {
 
 fn report(
     tasks: &[usize],
-    results: &BTreeMap<usize, (f64, f64, f64, Vec<(f64, f64)>)>,
+    results: &BTreeMap<usize, TaskRow>,
     data: &[TaskData],
     s: &Settings,
 ) -> Result<Report, ZooError> {

@@ -7,7 +7,7 @@
 //!
 //! Models, two layers each with a hidden width of 2 (as in the paper): NAC₊ → NAC₊ (`nac_add`),
 //! NAC₊ → NAC× (`nac_mul`), NALU → NALU (`nalu`), and an MLP baseline (100 → 64 ReLU → 1). All
-//! train with Adam on the MSE, in f64.
+//! train with Adam on the MSE (learning rate decaying exponentially from 1e-2 to 1e-5), in f64.
 //!
 //! Success, after the paper: a seed succeeds when its extrapolation MSE is below that of a
 //! near-perfect solution, namely the exact solution with every first-layer weight (relevant or not)
@@ -181,7 +181,10 @@ fn run_seed(
     let mut opt = Adam::new(s.lr);
     let (test_x, test_y, parts) = dataset(s.test_size, 2.0, 6.0, op, win, &mut rng);
     let (in_x, in_y, _) = dataset(s.test_size, 1.0, 2.0, op, win, &mut rng);
-    for _ in 0..s.steps {
+    for t in 0..s.steps {
+        // exponential decay to lr/1000: Adam's steps shrink, so the weights settle on the exact
+        // solution instead of jittering around it
+        opt.set_learning_rate(s.lr * 1e-3f64.powf(t as f64 / s.steps as f64));
         let (x, y, _) = dataset(s.batch, 1.0, 2.0, op, win, &mut rng);
         let loss = mse_loss(&net.forward(&x), &y);
         tick();
@@ -212,11 +215,13 @@ impl Experiment for NaluArith {
                 OptSpec::int("seeds", "seeds per model and operation", 10)
                     .range(1, 10_000)
                     .quick(2),
-                OptSpec::int("steps", "Adam steps per seed", 20_000)
-                    .range(1, 100_000_000)
-                    .quick(2000),
                 OptSpec::int("batch-size", "examples per step", 128).range(1, 1 << 20),
-                OptSpec::float("lr", "Adam learning rate", 1e-2).greater_than(0.0),
+                OptSpec::float(
+                    "lr",
+                    "initial Adam learning rate (decays exponentially to 1/1000 of it)",
+                    1e-2,
+                )
+                .greater_than(0.0),
                 OptSpec::int("hidden", "hidden units of the MLP baseline", 64).range(1, 1 << 16),
                 OptSpec::int(
                     "test-size",
@@ -246,7 +251,7 @@ impl Experiment for NaluArith {
             .into());
         }
         let s = Settings {
-            steps: cfg.usize("steps"),
+            steps: cfg.steps_or(if cfg.quick { 3000 } else { 30_000 }) as usize,
             batch: cfg.usize("batch-size"),
             lr: cfg.f64("lr"),
             hidden: cfg.usize("hidden"),
@@ -290,7 +295,7 @@ impl Experiment for NaluArith {
                     curves.push(
                         &format!("{model}_{op}"),
                         (k + 1) as f64,
-                        extra.min(1e12).max(1e-30),
+                        extra.clamp(1e-30, 1e12),
                     );
                 }
                 let frac = ok as f64 / seeds as f64;
