@@ -10,7 +10,11 @@ const SIZE: (u32, u32) = (900, 520);
 
 /// White (low) to dark blue (high) for `t` in `[0, 1]`.
 fn color(t: f64) -> RGBColor {
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let mix = |lo: f64, hi: f64| (lo + (hi - lo) * t).round() as u8;
     RGBColor(mix(255.0, 8.0), mix(255.0, 48.0), mix(255.0, 107.0))
 }
@@ -25,9 +29,18 @@ pub fn write_heatmap_png(map: &Heatmap, path: &Path) -> Result<bool, String> {
     }
     super::plot::ensure_font();
     let err = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
-    let finite = map.values.iter().flatten().copied().filter(|v| v.is_finite());
+    let finite = map
+        .values
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite());
     let (lo, hi) = finite.fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
-    let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo.min(0.0), hi.max(lo + 1e-12)) };
+    let (lo, hi) = if lo > hi {
+        (0.0, 1.0)
+    } else {
+        (lo.min(0.0), hi.max(lo + 1e-12))
+    };
     let mut rgb = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
