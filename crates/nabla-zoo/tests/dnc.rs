@@ -12,7 +12,8 @@ fn run(name: &str, seed: u64) -> (serde_json::Map<String, serde_json::Value>, us
 }
 
 fn metric(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> f64 {
-    m[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {m:?}"))
+    m[k].as_f64()
+        .unwrap_or_else(|| panic!("{k} missing in {m:?}"))
 }
 
 #[test]

@@ -100,7 +100,11 @@ fn grad_precedence_and_links() {
     .unwrap();
     check_grad(
         |x| link_matrix(&x[0], &x[1], &x[2]),
-        &[unit(&[2, 4, 4], 1) * 0.2, simplex(&[2, 4], 2), simplex(&[2, 4], 3)],
+        &[
+            unit(&[2, 4, 4], 1) * 0.2,
+            simplex(&[2, 4], 2),
+            simplex(&[2, 4], 3),
+        ],
     )
     .unwrap();
 }
@@ -167,7 +171,10 @@ fn grad_sparse_content_and_allocation() {
     }
     check_grad(
         |x| keep_top_k(&x[0], 2),
-        &[Tensor::from_vec(vec![0.3f64, 0.9, 0.1, 0.5, 0.2, 0.8, 0.6, 0.4], [2, 4])],
+        &[Tensor::from_vec(
+            vec![0.3f64, 0.9, 0.1, 0.5, 0.2, 0.8, 0.6, 0.4],
+            [2, 4],
+        )],
     )
     .unwrap();
 }
@@ -221,7 +228,9 @@ fn grad_sparse_links() {
     // row has no ties for the finite differences to cross
     let val = &sl.val + unit(&[2, 6, 3], 11) * 0.1;
     let w = Tensor::from_vec(
-        vec![0.05f64, 0.6, 0.1, 0.02, 0.15, 0.03, 0.3, 0.04, 0.02, 0.5, 0.06, 0.01],
+        vec![
+            0.05f64, 0.6, 0.1, 0.02, 0.15, 0.03, 0.3, 0.04, 0.02, 0.5, 0.06, 0.01,
+        ],
         [2, 6],
     );
     check_grad(
@@ -276,13 +285,23 @@ fn dnc_shapes_parameters_and_interface() {
     let dnc = Dnc::new(config(None), &mut StdRng::seed_from_u64(0));
     assert_eq!(config(None).interface_size(), 3 * 2 + 9 + 10 + 3);
     let names: Vec<String> = dnc.named_parameters().into_iter().map(|(n, _)| n).collect();
-    assert!(names.contains(&"controller.weight_ih".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"controller.weight_ih".to_string()),
+        "{names:?}"
+    );
     let (y, states) = dnc.forward_sequence(&rnd(&[2, 4, 3], 1), None);
     assert_eq!(y.dims(), &[2, 4, 2]);
     let s = states.last().unwrap();
     // weightings stay (sub-)distributions
-    for w in [s.write_weights.sum_axis(1, false), s.read_weights.sum_axis(2, false)] {
-        assert!(w.to_vec::<f64>().iter().all(|&v| (-1e-9..=1.0 + 1e-9).contains(&v)));
+    for w in [
+        s.write_weights.sum_axis(1, false),
+        s.read_weights.sum_axis(2, false),
+    ] {
+        assert!(
+            w.to_vec::<f64>()
+                .iter()
+                .all(|&v| (-1e-9..=1.0 + 1e-9).contains(&v))
+        );
     }
     let u = s.usage.to_vec::<f64>();
     assert!(u.iter().all(|&v| (0.0..=1.0).contains(&v)));

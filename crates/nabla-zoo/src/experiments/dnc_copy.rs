@@ -42,8 +42,12 @@ impl Experiment for DncCopy {
                 OptSpec::int("word-size", "memory word size W", 16).range(1, 4096),
                 OptSpec::int("read-heads", "read heads R", 1).range(1, 64),
                 OptSpec::int("hidden", "LSTM controller units", 64).range(1, 4096),
-                OptSpec::int("sparse-k", "0: dense DNC; K > 0: the sparse DNC with K entries", 0)
-                    .range(0, 1 << 16),
+                OptSpec::int(
+                    "sparse-k",
+                    "0: dense DNC; K > 0: the sparse DNC with K entries",
+                    0,
+                )
+                .range(0, 1 << 16),
                 OptSpec::float("lr", "Adam learning rate", 1e-3)
                     .greater_than(0.0)
                     .quick(3e-3),
@@ -64,17 +68,27 @@ impl Experiment for DncCopy {
             0 => None,
             k if k < slots => Some(k),
             k => {
-                return Err(ZooError::Config(crate::experiment::ConfigError::OutOfRange {
-                    name: "sparse-k".into(),
-                    bound: format!("below --memory-slots ({slots})"),
-                    got: k.to_string(),
-                }));
+                return Err(ZooError::Config(
+                    crate::experiment::ConfigError::OutOfRange {
+                        name: "sparse-k".into(),
+                        bound: format!("below --memory-slots ({slots})"),
+                        got: k.to_string(),
+                    },
+                ));
             }
         };
         let batch = cfg.usize("batch-size");
         let steps = cfg.steps_or(if cfg.quick { 300 } else { 12_000 });
         let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let dnc = dnc(COPY_INPUTS, cfg.usize("hidden"), slots, word, heads, sparse, &mut rng);
+        let dnc = dnc(
+            COPY_INPUTS,
+            cfg.usize("hidden"),
+            slots,
+            word,
+            heads,
+            sparse,
+            &mut rng,
+        );
         let dnc_params = dnc.num_parameters();
         let hidden = LstmBaseline::hidden_for(dnc_params, COPY_INPUTS, BITS);
         let lstm = LstmBaseline::new(COPY_INPUTS, BITS, hidden, &mut rng);
@@ -118,8 +132,12 @@ impl Experiment for DncCopy {
             }
             if (step + 1) % eval_every == 0 {
                 let x = (step + 1) as f64;
-                trainer.curves.push("dnc_ber", x, bit_error_rate(&models.dnc, &test));
-                trainer.curves.push("lstm_ber", x, bit_error_rate(&models.lstm, &test));
+                trainer
+                    .curves
+                    .push("dnc_ber", x, bit_error_rate(&models.dnc, &test));
+                trainer
+                    .curves
+                    .push("lstm_ber", x, bit_error_rate(&models.lstm, &test));
             }
             trainer.end_step(
                 &mut models,
@@ -153,9 +171,7 @@ impl Experiment for DncCopy {
                 "{kind}: {slots} x {word} memory, {heads} read head(s), {dnc_params} parameters; LSTM baseline: {hidden} units, {lstm_params} parameters"
             ),
             format!("{steps} Adam steps of {batch} sequences of length 1-{max_len}"),
-            format!(
-                "bit error rate, lengths 1-{max_len}: DNC {ber:.4}, LSTM {lstm_ber:.4}"
-            ),
+            format!("bit error rate, lengths 1-{max_len}: DNC {ber:.4}, LSTM {lstm_ber:.4}"),
             format!(
                 "bit error rate, length {LONG} (never trained on): DNC {ber_long:.4}, LSTM {lstm_ber_long:.4}"
             ),

@@ -49,7 +49,15 @@ impl Experiment for DncRecall {
         let batch = cfg.usize("batch-size");
         let steps = cfg.steps_or(if cfg.quick { 300 } else { 12_000 });
         let mut rng = StdRng::seed_from_u64(cfg.seed);
-        let mut model = dnc(RECALL_INPUTS, cfg.usize("hidden"), slots, word, heads, None, &mut rng);
+        let mut model = dnc(
+            RECALL_INPUTS,
+            cfg.usize("hidden"),
+            slots,
+            word,
+            heads,
+            None,
+            &mut rng,
+        );
         let params = model.num_parameters();
         let mut opt = Adam::new(cfg.f64("lr"));
         let clip = cfg.f64("clip");

@@ -73,14 +73,22 @@ impl Experiment for DncScaling {
             summary: "time and memory per step of the dense and the sparse DNC against memory size N = 16 ... 4096, with fitted growth exponents (--quick: N up to 128)",
             runtime: "~3 min; --quick ~5 s",
             options: vec![
-                OptSpec::int("max-slots", "largest memory size N (powers of 2 from 16)", 4096)
-                    .range(16, 1 << 16)
-                    .quick(128),
+                OptSpec::int(
+                    "max-slots",
+                    "largest memory size N (powers of 2 from 16)",
+                    4096,
+                )
+                .range(16, 1 << 16)
+                .quick(128),
                 OptSpec::int("sparse-k", "entries K of the sparse DNC", 8).range(1, 1 << 12),
                 OptSpec::int("word-size", "memory word size W", 16).range(1, 4096),
                 OptSpec::int("hidden", "LSTM controller units", 64).range(1, 4096),
-                OptSpec::int("seq-len", "copy length of the timed sequence (2 len + 1 steps)", 2)
-                    .range(1, 1000),
+                OptSpec::int(
+                    "seq-len",
+                    "copy length of the timed sequence (2 len + 1 steps)",
+                    2,
+                )
+                .range(1, 1000),
                 OptSpec::int("reps", "timed repetitions per size (the median is kept)", 3)
                     .range(1, 1000)
                     .quick(2),
@@ -122,7 +130,11 @@ impl Experiment for DncScaling {
                 tm.insert(n.to_string(), json!(t));
                 mm.insert(n.to_string(), json!(m));
                 done += 1;
-                ctx.progress(done, total, &format!("N = {n} {name}: {:.2} ms/step", t * 1e3));
+                ctx.progress(
+                    done,
+                    total,
+                    &format!("N = {n} {name}: {:.2} ms/step", t * 1e3),
+                );
             }
         }
         let fit = |name: &str| {
@@ -137,14 +149,19 @@ impl Experiment for DncScaling {
         let (de, se) = (fit("dense_time"), fit("sparse_time"));
         let (dme, sme) = (fit("dense_mem"), fit("sparse_mem"));
         let mut r = Report::default();
-        r.metrics.insert("dense_seconds_per_step".into(), json!(dense_t));
-        r.metrics.insert("sparse_seconds_per_step".into(), json!(sparse_t));
-        r.metrics.insert("dense_bytes_per_step".into(), json!(dense_m));
-        r.metrics.insert("sparse_bytes_per_step".into(), json!(sparse_m));
+        r.metrics
+            .insert("dense_seconds_per_step".into(), json!(dense_t));
+        r.metrics
+            .insert("sparse_seconds_per_step".into(), json!(sparse_t));
+        r.metrics
+            .insert("dense_bytes_per_step".into(), json!(dense_m));
+        r.metrics
+            .insert("sparse_bytes_per_step".into(), json!(sparse_m));
         r.metrics.insert("dense_time_exponent".into(), json!(de));
         r.metrics.insert("sparse_time_exponent".into(), json!(se));
         r.metrics.insert("dense_memory_exponent".into(), json!(dme));
-        r.metrics.insert("sparse_memory_exponent".into(), json!(sme));
+        r.metrics
+            .insert("sparse_memory_exponent".into(), json!(sme));
         r.metrics.insert("sparse_k".into(), json!(k));
         let fit_range = if max_n >= 256 { "N >= 256" } else { "all N" };
         let row = |n: usize| {

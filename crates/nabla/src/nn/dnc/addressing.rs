@@ -20,7 +20,10 @@ pub fn oneplus(x: &Tensor) -> Tensor {
 
 fn check_rank(op: &str, name: &str, t: &Tensor, rank: usize) {
     if t.rank() != rank {
-        panic!("{op}: {name} must have rank {rank}, got shape {}", t.shape());
+        panic!(
+            "{op}: {name} must have rank {rank}, got shape {}",
+            t.shape()
+        );
     }
 }
 

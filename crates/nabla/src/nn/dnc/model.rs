@@ -5,7 +5,9 @@ use super::addressing::{
     allocation_weighting, content_weighting, directional_weightings, link_matrix, oneplus,
     precedence, read_memory, read_weighting, retention, usage, write_memory, write_weighting,
 };
-use super::sparse::{SparseLinks, keep_top_k, sparse_allocation_weighting, sparse_content_weighting};
+use super::sparse::{
+    SparseLinks, keep_top_k, sparse_allocation_weighting, sparse_content_weighting,
+};
 use crate::nn::{Linear, LstmCell, Module, ParamKind};
 use crate::rand::Rng;
 use crate::{DType, Tensor};
@@ -212,8 +214,10 @@ pub struct Dnc {
 
 impl Module for Dnc {
     fn visit(&self, prefix: &str, f: &mut dyn FnMut(&str, &Tensor, ParamKind)) {
-        self.controller.visit(&crate::nn::join(prefix, "controller"), f);
-        self.interface.visit(&crate::nn::join(prefix, "interface"), f);
+        self.controller
+            .visit(&crate::nn::join(prefix, "controller"), f);
+        self.interface
+            .visit(&crate::nn::join(prefix, "interface"), f);
         self.output.visit(&crate::nn::join(prefix, "output"), f);
     }
     fn visit_mut(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Tensor, ParamKind)) {
@@ -232,8 +236,15 @@ impl Dnc {
     /// If a size is zero, or the sparse K is not below the memory size.
     pub fn new<R: Rng + ?Sized>(config: DncConfig, rng: &mut R) -> Dnc {
         let c = config;
-        if [c.input_size, c.output_size, c.hidden_size, c.memory_size, c.word_size, c.read_heads]
-            .contains(&0)
+        if [
+            c.input_size,
+            c.output_size,
+            c.hidden_size,
+            c.memory_size,
+            c.word_size,
+            c.read_heads,
+        ]
+        .contains(&0)
         {
             panic!("Dnc: every size must be positive, got {c:?}");
         }
@@ -247,7 +258,13 @@ impl Dnc {
         }
         let rw = c.read_heads * c.word_size;
         Dnc {
-            controller: LstmCell::with_options(c.input_size + rw, c.hidden_size, true, c.dtype, rng),
+            controller: LstmCell::with_options(
+                c.input_size + rw,
+                c.hidden_size,
+                true,
+                c.dtype,
+                rng,
+            ),
             interface: Linear::with_options(c.hidden_size, c.interface_size(), true, c.dtype, rng),
             output: Linear::with_options(c.hidden_size + rw, c.output_size, true, c.dtype, rng),
             config: c,
@@ -312,13 +329,12 @@ impl Dnc {
 
     /// Runs a sequence `[B, T, I]` from `state` (the initial state when `None`): outputs
     /// `[B, T, O]` and the state after each step.
-    pub fn forward_sequence(
-        &self,
-        x: &Tensor,
-        state: Option<DncState>,
-    ) -> (Tensor, Vec<DncState>) {
+    pub fn forward_sequence(&self, x: &Tensor, state: Option<DncState>) -> (Tensor, Vec<DncState>) {
         if x.rank() != 3 {
-            panic!("Dnc::forward_sequence: input of shape {} must be [B, T, I]", x.shape());
+            panic!(
+                "Dnc::forward_sequence: input of shape {} must be [B, T, I]",
+                x.shape()
+            );
         }
         let (b, t) = (x.dims()[0], x.dims()[1]);
         let mut s = state.unwrap_or_else(|| self.initial_state(b));

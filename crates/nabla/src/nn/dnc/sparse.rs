@@ -15,7 +15,9 @@ use crate::{DType, Indices, Tensor};
 /// axis of `x`, in descending (ascending) order of value; ties go to the lower position. A constant.
 pub fn top_k_indices(x: &Tensor, k: usize, smallest: bool) -> Indices {
     let dims = x.dims().to_vec();
-    let n = *dims.last().expect("top_k_indices: a tensor of rank at least 1");
+    let n = *dims
+        .last()
+        .expect("top_k_indices: a tensor of rank at least 1");
     if k == 0 || k > n {
         panic!(
             "top_k_indices: k = {k} must be in 1..={n} for a tensor of shape {}",
@@ -50,7 +52,8 @@ pub fn top_k_indices(x: &Tensor, k: usize, smallest: bool) -> Indices {
 pub fn keep_top_k(x: &Tensor, k: usize) -> Tensor {
     let axis = x.rank() as isize - 1;
     let idx = top_k_indices(x, k, false);
-    x.zeros_like().scatter_add(axis, &idx, &x.gather(axis, &idx))
+    x.zeros_like()
+        .scatter_add(axis, &idx, &x.gather(axis, &idx))
 }
 
 /// Top-K content addressing: like [`content_weighting`](super::content_weighting) but the softmax
@@ -202,7 +205,8 @@ impl SparseLinks {
         }
         let idx_r = Indices::new(rep, [b, r, n * k]);
         let val = self.val.unsqueeze(1); // [B, 1, N, K]
-        let forward = (read_weights.gather(2, &idx_r).reshape([b, r, n, k]) * &val).sum_axis(3, false);
+        let forward =
+            (read_weights.gather(2, &idx_r).reshape([b, r, n, k]) * &val).sum_axis(3, false);
         let contrib = (val * read_weights.unsqueeze(3)).reshape([b, r, n * k]);
         let backward = read_weights.zeros_like().scatter_add(2, &idx_r, &contrib);
         (forward, backward)
