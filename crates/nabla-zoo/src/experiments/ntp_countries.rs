@@ -303,7 +303,7 @@ impl Experiment for NtpCountries {
                 OptSpec::int(
                     "beam",
                     "facts kept per sub-goal and partial proofs per body atom",
-                    20,
+                    10,
                 )
                 .min(1),
                 OptSpec::float(
@@ -312,7 +312,7 @@ impl Experiment for NtpCountries {
                     1.0,
                 )
                 .greater_than(0.0),
-                OptSpec::float("lr", "Adam learning rate", 0.01).greater_than(0.0),
+                OptSpec::float("lr", "Adam learning rate", 0.05).greater_than(0.0),
             ],
         }
     }

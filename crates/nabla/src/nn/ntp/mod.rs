@@ -303,7 +303,9 @@ impl Prover {
             .iter()
             .map(|(g, mask)| {
                 let goal: Vec<Option<usize>> = g.iter().map(|&x| Some(x)).collect();
-                s.prove(&goal, self.options.depth, *mask).into_iter().next()
+                s.prove(&goal, self.options.depth, *mask, f64::NEG_INFINITY)
+                    .into_iter()
+                    .next()
             })
             .collect()
     }
