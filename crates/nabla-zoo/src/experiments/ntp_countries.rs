@@ -309,7 +309,8 @@ impl Experiment for NtpCountries {
                 OptSpec::int("batch", "positive facts per gradient step", 64).min(1),
                 OptSpec::int("negatives", "corrupted facts per positive", 2),
                 OptSpec::int("dim", "embedding size", 20).min(1),
-                OptSpec::float("mu", "RBF kernel width μ", 0.7071).greater_than(0.0),
+                OptSpec::float("mu", "RBF kernel width μ", std::f64::consts::FRAC_1_SQRT_2)
+                    .greater_than(0.0),
                 OptSpec::int("depth", "rule applications per proof", 1),
                 OptSpec::int(
                     "beam",
@@ -384,9 +385,10 @@ impl Experiment for NtpCountries {
                 o.losses.len(),
                 o.seconds
             ));
-            r.summary.push(format!(
+            r.summary.push(
                 "  learned rules (confidence = kernel of each learned predicate with its nearest predicate, the minimum over the rule):"
-            ));
+                    .to_string(),
+            );
             for rule in &o.rules {
                 r.summary.push(format!("    {rule}"));
             }
