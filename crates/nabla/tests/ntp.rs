@@ -29,7 +29,11 @@ fn unification_kernel_matrix_matches_pairs_and_gradient() {
     for i in 0..3 {
         for j in 0..5 {
             let k = rbf_kernel(&a.select(0, i), &b.select(0, j), MU).item();
-            assert!((m[i * 5 + j] - k).abs() < 1e-12, "{i},{j}: {} vs {k}", m[i * 5 + j]);
+            assert!(
+                (m[i * 5 + j] - k).abs() < 1e-12,
+                "{i},{j}: {} vs {k}",
+                m[i * 5 + j]
+            );
         }
     }
     check_grad(|x: &[Tensor]| rbf_kernel_matrix(&x[0], &x[1], MU), &[a, b]).unwrap();
@@ -145,7 +149,10 @@ fn a_rule_equal_to_the_real_predicates_proves_the_held_out_fact() {
     for (i, x) in e.iter_mut().enumerate() {
         *x = 10.0 * (i as f64 * 0.7).sin() + (i / d) as f64 * 3.0;
     }
-    for (dst, src) in [(params[0], pred("grandparent")), (params[1], pred("parent"))] {
+    for (dst, src) in [
+        (params[0], pred("grandparent")),
+        (params[1], pred("parent")),
+    ] {
         for j in 0..d {
             e[dst * d + j] = e[src * d + j];
         }

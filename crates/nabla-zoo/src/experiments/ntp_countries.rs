@@ -86,7 +86,10 @@ fn load_shared(dir: &Path) -> Result<Shared, ZooError> {
 }
 
 fn load_task(dir: &Path, name: &str) -> Result<Task, ZooError> {
-    let (nl, nlt) = (format!("countries_{name}.nl"), format!("countries_{name}.nlt"));
+    let (nl, nlt) = (
+        format!("countries_{name}.nl"),
+        format!("countries_{name}.nlt"),
+    );
     let facts = parse_facts(&read(dir, &nl)?).map_err(|e| ZooError::Data(format!("{nl}: {e}")))?;
     let templates =
         parse_templates(&read(dir, &nlt)?).map_err(|e| ZooError::Data(format!("{nlt}: {e}")))?;
@@ -139,7 +142,9 @@ fn region_scores(
                 args: vec![c.clone(), r.clone()],
             };
             let g = prover.ground(&atom).ok_or_else(|| {
-                ZooError::Data(format!("{atom}: a name that the training facts never mention"))
+                ZooError::Data(format!(
+                    "{atom}: a name that the training facts never mention"
+                ))
             })?;
             goals.push((g, None));
             labels.push(sh.full.contains(&(c.clone(), r.clone())));
@@ -187,12 +192,14 @@ fn run_task(
     let goals: Vec<Vec<usize>> = task
         .facts
         .iter()
-        .map(|a| prover.ground(a).expect("a training fact is in the vocabulary"))
+        .map(|a| {
+            prover
+                .ground(a)
+                .expect("a training fact is in the vocabulary")
+        })
         .collect();
     let known: HashSet<Vec<usize>> = goals.iter().cloned().collect();
-    let constants = prover
-        .vocab()
-        .of_kind(nabla::nn::ntp::SymbolKind::Constant);
+    let constants = prover.vocab().of_kind(nabla::nn::ntp::SymbolKind::Constant);
     let (test_scores, test_labels) = region_scores(&prover, &sh.test, sh)?;
     let auc_pr_init = average_precision(&test_scores, &test_labels).0;
     let dev_auc0 = if sh.dev.is_empty() {
@@ -202,7 +209,11 @@ fn run_task(
         average_precision(&s, &l).0
     };
 
-    let (epochs, batch, negatives) = (cfg.usize("epochs"), cfg.usize("batch"), cfg.usize("negatives"));
+    let (epochs, batch, negatives) = (
+        cfg.usize("epochs"),
+        cfg.usize("batch"),
+        cfg.usize("negatives"),
+    );
     let mut opt = Adam::new(cfg.f64("lr"));
     let mut order: Vec<usize> = (0..goals.len()).collect();
     let (mut losses, mut dev_auc) = (Vec::new(), vec![(0.0, dev_auc0)]);
@@ -298,12 +309,13 @@ impl Experiment for NtpCountries {
                 OptSpec::int("batch", "positive facts per gradient step", 64).min(1),
                 OptSpec::int("negatives", "corrupted facts per positive", 2),
                 OptSpec::int("dim", "embedding size", 20).min(1),
-                OptSpec::float("mu", "RBF kernel width μ", 0.7071).greater_than(0.0),
+                OptSpec::float("mu", "RBF kernel width μ", std::f64::consts::FRAC_1_SQRT_2)
+                    .greater_than(0.0),
                 OptSpec::int("depth", "rule applications per proof", 1),
                 OptSpec::int(
                     "beam",
                     "facts kept per sub-goal and partial proofs per body atom",
-                    20,
+                    10,
                 )
                 .min(1),
                 OptSpec::float(
@@ -312,7 +324,7 @@ impl Experiment for NtpCountries {
                     1.0,
                 )
                 .greater_than(0.0),
-                OptSpec::float("lr", "Adam learning rate", 0.01).greater_than(0.0),
+                OptSpec::float("lr", "Adam learning rate", 0.05).greater_than(0.0),
             ],
         }
     }
@@ -373,9 +385,10 @@ impl Experiment for NtpCountries {
                 o.losses.len(),
                 o.seconds
             ));
-            r.summary.push(format!(
+            r.summary.push(
                 "  learned rules (confidence = kernel of each learned predicate with its nearest predicate, the minimum over the rule):"
-            ));
+                    .to_string(),
+            );
             for rule in &o.rules {
                 r.summary.push(format!("    {rule}"));
             }
@@ -432,7 +445,10 @@ mod tests {
 
     #[test]
     fn average_precision_of_known_rankings() {
-        assert_eq!(average_precision(&[0.9, 0.8, 0.1], &[true, true, false]).0, 1.0);
+        assert_eq!(
+            average_precision(&[0.9, 0.8, 0.1], &[true, true, false]).0,
+            1.0
+        );
         // positives at ranks 1 and 3: (1 + 2/3) / 2
         let ap = average_precision(&[0.9, 0.8, 0.7], &[true, false, true]).0;
         assert!((ap - 5.0 / 6.0).abs() < 1e-12);

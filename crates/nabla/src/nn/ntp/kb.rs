@@ -95,7 +95,11 @@ fn clauses(text: &str) -> impl Iterator<Item = (usize, &str, &str)> {
         if line.is_empty() {
             return None;
         }
-        Some((i + 1, raw, line.strip_suffix('.').unwrap_or(line).trim_end()))
+        Some((
+            i + 1,
+            raw,
+            line.strip_suffix('.').unwrap_or(line).trim_end(),
+        ))
     })
 }
 
@@ -170,7 +174,9 @@ pub fn parse_templates(text: &str) -> Result<Vec<Template>, KbError> {
         }
         for v in head.args.iter().filter(|a| Atom::is_variable(a)) {
             if !body.iter().any(|b| b.args.contains(v)) {
-                return Err(err(&format!("head variable {v} does not occur in the body")));
+                return Err(err(&format!(
+                    "head variable {v} does not occur in the body"
+                )));
             }
         }
         out.push(Template { count, head, body });
@@ -286,7 +292,10 @@ impl Rule {
         let mut atom = |a: &Atom, vocab: &mut Vocab| {
             let predicate = if a.predicate.starts_with('#') {
                 *params.entry(a.predicate.clone()).or_insert_with(|| {
-                    vocab.intern(&format!("{prefix}{}", a.predicate), SymbolKind::RuleParameter)
+                    vocab.intern(
+                        &format!("{prefix}{}", a.predicate),
+                        SymbolKind::RuleParameter,
+                    )
                 })
             } else {
                 vocab.intern(&a.predicate, SymbolKind::Predicate)

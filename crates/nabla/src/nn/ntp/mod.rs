@@ -221,22 +221,14 @@ impl Prover {
             .iter()
             .map(|a| {
                 let mut f = vec![vocab.intern(&a.predicate, SymbolKind::Predicate)];
-                f.extend(
-                    a.args
-                        .iter()
-                        .map(|c| vocab.intern(c, SymbolKind::Constant)),
-                );
+                f.extend(a.args.iter().map(|c| vocab.intern(c, SymbolKind::Constant)));
                 f
             })
             .collect();
         let mut rules = Vec::new();
         for (ti, t) in templates.iter().enumerate() {
             for k in 0..t.count {
-                rules.push(Rule::from_template(
-                    t,
-                    &format!("t{ti}r{k}"),
-                    &mut vocab,
-                ));
+                rules.push(Rule::from_template(t, &format!("t{ti}r{k}"), &mut vocab));
             }
         }
         let sd = options.init_scale * options.mu / (options.dim as f64).sqrt();
@@ -303,7 +295,9 @@ impl Prover {
             .iter()
             .map(|(g, mask)| {
                 let goal: Vec<Option<usize>> = g.iter().map(|&x| Some(x)).collect();
-                s.prove(&goal, self.options.depth, *mask).into_iter().next()
+                s.prove(&goal, self.options.depth, *mask, f64::NEG_INFINITY)
+                    .into_iter()
+                    .next()
             })
             .collect()
     }

@@ -122,7 +122,9 @@ impl<'a> Searcher<'a> {
             .filter(|p| mask.is_none() || p.fact != mask)
             .cloned()
             .collect();
-        out.truncate(self.beam);
+        // a ground goal binds nothing: only its best fact can matter to a maximum
+        let ground = goal.iter().all(Option::is_some);
+        out.truncate(if ground { 1 } else { self.beam });
         out
     }
 
@@ -133,6 +135,7 @@ impl<'a> Searcher<'a> {
         goal: &Goal,
         depth: usize,
         mask: Option<usize>,
+        floor: f64,
     ) -> Vec<Proof> {
         let rules = self.rules;
         let rule = &rules[ri];
@@ -156,6 +159,9 @@ impl<'a> Searcher<'a> {
                 (_, None) => {}
             }
         }
+        if score <= floor {
+            return Vec::new();
+        }
         let mut states = vec![(score, pairs, subst)];
         for ai in 0..rule.body.len() {
             let atom = &rule.body[ai];
@@ -166,7 +172,7 @@ impl<'a> Searcher<'a> {
                     Term::Sym(s) => Some(s),
                     Term::Var(v) => subst[v],
                 }));
-                for q in self.prove(&sub, depth - 1, mask) {
+                for q in self.prove(&sub, depth - 1, mask, floor) {
                     let mut s2 = subst.clone();
                     for (t, &b) in atom.args.iter().zip(&q.binding) {
                         if let Term::Var(v) = *t {
@@ -175,7 +181,9 @@ impl<'a> Searcher<'a> {
                     }
                     let mut p2 = pairs.clone();
                     p2.extend_from_slice(&q.pairs);
-                    next.push((score.min(q.score), p2, s2));
+                    if score.min(q.score) > floor {
+                        next.push((score.min(q.score), p2, s2));
+                    }
                 }
             }
             next.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -207,16 +215,32 @@ impl<'a> Searcher<'a> {
             .collect()
     }
 
-    /// The `beam` best proofs of `goal` to `depth` rule applications, without fact `mask`.
-    pub(super) fn prove(&mut self, goal: &Goal, depth: usize, mask: Option<usize>) -> Vec<Proof> {
+    /// The `beam` best proofs of `goal` to `depth` rule applications, without fact `mask`,
+    /// among those scoring above `floor` (a proof that cannot beat a known one is not explored:
+    /// scores only decrease along a proof). A ground goal gets only its best proof, as the others
+    /// cannot change a maximum.
+    pub(super) fn prove(
+        &mut self,
+        goal: &Goal,
+        depth: usize,
+        mask: Option<usize>,
+        floor: f64,
+    ) -> Vec<Proof> {
         let mut out = self.match_facts(goal, mask);
+        out.retain(|p| p.score > floor);
         if depth > 0 {
+            let ground = goal.iter().all(Option::is_some);
             for ri in 0..self.rules.len() {
                 if self.rules[ri].head.args.len() + 1 == goal.len() {
-                    out.extend(self.apply_rule(ri, goal, depth, mask));
+                    let best = if ground {
+                        out.iter().map(|p| p.score).fold(floor, f64::max)
+                    } else {
+                        floor
+                    };
+                    out.extend(self.apply_rule(ri, goal, depth, mask, best));
                 }
             }
-            keep_best(&mut out, self.beam);
+            keep_best(&mut out, if ground { 1 } else { self.beam });
         }
         out
     }
