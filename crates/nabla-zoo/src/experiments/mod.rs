@@ -3,12 +3,12 @@
 mod aim_net;
 mod cartpole;
 mod cnn_mnist;
-mod hypergrad;
-mod learned_optimizer;
 mod dnc_copy;
 mod dnc_recall;
 mod dnc_scaling;
 pub mod dnc_tasks;
+mod hypergrad;
+mod learned_optimizer;
 mod lstm_adding;
 mod maml_sine;
 mod memnn_babi;
@@ -22,11 +22,11 @@ mod trebuchet;
 
 pub use cartpole::CartPoleControl;
 pub use cnn_mnist::CnnMnist;
-pub use hypergrad::Hypergrad;
-pub use learned_optimizer::LearnedOptimizer;
 pub use dnc_copy::DncCopy;
 pub use dnc_recall::DncRecall;
 pub use dnc_scaling::DncScaling;
+pub use hypergrad::Hypergrad;
+pub use learned_optimizer::LearnedOptimizer;
 pub use lstm_adding::LstmAdding;
 pub use maml_sine::MamlSine;
 pub use memnn_babi::MemnnBabi;

@@ -238,7 +238,8 @@ impl Tensor {
     /// assert_eq!(x.sum_axes(&[-1], false).to_vec::<f64>(), vec![3.0, 7.0]);
     /// assert_eq!(x.sum_axes(&[0], true).dims(), &[1, 2]);
     /// ```
-    pub fn sum_axes(&self, axes: &[isize], keepdim: bool) -> Tensor {
+    pub fn sum_axes(&self, axes: impl AxisSet, keepdim: bool) -> Tensor {
+        let axes = &axes.axis_list(self.rank())[..];
         let ax = norm_axes("sum", axes, self.rank());
         if ax.is_empty() {
             return self.clone();
@@ -323,7 +324,8 @@ impl Tensor {
     }
 
     /// Mean over the given axes.
-    pub fn mean_axes(&self, axes: &[isize], keepdim: bool) -> Tensor {
+    pub fn mean_axes(&self, axes: impl AxisSet, keepdim: bool) -> Tensor {
+        let axes = &axes.axis_list(self.rank())[..];
         let ax = norm_axes("mean", axes, self.rank());
         let n: usize = ax.iter().map(|&a| self.dims()[a]).product();
         self.sum_axes(axes, keepdim).scale(1.0 / n as f64)
@@ -403,12 +405,14 @@ impl Tensor {
     /// let x = Tensor::from_vec(vec![1.0f64, 5.0, 3.0, 2.0], [2, 2]);
     /// assert_eq!(x.max_axes(&[1], false).to_vec::<f64>(), vec![5.0, 3.0]);
     /// ```
-    pub fn max_axes(&self, axes: &[isize], keepdim: bool) -> Tensor {
+    pub fn max_axes(&self, axes: impl AxisSet, keepdim: bool) -> Tensor {
+        let axes = &axes.axis_list(self.rank())[..];
         self.extremum(axes, keepdim, true)
     }
 
     /// Minimum over the given axes.
-    pub fn min_axes(&self, axes: &[isize], keepdim: bool) -> Tensor {
+    pub fn min_axes(&self, axes: impl AxisSet, keepdim: bool) -> Tensor {
+        let axes = &axes.axis_list(self.rank())[..];
         self.extremum(axes, keepdim, false)
     }
 
@@ -438,7 +442,8 @@ impl Tensor {
     /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [2, 2]);
     /// assert_eq!(x.prod_axes(&[1], false).to_vec::<f64>(), vec![2.0, 12.0]);
     /// ```
-    pub fn prod_axes(&self, axes: &[isize], keepdim: bool) -> Tensor {
+    pub fn prod_axes(&self, axes: impl AxisSet, keepdim: bool) -> Tensor {
+        let axes = &axes.axis_list(self.rank())[..];
         let ax = norm_axes("prod", axes, self.rank());
         if ax.is_empty() {
             return self.clone();
@@ -470,7 +475,8 @@ impl Tensor {
     /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [4]);
     /// assert_eq!(x.var_axes(&[0], 0, false).item(), 1.25);
     /// ```
-    pub fn var_axes(&self, axes: &[isize], correction: usize, keepdim: bool) -> Tensor {
+    pub fn var_axes(&self, axes: impl AxisSet, correction: usize, keepdim: bool) -> Tensor {
+        let axes = &axes.axis_list(self.rank())[..];
         let ax = norm_axes("var", axes, self.rank());
         let n: usize = ax.iter().map(|&a| self.dims()[a]).product();
         if n <= correction {
@@ -499,7 +505,8 @@ impl Tensor {
     }
 
     /// Standard deviation over the given axes.
-    pub fn std_axes(&self, axes: &[isize], correction: usize, keepdim: bool) -> Tensor {
+    pub fn std_axes(&self, axes: impl AxisSet, correction: usize, keepdim: bool) -> Tensor {
+        let axes = &axes.axis_list(self.rank())[..];
         self.var_axes(axes, correction, keepdim).sqrt()
     }
 
@@ -510,7 +517,8 @@ impl Tensor {
     /// let x = Tensor::from_vec(vec![1000.0f64, 1000.0], [2]);
     /// assert!((x.logsumexp(&[0], false).item() - (1000.0 + 2f64.ln())).abs() < 1e-9);
     /// ```
-    pub fn logsumexp(&self, axes: &[isize], keepdim: bool) -> Tensor {
+    pub fn logsumexp(&self, axes: impl AxisSet, keepdim: bool) -> Tensor {
+        let axes = &axes.axis_list(self.rank())[..];
         // Shift by the (constant) maximum; an infinite maximum would make the shift NaN, so use 0.
         let m = self.detach().max_axes(axes, true);
         let m = m.abs().lt_scalar(f64::INFINITY).where_(&m, &m.zeros_like());
