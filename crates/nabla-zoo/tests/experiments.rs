@@ -45,6 +45,8 @@ fn every_experiment_is_listed_with_a_spec() {
             "maml-sine",
             "learned-optimizer",
             "plasticity",
+            "memnn-babi",
+            "nalu-arith",
             "dnc-copy",
             "dnc-recall",
             "dnc-scaling",
