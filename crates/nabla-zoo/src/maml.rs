@@ -107,7 +107,7 @@ pub fn forward(p: &[Tensor], x: &Tensor) -> Tensor {
 
 /// Mean squared error of each task, `[T]`.
 pub fn task_mse(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
-    (forward(p, x) - y).square().mean_axes(&[1, 2], false)
+    (forward(p, x) - y).square().mean_axes([1, 2], false)
 }
 
 /// The parameters adapted to each task of the support set `(x, y)` (`[T, k, 1]`) by `steps` SGD

@@ -70,7 +70,12 @@ fn single_input_hvp_still_works_and_matches_the_joint_form() {
     assert!(close(&hv, &rr, 1e-12));
     let v = Tensor::from_vec(vec![1.0f64, 2.0, -1.0], [3]);
     for mode in [HvpMode::ForwardOverReverse, HvpMode::ReverseOverReverse] {
-        let joint = hvp_with(mode, |p: &[Tensor]| f(&p[0]), &[x.clone()], &[v.clone()]);
+        let joint = hvp_with(
+            mode,
+            |p: &[Tensor]| f(&p[0]),
+            std::slice::from_ref(&x),
+            std::slice::from_ref(&v),
+        );
         assert!(close(&joint[0].to_vec::<f64>(), &rr, 1e-12));
     }
 }
@@ -86,8 +91,8 @@ fn hvp_composes_with_grad() {
             hvp_with(
                 mode,
                 |p: &[Tensor]| p[0].powf(4.0).sum(),
-                &[y.clone()],
-                &[vv.clone()],
+                std::slice::from_ref(y),
+                std::slice::from_ref(&vv),
             )[0]
             .sum()
         })(&x);

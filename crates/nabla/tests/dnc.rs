@@ -160,7 +160,11 @@ fn grad_sparse_content_and_allocation() {
         vec![0.9f64, 0.1, 0.5, 0.7, 0.3, 0.2, 0.8, 0.4, 0.6, 0.05],
         [2, 5],
     );
-    check_grad(|x| sparse_allocation_weighting(&x[0], 3), &[u.clone()]).unwrap();
+    check_grad(
+        |x| sparse_allocation_weighting(&x[0], 3),
+        std::slice::from_ref(&u),
+    )
+    .unwrap();
     // among the K least used slots the sparse allocation equals the dense one
     let (d, s) = (
         allocation_weighting(&u).to_vec::<f64>(),

@@ -144,7 +144,7 @@ fn gradients_of_tensors_with_a_size_zero_dimension() {
         assert_eq!(g.dims(), shape.as_slice());
         assert_eq!(nabla::no_grad(|| x.sum().item()), 0.0);
         check_grad(
-            |xs: &[Tensor]| xs[0].sum_axes(&[0], false),
+            |xs: &[Tensor]| xs[0].sum_axes([0], false),
             std::slice::from_ref(&x),
         )
         .unwrap();
@@ -174,7 +174,7 @@ fn gradients_of_strided_inputs() {
             (|x: &Tensor| x.matmul(&x.t())) as fn(&Tensor) -> Tensor,
         ),
         ("softmax", |x| x.softmax(-1)),
-        ("sum_axes", |x| x.sum_axes(&[1], false)),
+        ("sum_axes", |x| x.sum_axes([1], false)),
         ("exp", |x| x.exp()),
     ] {
         check_grad(|xs: &[Tensor]| op(&xs[0]), std::slice::from_ref(&strided))

@@ -139,7 +139,7 @@ impl JvpOutput for Tensor {
 
 impl JvpOutput for Vec<Tensor> {
     fn map_tensors(&self, each: &mut dyn FnMut(&Tensor) -> Tensor) -> Vec<Tensor> {
-        self.iter().map(|t| each(t)).collect()
+        self.iter().map(each).collect()
     }
 }
 

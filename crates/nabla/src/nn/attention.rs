@@ -129,7 +129,7 @@ impl MultiHeadAttention {
         let heads = |x: &Tensor, i: usize, len: usize| {
             (x.matmul(&w[i].t()) + &bias[i])
                 .reshape([b, len, h, d])
-                .permute(&[0, 2, 1, 3])
+                .permute([0, 2, 1, 3])
         };
         let (q, k, v) = (heads(query, 0, lq), heads(key, 1, lk), heads(value, 2, lk));
         let mut mask: Option<Tensor> = None;
@@ -171,7 +171,7 @@ impl MultiHeadAttention {
             }
             (wts.matmul(&v), wts)
         };
-        let out = out.permute(&[0, 2, 1, 3]).reshape([b, lq, e]);
+        let out = out.permute([0, 2, 1, 3]).reshape([b, lq, e]);
         (self.out_proj.forward(&out), weights.mean_axis(1, false))
     }
 }

@@ -195,7 +195,7 @@ impl Op for Conv {
             ],
         };
         if i.len() == 3 {
-            out.push(needs[2].then(|| z.sum_axes(&[0, 2, 3], false)));
+            out.push(needs[2].then(|| z.sum_axes([0, 2, 3], false)));
         }
         out
     }
@@ -550,7 +550,7 @@ mod tests {
         ] {
             let xd = [n, c_in, hw, hw];
             let wd = [c_out, c_in, k, k];
-            let x = Tensor::randn([n, hw, hw, c_in], DType::F64, &mut rng).permute(&[0, 3, 1, 2]);
+            let x = Tensor::randn([n, hw, hw, c_in], DType::F64, &mut rng).permute([0, 3, 1, 2]);
             let w = Tensor::randn(wd, DType::F64, &mut rng);
             let o = Conv2dOpts::default().padding(pad);
             let (want, _) = naive_conv2d(&x.to_vec(), xd, &w.to_vec(), wd, None, o);

@@ -568,13 +568,13 @@ mod tests {
         let y = x.max_pool2d([2, 2], [2, 2], [0, 0]);
         let z = x
             .reshape([64, 16, 2, 16, 2])
-            .max_axes(&[2, 4], false)
+            .max_axes([2, 4], false)
             .reshape([4, 16, 16, 16]);
         assert_eq!(y.to_vec::<f32>(), z.to_vec::<f32>());
         let a = x.avg_pool2d([2, 2], [2, 2], [0, 0]);
         let b = x
             .reshape([64, 16, 2, 16, 2])
-            .mean_axes(&[2, 4], false)
+            .mean_axes([2, 4], false)
             .reshape([4, 16, 16, 16]);
         for (p, q) in a.to_vec::<f32>().iter().zip(b.to_vec::<f32>()) {
             assert!((p - q).abs() < 1e-5);

@@ -277,7 +277,7 @@ impl Tensor {
     /// ```
     pub fn sum_axis(&self, axis: impl Axis, keepdim: bool) -> Tensor {
         let axis = axis.to_isize();
-        self.sum_axes(&[axis], keepdim)
+        self.sum_axes([axis], keepdim)
     }
 
     /// Sums broadcast dimensions away so the result has `shape` (the adjoint of
@@ -340,7 +340,7 @@ impl Tensor {
     /// ```
     pub fn mean_axis(&self, axis: impl Axis, keepdim: bool) -> Tensor {
         let axis = axis.to_isize();
-        self.mean_axes(&[axis], keepdim)
+        self.mean_axes([axis], keepdim)
     }
 
     fn extremum(&self, axes: &[isize], keepdim: bool, is_max: bool) -> Tensor {
@@ -464,7 +464,7 @@ impl Tensor {
     /// assert_eq!(Tensor::from_vec(vec![2.0f64, 3.0, 4.0], [3]).prod().item(), 24.0);
     /// ```
     pub fn prod(&self) -> Tensor {
-        self.prod_axes(&all_axes(self.rank()), false)
+        self.prod_axes(all_axes(self.rank()), false)
     }
 
     /// Variance over the given axes with Bessel's `correction` (1 for the unbiased estimate, 0 for
@@ -501,7 +501,7 @@ impl Tensor {
     /// assert!((x.var(1).item() - 5.0 / 3.0).abs() < 1e-12); // sample variance
     /// ```
     pub fn var(&self, correction: usize) -> Tensor {
-        self.var_axes(&all_axes(self.rank()), correction, false)
+        self.var_axes(all_axes(self.rank()), correction, false)
     }
 
     /// Standard deviation over the given axes.

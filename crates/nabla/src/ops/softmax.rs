@@ -46,12 +46,12 @@ impl Op for Softmax {
     }
     fn vjp(&self, _: &[Tensor], y: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         let gy = g * y;
-        smallvec![Some(&gy - &(y * &gy.sum_axes(&[self.axis], true)))]
+        smallvec![Some(&gy - &(y * &gy.sum_axes([self.axis], true)))]
     }
     fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         let y = i[0].softmax(self.axis);
         let ty = t[0].as_ref().expect("tangent") * &y;
-        &ty - &(&y * &ty.sum_axes(&[self.axis], true))
+        &ty - &(&y * &ty.sum_axes([self.axis], true))
     }
 }
 
@@ -64,12 +64,12 @@ impl Op for LogSoftmax {
         "log_softmax"
     }
     fn vjp(&self, _: &[Tensor], y: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
-        smallvec![Some(g - &(y.exp() * g.sum_axes(&[self.axis], true)))]
+        smallvec![Some(g - &(y.exp() * g.sum_axes([self.axis], true)))]
     }
     fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
         let t = t[0].as_ref().expect("tangent");
         let p = i[0].softmax(self.axis);
-        t - &(&p * t).sum_axes(&[self.axis], true)
+        t - &(&p * t).sum_axes([self.axis], true)
     }
 }
 
