@@ -5,7 +5,7 @@
 
 use super::dnc_tasks::{
     BITS, COPY_INPUTS, LstmBaseline, SeqModel, bit_error_rate, copy_batch, dnc, masked_bce,
-    weighting_heatmaps,
+    model_options, training_options, weighting_heatmaps,
 };
 use crate::experiment::{Config, Context, Experiment, OptSpec, Report, Spec, ZooError};
 use crate::train::{Trainer, ema, step_seed};
@@ -34,26 +34,19 @@ impl Experiment for DncCopy {
             name: "dnc-copy",
             summary: "DNC (32 x 16 memory) and an LSTM of equal size learn to copy 6-bit sequences of length 1-10; tested at length 20 (--quick: lengths 1-3, 300 steps)",
             runtime: "~25 min; --quick ~20 s",
-            options: vec![
-                OptSpec::int("max-len", "longest training sequence", 10)
-                    .range(1, 1000)
-                    .quick(3),
-                OptSpec::int("memory-slots", "memory slots N", 32).range(2, 1 << 16),
-                OptSpec::int("word-size", "memory word size W", 16).range(1, 4096),
-                OptSpec::int("read-heads", "read heads R", 1).range(1, 64),
-                OptSpec::int("hidden", "LSTM controller units", 64).range(1, 4096),
-                OptSpec::int(
-                    "sparse-k",
-                    "0: dense DNC; K > 0: the sparse DNC with K entries",
-                    0,
-                )
-                .range(0, 1 << 16),
-                OptSpec::float("lr", "Adam learning rate", 1e-3)
-                    .greater_than(0.0)
-                    .quick(3e-3),
-                OptSpec::float("clip", "gradient clipping by global norm (0: none)", 10.0).min(0.0),
-                OptSpec::int("batch-size", "sequences per step", 16).range(1, 1 << 16),
-            ],
+            options: [OptSpec::int("max-len", "longest training sequence", 10)
+                .range(1, 1000)
+                .quick(3)]
+            .into_iter()
+            .chain(model_options())
+            .chain([OptSpec::int(
+                "sparse-k",
+                "0: dense DNC; K > 0: the sparse DNC with K entries",
+                0,
+            )
+            .range(0, 1 << 16)])
+            .chain(training_options())
+            .collect(),
         }
     }
 

@@ -4,7 +4,8 @@
 //! the next one: content lookup of the query, then a step along the temporal links.
 
 use super::dnc_tasks::{
-    RECALL_INPUTS, SeqModel, bit_error_rate, dnc, masked_bce, recall_batch, weighting_heatmaps,
+    RECALL_INPUTS, SeqModel, bit_error_rate, dnc, masked_bce, model_options, recall_batch,
+    training_options, weighting_heatmaps,
 };
 use crate::experiment::{Config, Context, Experiment, OptSpec, Report, Spec, ZooError};
 use crate::train::{Trainer, ema, step_seed};
@@ -22,20 +23,15 @@ impl Experiment for DncRecall {
             name: "dnc-recall",
             summary: "DNC learns associative recall: 2-6 items of three 6-bit vectors, then a query; answer the next item (--quick: 2-3 items, 300 steps)",
             runtime: "~25 min; --quick ~20 s",
-            options: vec![
+            options: [
                 OptSpec::int("max-items", "most items per sequence (at least 2)", 6)
                     .range(2, 1000)
                     .quick(3),
-                OptSpec::int("memory-slots", "memory slots N", 32).range(2, 1 << 16),
-                OptSpec::int("word-size", "memory word size W", 16).range(1, 4096),
-                OptSpec::int("read-heads", "read heads R", 1).range(1, 64),
-                OptSpec::int("hidden", "LSTM controller units", 64).range(1, 4096),
-                OptSpec::float("lr", "Adam learning rate", 1e-3)
-                    .greater_than(0.0)
-                    .quick(3e-3),
-                OptSpec::float("clip", "gradient clipping by global norm (0: none)", 10.0).min(0.0),
-                OptSpec::int("batch-size", "sequences per step", 16).range(1, 1 << 16),
-            ],
+            ]
+            .into_iter()
+            .chain(model_options())
+            .chain(training_options())
+            .collect(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! What the DNC experiments share: the copy and associative-recall tasks (Graves et al. 2014),
 //! the masked bit loss and bit error rate, an LSTM baseline, and heat maps of memory weightings.
 
-use crate::experiment::Heatmap;
+use crate::experiment::{Heatmap, OptSpec};
 use nabla::nn::dnc::{Dnc, DncConfig, DncState};
 use nabla::nn::{Forward, Linear, Lstm, Module};
 use nabla::rand::{Rng, RngExt};
@@ -244,5 +244,26 @@ pub fn weighting_heatmaps(dnc: &Dnc, x: &Tensor, prefix: &str, name: &str) -> Ve
     vec![
         map("write_weights.png", "write", write),
         map("read_weights.png", "read (head 1)", read),
+    ]
+}
+
+/// The options of the memory and its controller that the DNC tasks share.
+pub fn model_options() -> [OptSpec; 4] {
+    [
+        OptSpec::int("memory-slots", "memory slots N", 32).range(2, 1 << 16),
+        OptSpec::int("word-size", "memory word size W", 16).range(1, 4096),
+        OptSpec::int("read-heads", "read heads R", 1).range(1, 64),
+        OptSpec::int("hidden", "LSTM controller units", 64).range(1, 4096),
+    ]
+}
+
+/// The training options that the DNC tasks share.
+pub fn training_options() -> [OptSpec; 3] {
+    [
+        OptSpec::float("lr", "Adam learning rate", 1e-3)
+            .greater_than(0.0)
+            .quick(3e-3),
+        OptSpec::float("clip", "gradient clipping by global norm (0: none)", 10.0).min(0.0),
+        OptSpec::int("batch-size", "sequences per step", 16).range(1, 1 << 16),
     ]
 }
