@@ -234,7 +234,7 @@ impl Experiment for NaluArith {
         Spec {
             name: "nalu-arith",
             summary: "NAC+, NACx, NALU and an MLP on the static arithmetic task (Madsen & Johansen 2020): + - x /, trained on U[1,2], extrapolating to U[2,6], 10 seeds each",
-            runtime: "~10 min; --quick ~15 s",
+            runtime: "~10 min; --quick ~5 s",
             options: vec![
                 OptSpec::int("seeds", "seeds per model and operation", 10)
                     .range(1, 10_000)
