@@ -307,15 +307,18 @@ impl Experiment for NaluArith {
         for op in &ops {
             head.push_str(&format!(" {op:>8}"));
         }
+        let plural = if seeds == 1 { "" } else { "s" };
         let mut table = vec![format!(
-            "{head}   (fraction of {seeds} seeds whose extrapolation MSE < threshold)"
+            "{head}   (fraction of {seeds} seed{plural} whose extrapolation MSE < threshold)"
         )];
+        let mut mse_table = vec![format!("{head}   (median extrapolation MSE)")];
         let mut thresholds = Vec::new();
         for (first, model) in models.iter().enumerate() {
             // seeds follow the model's and the operation's place in MODELS and OPS, so a run of
             // a subset (--models, --ops) repeats the numbers of the full run
             let mi = MODELS.iter().position(|m| m == model).unwrap_or(0);
             let mut row = format!("{model:<9}");
+            let mut mse_row = row.clone();
             for op in &ops {
                 let oi = OPS.iter().position(|o| o == op).unwrap_or(0);
                 let mut ok = 0;
@@ -355,8 +358,10 @@ impl Experiment for NaluArith {
                     json!(errs[errs.len() / 2].min(f64::MAX)),
                 );
                 row.push_str(&format!(" {frac:>8.2}"));
+                mse_row.push_str(&format!(" {:>8.1e}", errs[errs.len() / 2]));
             }
             table.push(row);
+            mse_table.push(mse_row);
         }
         ctx.progress(total, total, "done");
         r.summary = vec![format!(
@@ -364,6 +369,7 @@ impl Experiment for NaluArith {
             s.steps, s.lr, s.mlp_lr, s.batch
         )];
         r.summary.extend(table);
+        r.summary.extend(mse_table);
         r.summary.push(format!(
             "success threshold: MSE of the exact solution with first-layer weights moved by 1e-5 (first seed): {}",
             thresholds.join(", ")
