@@ -1,17 +1,29 @@
 //! The DNC experiments in quick mode (the options `--quick` ships, no overrides): they learn, and
-//! the same seed gives the same numbers.
+//! the same seed gives the same numbers. The full runs, which check the targets of the README, are
+//! `#[ignore]`d (about ten minutes each in release on 2 quiet cores):
+//! `cargo test --release -p nabla-zoo --test dnc -- --ignored`.
 
 use nabla_zoo::experiment::{Config, Silent};
 
-fn run(name: &str, seed: u64) -> (serde_json::Map<String, serde_json::Value>, usize) {
+type Metrics = serde_json::Map<String, serde_json::Value>;
+
+fn run(name: &str, seed: u64) -> (Metrics, usize) {
+    run_with(name, true, seed, &[])
+}
+
+fn run_with(name: &str, quick: bool, seed: u64, overrides: &[(&str, &str)]) -> (Metrics, usize) {
     let exp = nabla_zoo::find(name).expect("registered");
-    let cfg = Config::new(&exp.spec(), true, seed, None, &[]).unwrap();
+    let o: Vec<(String, String)> = overrides
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let cfg = Config::new(&exp.spec(), quick, seed, None, &o).unwrap();
     let report = exp.run(&cfg, &mut Silent).unwrap();
     assert!(!report.summary.is_empty() && !report.curves.is_empty());
     (report.metrics.into_iter().collect(), report.heatmaps.len())
 }
 
-fn metric(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> f64 {
+fn metric(m: &Metrics, k: &str) -> f64 {
     m[k].as_f64()
         .unwrap_or_else(|| panic!("{k} missing in {m:?}"))
 }
@@ -44,4 +56,22 @@ fn dnc_scaling_quick_measures_both_variants() {
     }
     assert!(metric(&m, "dense_time_exponent").is_finite());
     assert!(metric(&m, "sparse_time_exponent").is_finite());
+}
+
+#[test]
+#[ignore = "full run, about 11 minutes in release"]
+fn dnc_copy_full_copies_and_generalises_better_than_the_lstm() {
+    let (m, _) = run_with("dnc-copy", false, 0, &[]);
+    assert!(metric(&m, "bit_error_rate") < 0.01, "{m:?}");
+    assert!(
+        metric(&m, "bit_error_rate_len20") < metric(&m, "lstm_bit_error_rate_len20"),
+        "{m:?}"
+    );
+}
+
+#[test]
+#[ignore = "full run, about 10 minutes in release"]
+fn dnc_recall_full_reaches_2_percent() {
+    let (m, _) = run_with("dnc-recall", false, 0, &[]);
+    assert!(metric(&m, "bit_error_rate") < 0.02, "{m:?}");
 }

@@ -33,7 +33,7 @@ impl Experiment for DncCopy {
         Spec {
             name: "dnc-copy",
             summary: "DNC (32 x 16 memory) and an LSTM of equal size learn to copy 6-bit sequences of length 1-10; tested at length 20 (--quick: lengths 1-3, 300 steps)",
-            runtime: "~25 min; --quick ~20 s",
+            runtime: "~11 min; --quick ~20 s",
             options: [OptSpec::int("max-len", "longest training sequence", 10)
                 .range(1, 1000)
                 .quick(3)]

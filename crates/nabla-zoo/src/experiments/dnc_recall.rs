@@ -22,7 +22,7 @@ impl Experiment for DncRecall {
         Spec {
             name: "dnc-recall",
             summary: "DNC learns associative recall: 2-6 items of three 6-bit vectors, then a query; answer the next item (--quick: 2-3 items, 300 steps)",
-            runtime: "~25 min; --quick ~20 s",
+            runtime: "~10 min; --quick ~20 s",
             options: [
                 OptSpec::int("max-items", "most items per sequence (at least 2)", 6)
                     .range(2, 1000)
