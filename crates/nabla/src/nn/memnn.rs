@@ -57,6 +57,10 @@ pub struct MemN2NConfig {
     pub temporal_encoding: bool,
     /// Standard deviation of the normal initialisation (the paper: 0.1).
     pub init_std: f64,
+    /// Whether empty slots stay in the attention softmax as zero vectors (keys and values 0, no
+    /// temporal term), as in the paper's code, where they give the attention a place to go when
+    /// no sentence matches; otherwise they are masked out.
+    pub attend_empty: bool,
     /// Element type of the parameters.
     pub dtype: DType,
 }
@@ -74,6 +78,7 @@ impl MemN2NConfig {
             position_encoding: true,
             temporal_encoding: true,
             init_std: 0.1,
+            attend_empty: false,
             dtype: DType::F32,
         }
     }
@@ -402,17 +407,28 @@ impl MemN2N {
             .map(|s| if s.iter().all(|&t| t == 0) { 1.0 } else { 0.0 })
             .collect();
         let empty = Tensor::from_vec(empty, [b, m]);
+        // with `attend_empty`, an empty slot is a zero vector that stays in the softmax
+        let filled = c
+            .attend_empty
+            .then(|| (1.0 - &empty).to_dtype(c.dtype).unsqueeze(-1));
         let slots = |k: usize| {
             let e = embed_sentences(&batch.story, &story_w, &self.embeddings[k]);
-            match (self.temporal.get(k), &batch.time) {
-                (Some(t), None) => e + t,
-                (Some(t), Some(time)) => {
-                    e + t
-                        .index_select(0, &time.flatten())
-                        .reshape([b, m, c.embed_dim])
-                }
-                (None, _) => e,
+            let t = match (self.temporal.get(k), &batch.time) {
+                (Some(t), None) => t.clone(),
+                (Some(t), Some(time)) => t
+                    .index_select(0, &time.flatten())
+                    .reshape([b, m, c.embed_dim]),
+                (None, _) => return e,
+            };
+            match &filled {
+                Some(f) => e + t * f,
+                None => e + t,
             }
+        };
+        let empty = if c.attend_empty {
+            Tensor::zeros([b, m], DType::F64)
+        } else {
+            empty
         };
         let mut u = embed_sentences(&batch.query, &query_w, &self.embeddings[0]);
         let mut attention = Vec::with_capacity(c.hops);
@@ -479,6 +495,7 @@ mod tests {
             position_encoding: pe,
             temporal_encoding: te,
             init_std: 0.5,
+            attend_empty: false,
             dtype: DType::F64,
         }
     }
