@@ -569,6 +569,21 @@ mod tests {
     }
 
     #[test]
+    fn empty_slots_can_stay_in_the_softmax() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let cfg = MemN2NConfig {
+            attend_empty: true,
+            ..small_config(true, true)
+        };
+        let net = MemN2N::new(cfg, &mut rng);
+        let (_, att) = net.forward_with_attention(&small_batch());
+        let p = att[0].to_vec::<f64>();
+        // story 1's empty slot 3 scores 0 (a zero key) and takes its share of the softmax
+        assert!(p[3] > 0.0);
+        assert!((p[0..4].iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
     fn embed_sentences_gradient() {
         let mut rng = StdRng::seed_from_u64(2);
         let tokens = Indices::new(vec![1, 2, 0, 3, 3, 1], [2, 3]);
@@ -595,12 +610,16 @@ mod tests {
 
     #[test]
     fn whole_network_gradient() {
-        for (pe, te, ls) in [
-            (true, true, false),
-            (false, false, false),
-            (true, true, true),
+        for (pe, te, ls, ae) in [
+            (true, true, false, false),
+            (false, false, false, false),
+            (true, true, true, false),
+            (true, true, false, true),
         ] {
-            let cfg = small_config(pe, te);
+            let cfg = MemN2NConfig {
+                attend_empty: ae,
+                ..small_config(pe, te)
+            };
             let mut rng = StdRng::seed_from_u64(4);
             let net = MemN2N::new(cfg.clone(), &mut rng);
             let n = net.embeddings.len();
@@ -611,7 +630,7 @@ mod tests {
                 .map(|t| t.detach())
                 .collect();
             let mut b = small_batch();
-            if ls {
+            if ls || ae {
                 // jittered temporal indices (random noise) route gradients to other rows
                 b.time = Some(Indices::new(vec![1, 2, 3, 3, 0, 2, 3, 3], [2, 4]));
             }
