@@ -322,8 +322,7 @@ fn train_task(
                     best_val_loss = val_loss;
                     ls_best = ls_epochs;
                 }
-                if ls_epochs - ls_best >= LS_PATIENCE || val_loss.is_nan() || ls_epochs >= ls_max
-                {
+                if ls_epochs - ls_best >= LS_PATIENCE || val_loss.is_nan() || ls_epochs >= ls_max {
                     net.linear_start = false;
                 }
             } else {

@@ -310,8 +310,8 @@ impl Experiment for NtpCountries {
                     "passes over the training facts (the paper: 100)",
                     100,
                 )
-                    .min(1)
-                    .quick(6),
+                .min(1)
+                .quick(6),
                 OptSpec::int("batch", "positive facts per gradient step", 64).min(1),
                 OptSpec::int("negatives", "corrupted facts per positive", 2),
                 OptSpec::int("dim", "embedding size", 20).min(1),

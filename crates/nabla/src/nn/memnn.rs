@@ -154,7 +154,8 @@ impl MemoryBatch {
             let kept = sentences.len().min(m);
             if let Some((rate, rng)) = noise.as_mut() {
                 let blanks = rng.random_range(0..=(*rate * kept as f64).ceil() as usize);
-                let mut draws = rand::seq::index::sample(&mut **rng, kept + blanks, kept).into_vec();
+                let mut draws =
+                    rand::seq::index::sample(&mut **rng, kept + blanks, kept).into_vec();
                 draws.sort_unstable();
                 for (slot, t) in draws.into_iter().enumerate() {
                     time[s * m + slot] = t.min(m - 1);
@@ -415,9 +416,10 @@ impl MemN2N {
             let e = embed_sentences(&batch.story, &story_w, &self.embeddings[k]);
             let t = match (self.temporal.get(k), &batch.time) {
                 (Some(t), None) => t.clone(),
-                (Some(t), Some(time)) => t
-                    .index_select(0, &time.flatten())
-                    .reshape([b, m, c.embed_dim]),
+                (Some(t), Some(time)) => {
+                    t.index_select(0, &time.flatten())
+                        .reshape([b, m, c.embed_dim])
+                }
                 (None, _) => return e,
             };
             match &filled {
