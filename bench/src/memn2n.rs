@@ -59,6 +59,7 @@ pub fn inputs() -> (MemoryBatch, Indices) {
         MemoryBatch {
             story: Indices::new(story, [B, M, J]),
             query: Indices::new(query, [B, J]),
+            time: None,
         },
         Indices::from_slice(&answers),
     )

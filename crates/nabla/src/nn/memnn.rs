@@ -16,8 +16,9 @@
 //! - **linear start** ([`MemN2N::linear_start`]): while on, the attention softmax of every hop is
 //!   removed (`p = m · u`); the paper trains this way until the validation loss stops falling,
 //!   then switches the softmax back on;
-//! - **random noise** (RN, time jitter): [`MemoryBatch::new`] can insert empty slots at a given
-//!   rate between the sentences of a training story, which shifts their temporal indices.
+//! - **random noise** (RN, time jitter): [`MemoryBatch::new`] can give the sentences of a training
+//!   story jittered temporal indices, as if up to `rate · n` empty memories were interleaved at
+//!   random among its `n` sentences (the paper: 10%); the sentences themselves all stay in memory.
 //!
 //! Token id 0 is the nil (padding) word: it contributes nothing to a sentence, and a slot whose
 //! tokens are all 0 is empty and receives no attention.
@@ -56,6 +57,10 @@ pub struct MemN2NConfig {
     pub temporal_encoding: bool,
     /// Standard deviation of the normal initialisation (the paper: 0.1).
     pub init_std: f64,
+    /// Whether empty slots stay in the attention softmax as zero vectors (keys and values 0, no
+    /// temporal term), as in the paper's code, where they give the attention a place to go when
+    /// no sentence matches; otherwise they are masked out.
+    pub attend_empty: bool,
     /// Element type of the parameters.
     pub dtype: DType,
 }
@@ -73,6 +78,7 @@ impl MemN2NConfig {
             position_encoding: true,
             temporal_encoding: true,
             init_std: 0.1,
+            attend_empty: false,
             dtype: DType::F32,
         }
     }
@@ -107,14 +113,19 @@ pub struct MemoryBatch {
     pub story: Indices,
     /// `[B, J]`.
     pub query: Indices,
+    /// `[B, M]`: the row of the temporal matrices that each slot reads, or `None` for the slot's
+    /// own index (slot `i` reads row `i`). Random noise makes these differ.
+    pub time: Option<Indices>,
 }
 
 impl MemoryBatch {
     /// Packs `stories[b]` (sentences in the order they were told, each a list of token ids) and
     /// `queries[b]` into a batch of `memory_size` slots of `sentence_len` words. Only the most
     /// recent `memory_size` sentences are kept. With `noise = Some((rate, rng))` (the paper's
-    /// random noise, rate 0.1, for training only), an empty slot is inserted before each sentence
-    /// with probability `rate`.
+    /// random noise, rate 0.1, for training only), the `n` kept sentences of a story get temporal
+    /// indices as if `k` empty memories (`k` uniform in `0..=ceil(rate · n)`) were interleaved
+    /// at random among them: `n` distinct draws from `0..n + k`, sorted so that newer sentences
+    /// keep smaller indices, capped at `memory_size - 1`. Without noise slot `i` has index `i`.
     ///
     /// # Panics
     /// If the batch is empty, the lengths differ, or a sentence or question is longer than
@@ -137,18 +148,20 @@ impl MemoryBatch {
         let (m, j) = (memory_size, sentence_len);
         let mut story = vec![0usize; b * m * j];
         let mut query = vec![0usize; b * j];
+        let mut time: Vec<usize> = (0..b * m).map(|i| i % m).collect();
         for (s, sentences) in stories.iter().enumerate() {
-            // newest first; slot index grows towards the past, with random gaps under noise
-            let mut slot = 0;
-            for sent in sentences.iter().rev() {
-                if let Some((rate, rng)) = noise.as_mut()
-                    && rng.random::<f64>() < *rate
-                {
-                    slot += 1;
+            // newest first: slot index grows towards the past
+            let kept = sentences.len().min(m);
+            if let Some((rate, rng)) = noise.as_mut() {
+                let blanks = rng.random_range(0..=(*rate * kept as f64).ceil() as usize);
+                let mut draws =
+                    rand::seq::index::sample(&mut **rng, kept + blanks, kept).into_vec();
+                draws.sort_unstable();
+                for (slot, t) in draws.into_iter().enumerate() {
+                    time[s * m + slot] = t.min(m - 1);
                 }
-                if slot >= m {
-                    break;
-                }
+            }
+            for (slot, sent) in sentences.iter().rev().take(kept).enumerate() {
                 if sent.len() > j {
                     panic!(
                         "MemoryBatch::new: a sentence of {} words is longer than sentence_len {j}",
@@ -157,7 +170,6 @@ impl MemoryBatch {
                 }
                 let base = (s * m + slot) * j;
                 story[base..base + sent.len()].copy_from_slice(sent);
-                slot += 1;
             }
             let q = queries[s];
             if q.len() > j {
@@ -171,6 +183,7 @@ impl MemoryBatch {
         MemoryBatch {
             story: Indices::new(story, [b, m, j]),
             query: Indices::new(query, [b, j]),
+            time: noise.map(|_| Indices::new(time, [b, m])),
         }
     }
 
@@ -377,6 +390,15 @@ impl MemN2N {
                 batch.query.shape()
             );
         }
+        if let Some(t) = &batch.time
+            && (t.dims() != [b, m] || t.iter().any(|&i| i >= m))
+        {
+            panic!(
+                "MemN2N: temporal indices {} for a story {} (need [{b}, {m}], each below {m})",
+                t.shape(),
+                batch.story.shape()
+            );
+        }
         let story_w = word_weights(&batch.story, &self.encoding);
         let query_w = word_weights(&batch.query, &self.encoding);
         let empty: Vec<f64> = batch
@@ -386,12 +408,29 @@ impl MemN2N {
             .map(|s| if s.iter().all(|&t| t == 0) { 1.0 } else { 0.0 })
             .collect();
         let empty = Tensor::from_vec(empty, [b, m]);
+        // with `attend_empty`, an empty slot is a zero vector that stays in the softmax
+        let filled = c
+            .attend_empty
+            .then(|| (1.0 - &empty).to_dtype(c.dtype).unsqueeze(-1));
         let slots = |k: usize| {
             let e = embed_sentences(&batch.story, &story_w, &self.embeddings[k]);
-            match self.temporal.get(k) {
-                Some(t) => e + t,
-                None => e,
+            let t = match (self.temporal.get(k), &batch.time) {
+                (Some(t), None) => t.clone(),
+                (Some(t), Some(time)) => {
+                    t.index_select(0, &time.flatten())
+                        .reshape([b, m, c.embed_dim])
+                }
+                (None, _) => return e,
+            };
+            match &filled {
+                Some(f) => e + t * f,
+                None => e + t,
             }
+        };
+        let empty = if c.attend_empty {
+            Tensor::zeros([b, m], DType::F64)
+        } else {
+            empty
         };
         let mut u = embed_sentences(&batch.query, &query_w, &self.embeddings[0]);
         let mut attention = Vec::with_capacity(c.hops);
@@ -458,6 +497,7 @@ mod tests {
             position_encoding: pe,
             temporal_encoding: te,
             init_std: 0.5,
+            attend_empty: false,
             dtype: DType::F64,
         }
     }
@@ -478,11 +518,31 @@ mod tests {
         assert_eq!(&s[9..12], &[0, 0, 0]);
         assert_eq!(&s[12..15], &[2, 2, 1]);
         assert_eq!(b.query.as_slice(), &[1, 3, 0, 5, 0, 0]);
-        // noise inserts gaps but keeps the order
+        assert!(b.time.is_none());
+    }
+
+    #[test]
+    fn noise_jitters_temporal_indices_and_keeps_every_sentence() {
+        let story: Vec<Vec<usize>> = (1..=20).map(|w| vec![w]).collect();
+        let clean = MemoryBatch::new::<StdRng>(&[&story], &[&[1]], 24, 1, None);
         let mut rng = StdRng::seed_from_u64(3);
-        let noisy = MemoryBatch::new(&[&[vec![1], vec![2]]], &[&[1]], 8, 1, Some((0.5, &mut rng)));
-        let nz: Vec<usize> = noisy.story.iter().copied().filter(|&t| t != 0).collect();
-        assert_eq!(nz, vec![2, 1]);
+        let mut shifted = false;
+        for _ in 0..50 {
+            let noisy = MemoryBatch::new(&[&story], &[&[1]], 24, 1, Some((0.1, &mut rng)));
+            // the same sentences in the same slots, newest first
+            assert_eq!(noisy.story.as_slice(), clean.story.as_slice());
+            let t = noisy.time.expect("noise gives temporal indices");
+            let t = &t.as_slice()[..20];
+            // increasing towards the past, below 20 + ceil(0.1 * 20) = 22
+            assert!(t.windows(2).all(|w| w[0] < w[1]), "{t:?}");
+            assert!(t[19] < 22, "{t:?}");
+            shifted |= t[19] > 19;
+        }
+        assert!(shifted, "some draws interleave blanks");
+        // a full memory caps the indices at memory_size - 1 and drops no newer sentence
+        let noisy = MemoryBatch::new(&[&story], &[&[1]], 20, 1, Some((0.5, &mut rng)));
+        assert_eq!(noisy.story.as_slice()[0], 20);
+        assert!(noisy.time.unwrap().iter().all(|&i| i < 20));
     }
 
     #[test]
@@ -508,6 +568,21 @@ mod tests {
         let net2 = MemN2N::from_parameters(net.config.clone(), e, net.temporal.clone());
         let (a, b2) = (net.forward(&b), net2.forward(&b));
         assert!((&a - &b2).abs().max().item() < 1e-12);
+    }
+
+    #[test]
+    fn empty_slots_can_stay_in_the_softmax() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let cfg = MemN2NConfig {
+            attend_empty: true,
+            ..small_config(true, true)
+        };
+        let net = MemN2N::new(cfg, &mut rng);
+        let (_, att) = net.forward_with_attention(&small_batch());
+        let p = att[0].to_vec::<f64>();
+        // story 1's empty slot 3 scores 0 (a zero key) and takes its share of the softmax
+        assert!(p[3] > 0.0);
+        assert!((p[0..4].iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }
 
     #[test]
@@ -537,12 +612,16 @@ mod tests {
 
     #[test]
     fn whole_network_gradient() {
-        for (pe, te, ls) in [
-            (true, true, false),
-            (false, false, false),
-            (true, true, true),
+        for (pe, te, ls, ae) in [
+            (true, true, false, false),
+            (false, false, false, false),
+            (true, true, true, false),
+            (true, true, false, true),
         ] {
-            let cfg = small_config(pe, te);
+            let cfg = MemN2NConfig {
+                attend_empty: ae,
+                ..small_config(pe, te)
+            };
             let mut rng = StdRng::seed_from_u64(4);
             let net = MemN2N::new(cfg.clone(), &mut rng);
             let n = net.embeddings.len();
@@ -552,7 +631,11 @@ mod tests {
                 .chain(&net.temporal)
                 .map(|t| t.detach())
                 .collect();
-            let b = small_batch();
+            let mut b = small_batch();
+            if ls || ae {
+                // jittered temporal indices (random noise) route gradients to other rows
+                b.time = Some(Indices::new(vec![1, 2, 3, 3, 0, 2, 3, 3], [2, 4]));
+            }
             check_grad(
                 |x: &[Tensor]| {
                     let mut net =
