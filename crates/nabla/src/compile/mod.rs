@@ -3,10 +3,12 @@
 //! building a graph: no node, no reference count, no allocation per operation.
 //!
 //! What compiles: programs made of elementwise arithmetic (`+ - * /`, operations with Rust scalars,
-//! `powf`, `square`, `recip`, `neg`), `exp`, `ln`, `sin`, `cos`, `tanh`, `sqrt`, `sigmoid`,
-//! `reshape` and the sum of all elements, over operands of one shape or one element (scalars
-//! broadcast), in one dtype, returning one tensor. Loops and Rust control flow that do not depend
-//! on values are unrolled by the trace (like `jax.jit`).
+//! `powf`, `square`, `recip`, `neg`), `exp`, `ln`, `sin`, `cos`, `tanh`, `sqrt`, `sigmoid`, with
+//! broadcasting; 2-D `matmul`; views (`reshape`, `permute`/`t`, `broadcast_to`, `narrow`, `slice`,
+//! `select`); sums over all or some axes (so `mean`); in one dtype, returning one tensor. Inner
+//! `value_and_grad`/`vjp` calls are traced with their backward pass. Loops and Rust control flow
+//! that do not depend on values are unrolled by the trace (like `jax.jit`). [`Compiled::hvp`]
+//! gives Hessian-vector products by forward over reverse mode on the tape.
 //!
 //! Guards: during the trace, any read of a traced value that could steer the program or escape the
 //! tape (`item`, `to_vec`, comparisons, `sign`, `argmax`, `detach`, ...) marks the trace
@@ -299,6 +301,9 @@ where
     /// Runs `f` once on fresh variables with the guards on, and lowers what it recorded.
     fn trace(&self, xs: &[Tensor]) -> Entry {
         let _on = state::GradModeGuard::set(true);
+        // The trace is a transform: an inner `value_and_grad` or `backward` records its backward
+        // pass (create_graph), so a gradient that depends on a traced value is lowered with it.
+        let _depth = state::DepthGuard::enter();
         let start = state::next_id();
         let vars: Vec<Tensor> = xs.iter().map(fresh_variable).collect();
         let ids: Vec<u64> = vars

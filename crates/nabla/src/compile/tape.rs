@@ -6,6 +6,8 @@ use crate::autodiff::Node;
 use crate::dtype::{DType, Element};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::{Shape, Tensor};
+use std::any::Any;
+use std::sync::Mutex;
 
 /// An elementwise function of one value, with its derivative.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,6 +39,19 @@ pub(crate) enum Prim {
     SumAll,
     /// The same values (identity, reshape of a row-major value).
     Copy,
+    /// `out[k] = a[map[k]]` with the tape's index map `#i` (views: permute, transpose,
+    /// broadcast, narrow, slice, select; the expansion of a broadcast operand).
+    Gather(u32),
+    /// `out[map[k]] += a[k]` with index map `#i` (sums over some axes).
+    ScatterAdd(u32),
+    /// `[m, k] @ [k, n]`, row-major.
+    MatMul(u32, u32, u32),
+    /// What a linear one-input view lowers to; the builder turns it into a `Gather` whose map is
+    /// the operation's forward rule applied to the input's element indices.
+    Linear,
+    /// What a linear reduction lowers to; the builder turns it into a `ScatterAdd` whose map is
+    /// the operation's reverse rule applied to the output's element indices.
+    ReduceLinear,
 }
 
 /// One instruction: `slots[out] = prim(slots[a], slots[b])` (`b` unused by unary primitives).
@@ -68,6 +83,12 @@ pub(crate) struct Tape {
     output: u32,
     out_shape: Shape,
     arena_len: usize,
+    /// Index maps of the `Gather` and `ScatterAdd` instructions.
+    maps: Vec<Vec<u32>>,
+    /// Arenas of earlier replays, kept for the next one: a batched tape's arena is hundreds of
+    /// megabytes, and fresh pages (zeroed by the kernel on first touch) would cost more than the
+    /// replay itself.
+    pool: Mutex<Vec<Box<dyn Any + Send>>>,
     /// Whether every slot holds one element (the fast path of the interpreter).
     scalar: bool,
 }
@@ -95,6 +116,7 @@ impl Tape {
             consts: Vec::new(),
             instrs: Vec::new(),
             arena_len: 0,
+            maps: Vec::new(),
         };
         let mut input_slots = Vec::new();
         for (x, &id) in inputs.iter().zip(input_ids) {
@@ -131,7 +153,13 @@ impl Tape {
             b.lower(t, node, dtype)?;
         }
         let output = b.operand(out, dtype)?;
-        let scalar = b.slots.iter().all(|s| s.len == 1);
+        let scalar = b.slots.iter().all(|s| s.len == 1)
+            && b.instrs.iter().all(|i| {
+                !matches!(
+                    i.prim,
+                    Prim::Gather(_) | Prim::ScatterAdd(_) | Prim::MatMul(..)
+                )
+            });
         Ok(Tape {
             dtype,
             slots: b.slots,
@@ -141,6 +169,8 @@ impl Tape {
             output,
             out_shape: out.shape().clone(),
             arena_len: b.arena_len,
+            maps: b.maps,
+            pool: Mutex::new(Vec::new()),
             scalar,
         })
     }
@@ -173,9 +203,37 @@ impl Tape {
         with_dtype!(self.dtype, self.hvp_typed::<T>(xs, vs))
     }
 
+    /// An arena of `arena_len` elements from the pool (or new); zeroed when `zero`, else with
+    /// stale values (the forward replay writes every slot before reading it).
+    fn take<N: Num>(&self, zero: bool) -> Vec<N> {
+        let found = {
+            let mut pool = self.pool.lock().expect("pool");
+            let at = pool.iter().position(|b| b.is::<Vec<N>>());
+            at.map(|i| pool.swap_remove(i))
+        };
+        match found.and_then(|b| b.downcast::<Vec<N>>().ok()) {
+            Some(mut v) => {
+                if zero {
+                    v.fill(N::zero());
+                }
+                v.resize(self.arena_len, N::zero());
+                *v
+            }
+            None => vec![N::zero(); self.arena_len],
+        }
+    }
+
+    /// Returns an arena to the pool (at most two, for a value and an adjoint arena).
+    fn give<N: Num>(&self, v: Vec<N>) {
+        let mut pool = self.pool.lock().expect("pool");
+        if pool.len() < 2 {
+            pool.push(Box::new(v));
+        }
+    }
+
     /// The arena with the inputs and constants written in.
     fn arena<N: Num>(&self, input: impl Fn(usize, &mut [N])) -> Vec<N> {
-        let mut v = vec![N::zero(); self.arena_len];
+        let mut v = self.take::<N>(false);
         for (i, &s) in self.inputs.iter().enumerate() {
             let s = self.slots[s as usize];
             input(i, &mut v[s.off..s.off + s.len]);
@@ -199,7 +257,7 @@ impl Tape {
             return None;
         }
         let o = self.slots[self.output as usize];
-        let mut g = vec![N::zero(); self.arena_len];
+        let mut g = self.take::<N>(true);
         g[o.off] = N::one();
         if self.scalar {
             backward_scalar(&self.instrs, v, &mut g);
@@ -219,14 +277,18 @@ impl Tape {
         let o = self.slots[self.output as usize];
         let out = Tensor::from_vec(v[o.off..o.off + o.len].to_vec(), self.out_shape.clone());
         let grads = g.map(|g| {
-            xs.iter()
+            let grads = xs
+                .iter()
                 .zip(&self.inputs)
                 .map(|(x, &s)| {
                     let s = self.slots[s as usize];
                     Tensor::from_vec(g[s.off..s.off + s.len].to_vec(), x.shape().clone())
                 })
-                .collect()
+                .collect();
+            self.give(g);
+            grads
         });
+        self.give(v);
         (out, grads)
     }
 
@@ -287,6 +349,31 @@ impl Tape {
                 },
                 Prim::SumAll => out[0] = xa.iter().fold(N::zero(), |s, &x| s + x),
                 Prim::Copy => out.copy_from_slice(xa),
+                Prim::Gather(m) => {
+                    for (o, &i) in out.iter_mut().zip(&self.maps[m as usize]) {
+                        *o = xa[i as usize];
+                    }
+                }
+                Prim::ScatterAdd(m) => {
+                    out.fill(N::zero());
+                    for (&x, &i) in xa.iter().zip(&self.maps[m as usize]) {
+                        out[i as usize] += x;
+                    }
+                }
+                Prim::MatMul(m, k, n) => {
+                    let (k, n) = (k as usize, n as usize);
+                    out.fill(N::zero());
+                    for i in 0..m as usize {
+                        let row = &mut out[i * n..(i + 1) * n];
+                        for p in 0..k {
+                            let a = xa[i * k + p];
+                            for (o, &bv) in row.iter_mut().zip(&xb[p * n..(p + 1) * n]) {
+                                *o += a * bv;
+                            }
+                        }
+                    }
+                }
+                Prim::Linear | Prim::ReduceLinear => unreachable!("lowered by the builder"),
             }
         }
     }
@@ -334,6 +421,44 @@ impl Tape {
                         *x += g;
                     }
                 }
+                Prim::Gather(m) => {
+                    let ga = &mut glo[ra];
+                    for (&g, &i) in go.iter().zip(&self.maps[m as usize]) {
+                        ga[i as usize] += g;
+                    }
+                }
+                Prim::ScatterAdd(m) => {
+                    for (x, &i) in glo[ra].iter_mut().zip(&self.maps[m as usize]) {
+                        *x += go[i as usize];
+                    }
+                }
+                Prim::MatMul(m, k, n) => {
+                    let (m, k, n) = (m as usize, k as usize, n as usize);
+                    // ga = go · bᵀ, then gb = aᵀ · go (a and b may be one slot)
+                    let ga = &mut glo[ra];
+                    for i in 0..m {
+                        for p in 0..k {
+                            let row = &xb[p * n..(p + 1) * n];
+                            let mut s = N::zero();
+                            for (&g, &bv) in go[i * n..(i + 1) * n].iter().zip(row) {
+                                s += g * bv;
+                            }
+                            ga[i * k + p] += s;
+                        }
+                    }
+                    let gb = &mut glo[rb];
+                    for i in 0..m {
+                        for p in 0..k {
+                            let a = xa[i * k + p];
+                            for (o, &g) in gb[p * n..(p + 1) * n]
+                                .iter_mut()
+                                .zip(&go[i * n..(i + 1) * n])
+                            {
+                                *o += a * g;
+                            }
+                        }
+                    }
+                }
                 p => {
                     debug_assert_eq!(a.len, n);
                     let ga = &mut glo[ra];
@@ -377,11 +502,7 @@ impl<N: Num> Operands<'_, N> {
     }
 
     #[inline(always)]
-    fn acc_with<const SA: bool, const SB: bool>(
-        &self,
-        dst: &mut [N],
-        d: impl Fn(N, N, N, N) -> N,
-    ) {
+    fn acc_with<const SA: bool, const SB: bool>(&self, dst: &mut [N], d: impl Fn(N, N, N, N) -> N) {
         let n = self.z.len();
         let (z, go) = (&self.z[..n], &self.go[..n]);
         let at = |k: usize| {
@@ -446,7 +567,10 @@ fn un<N: Num>(out: &mut [N], xa: &[N], f: impl Fn(N) -> N) {
 }
 
 fn is_binary(p: Prim) -> bool {
-    matches!(p, Prim::Add | Prim::Sub | Prim::Mul | Prim::Div)
+    matches!(
+        p,
+        Prim::Add | Prim::Sub | Prim::Mul | Prim::Div | Prim::MatMul(..)
+    )
 }
 
 /// The logistic function, as the eager kernel computes it.
@@ -487,6 +611,7 @@ fn apply<N: Num>(p: Prim, x: N, y: N) -> N {
             UnaryFn::Sigmoid => sigmoid(x),
         },
         Prim::SumAll | Prim::Copy => x,
+        _ => unreachable!("not an elementwise primitive"),
     }
 }
 
@@ -520,6 +645,7 @@ fn adjoint<N: Num>(p: Prim, x: N, y: N, z: N, g: N) -> (N, N) {
             (g * d, zero)
         }
         Prim::SumAll | Prim::Copy => (g, zero),
+        _ => unreachable!("not an elementwise primitive"),
     }
 }
 
@@ -545,6 +671,8 @@ fn backward_scalar<N: Num>(instrs: &[Instr], v: &[N], g: &mut [N]) {
 /// replay, for Hessian-vector products).
 pub(crate) trait Num:
     Copy
+    + Send
+    + 'static
     + std::ops::Add<Output = Self>
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
@@ -772,9 +900,38 @@ struct Builder {
     consts: Vec<(u32, Vec<f64>)>,
     instrs: Vec<Instr>,
     arena_len: usize,
+    maps: Vec<Vec<u32>>,
+}
+
+/// The element indices `0..n` of a tensor of `shape`, in `dtype` (exact below 2^24 elements).
+fn indices(shape: &Shape, dtype: DType) -> Tensor {
+    let n = shape.numel();
+    Tensor::from_vec(
+        (0..n).map(|i| i as f64).collect::<Vec<f64>>(),
+        shape.clone(),
+    )
+    .to_dtype(dtype)
+}
+
+/// A tensor of indices as an index map.
+fn index_map(t: &Tensor) -> Vec<u32> {
+    t.values_as::<f64>().into_iter().map(|v| v as u32).collect()
 }
 
 impl Builder {
+    /// A new instruction writing a new slot of `len` elements.
+    fn push(&mut self, prim: Prim, a: u32, b: u32, len: usize) -> u32 {
+        let out = self.slot(len);
+        self.instrs.push(Instr { prim, a, b, out });
+        out
+    }
+
+    /// A new index map.
+    fn map(&mut self, m: Vec<u32>) -> u32 {
+        self.maps.push(m);
+        (self.maps.len() - 1) as u32
+    }
+
     fn slot(&mut self, len: usize) -> u32 {
         self.slots.push(Slot {
             off: self.arena_len,
@@ -804,35 +961,89 @@ impl Builder {
     }
 
     fn lower(&mut self, t: &Tensor, node: &Node, dtype: DType) -> Result<(), LowerError> {
+        let name = node.op.name();
         let prim = node
             .op
             .lower()
-            .ok_or_else(|| format!("operation `{}` has no compiled form", node.op.name()))?;
+            .ok_or_else(|| format!("operation `{name}` has no compiled form"))?;
         let n = t.numel();
         let ins = &node.inputs;
+        if n >= 1 << 24 || ins.iter().any(|x| x.numel() >= 1 << 24) {
+            return Err(format!("`{name}` on more than 2^24 elements"));
+        }
         let a = self.operand(&ins[0], dtype)?;
         let b = if ins.len() > 1 {
             self.operand(&ins[1], dtype)?
         } else {
             a
         };
-        let fits = |x: &Tensor| x.numel() == 1 || x.shape() == t.shape();
-        let ok = match prim {
-            Prim::SumAll => n == 1,
-            Prim::Copy => ins[0].numel() == n,
-            _ => ins.iter().all(fits),
+        let out = match prim {
+            Prim::SumAll if n == 1 => self.push(prim, a, b, n),
+            Prim::Copy if ins[0].numel() == n => self.push(prim, a, b, n),
+            Prim::Linear if ins.len() == 1 => {
+                // a linear view is its own forward rule: applied to the indices, it gives them
+                let idx = indices(ins[0].shape(), ins[0].dtype());
+                let m = index_map(&node.op.jvp(ins, &[Some(idx)]));
+                if m.len() != n {
+                    return Err(format!(
+                        "internal: `{name}` index map of {} for {n}",
+                        m.len()
+                    ));
+                }
+                let m = self.map(m);
+                self.push(Prim::Gather(m), a, a, n)
+            }
+            Prim::ReduceLinear if ins.len() == 1 => {
+                // the reverse rule of a sum broadcasts the output's indices over the input
+                let idx = indices(t.shape(), t.dtype());
+                let g = node.op.vjp(ins, t, &idx, &[true]);
+                let Some(Some(g)) = g.into_iter().next() else {
+                    return Err(format!("internal: `{name}` has no reverse rule"));
+                };
+                let m = index_map(&g);
+                if m.len() != ins[0].numel() {
+                    return Err(format!("internal: `{name}` index map of {}", m.len()));
+                }
+                let m = self.map(m);
+                self.push(Prim::ScatterAdd(m), a, a, n)
+            }
+            Prim::MatMul(..) => {
+                let (da, db) = (ins[0].dims(), ins[1].dims());
+                if da.len() != 2 || db.len() != 2 {
+                    return Err(format!(
+                        "`matmul` on shapes {}, {} (only [m, k] @ [k, n] is compiled)",
+                        ins[0].shape(),
+                        ins[1].shape()
+                    ));
+                }
+                let p = Prim::MatMul(da[0] as u32, da[1] as u32, db[1] as u32);
+                self.push(p, a, b, n)
+            }
+            Prim::SumAll | Prim::Copy | Prim::Linear | Prim::ReduceLinear => {
+                let shapes: Vec<String> = ins.iter().map(|x| x.shape().to_string()).collect();
+                return Err(format!("`{name}` on shapes {}", shapes.join(", ")));
+            }
+            _ => {
+                // elementwise: an operand of another shape (not one element) is first expanded
+                let mut expand = |x: &Tensor, s: u32| -> Result<u32, LowerError> {
+                    if x.numel() == 1 || x.shape() == t.shape() {
+                        return Ok(s);
+                    }
+                    // (the operation ran, so x broadcasts to the output's shape)
+                    let idx = indices(x.shape(), x.dtype());
+                    let m = self.map(index_map(&idx.broadcast_to(t.shape())));
+                    Ok(self.push(Prim::Gather(m), s, s, n))
+                };
+                let a = expand(&ins[0], a)?;
+                let b = if ins.len() > 1 {
+                    expand(&ins[1], b)?
+                } else {
+                    a
+                };
+                self.push(prim, a, b, n)
+            }
         };
-        if !ok {
-            let shapes: Vec<String> = ins.iter().map(|x| x.shape().to_string()).collect();
-            return Err(format!(
-                "`{}` on shapes {} (only same-shape or one-element operands are compiled)",
-                node.op.name(),
-                shapes.join(", ")
-            ));
-        }
-        let out = self.slot(n);
         self.by_node[(node.id - self.start) as usize] = out;
-        self.instrs.push(Instr { prim, a, b, out });
         Ok(())
     }
 }
