@@ -92,16 +92,18 @@ fn val_loss(pb: &Problem, lr: &Tensor, mu: &Tensor, steps: usize) -> Tensor {
 
 /// The validation loss of `(lr, μ)` (0-d tensors) after `steps` inner steps, evaluated eagerly or
 /// through a compiled tape.
+/// A function of `(lr, μ)`, boxed for [`nabla::compile`].
+type LossFn<'a> = Box<dyn Fn(&[Tensor]) -> Tensor + 'a>;
+
 struct ValLoss<'a> {
-    compiled: Option<nabla::Compiled<Box<dyn Fn(&[Tensor]) -> Tensor + 'a>>>,
+    compiled: Option<nabla::Compiled<LossFn<'a>>>,
     pb: &'a Problem,
     steps: usize,
 }
 
 impl<'a> ValLoss<'a> {
     fn new(pb: &'a Problem, steps: usize, compiled: bool) -> ValLoss<'a> {
-        let f: Box<dyn Fn(&[Tensor]) -> Tensor + 'a> =
-            Box::new(move |h: &[Tensor]| val_loss(pb, &h[0], &h[1], steps));
+        let f: LossFn<'a> = Box::new(move |h: &[Tensor]| val_loss(pb, &h[0], &h[1], steps));
         ValLoss {
             compiled: compiled.then(|| nabla::compile(f)),
             pb,

@@ -962,6 +962,18 @@ impl Builder {
 
     fn lower(&mut self, t: &Tensor, node: &Node, dtype: DType) -> Result<(), LowerError> {
         let name = node.op.name();
+        if node.inputs.is_empty() {
+            // a variable created inside the trace (an inner transform's leaf over a constant):
+            // a constant of the tape
+            if t.dtype() != dtype {
+                return Err(format!("mixed dtypes ({} and {dtype})", t.dtype()));
+            }
+            let data: Vec<f64> = t.values_as();
+            let s = self.slot(data.len());
+            self.consts.push((s, data));
+            self.by_node[(node.id - self.start) as usize] = s;
+            return Ok(());
+        }
         let prim = node
             .op
             .lower()
