@@ -6,7 +6,7 @@
 //! initialisation) to 40 noisy samples of `sin(2x)`, `x ∈ [-2, 2]`; the validation loss is the
 //! MSE on 200 fresh samples. The hyperparameters are learned in unconstrained coordinates
 //! (`log lr`, `logit μ`) by Adam; the meta-gradient flows through all 60 updates (second order:
-//! through the inner gradients), via `nabla::meta::unroll`. The search range is
+//! through the inner gradients), the loop of `nabla::meta::unroll` written out. The search range is
 //! `lr ∈ [LR_MIN, LR_MAX]` (log scale), `μ ∈ [0, MU_MAX]`; the learned values are clamped to it.
 //!
 //! **Engine.** The validation loss as a function of `(lr, μ)` is a fixed program (60 unrolled
@@ -20,7 +20,7 @@ use crate::experiment::{
     Config, ConfigError, Context, Experiment, OptSpec, Report, Spec, ZooError,
 };
 use crate::train::Trainer;
-use nabla::meta::{DiffMomentum, DiffOptimizer, Order, Unroll, unroll};
+use nabla::meta::{DiffMomentum, DiffOptimizer, Order, inner_grad};
 use nabla::rand::{RngExt, SeedableRng, rngs::StdRng};
 use nabla::{DType, Tensor, no_grad};
 use serde_json::json;
@@ -78,16 +78,18 @@ fn mse(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
 /// Validation loss after `steps` momentum-SGD steps with hyperparameters `(lr, μ)` given as
 /// tensors (differentiable).
 fn val_loss(pb: &Problem, lr: &Tensor, mu: &Tensor, steps: usize) -> Tensor {
+    // the loop of `nabla::meta::unroll` (second order, no truncation), written out so that no
+    // inner loss is read as a number (`unroll` reports them): the whole run then compiles
     let opt = DiffMomentum::new(lr.clone(), mu.clone());
-    let (x, y) = (pb.x.clone(), pb.y.clone());
-    let out = unroll(
-        &opt,
-        &pb.init,
-        &opt.init(&pb.init),
-        &Unroll::new(steps).order(Order::Second),
-        move |_, p: &[Tensor]| mse(p, &x, &y),
-    );
-    mse(&out.params, &pb.xv, &pb.yv)
+    let mut params = pb.init.clone();
+    let mut state = opt.init(&params);
+    for _ in 0..steps {
+        let (_, g) = inner_grad(|p: &[Tensor]| mse(p, &pb.x, &pb.y), &params, Order::Second);
+        let (p, s) = opt.update(&params, &g, &state);
+        params = p;
+        state = s;
+    }
+    mse(&params, &pb.xv, &pb.yv)
 }
 
 /// The validation loss of `(lr, μ)` (0-d tensors) after `steps` inner steps, evaluated eagerly or
