@@ -189,7 +189,7 @@ where
     /// The Hessian-vector product of a one-element function along `vs` (one direction per
     /// input), jointly over all inputs as [`hvp_with`](crate::hvp_with) computes it: by forward
     /// over reverse mode on the tape (the forward and backward replays over dual numbers), about
-    /// two to three gradients' cost. Falls back to eager reverse over reverse where the function
+    /// one to three compiled gradients' cost. Falls back to eager reverse over reverse where the function
     /// does not compile.
     ///
     /// ```
