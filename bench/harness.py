@@ -163,9 +163,12 @@ def jobs(args, w, rnd):
     if w.name in ("mlp-step", "cnn-step", "mlp-memory"):
         common += ["--data", args.data]
     plain = (args.timeout, None, None)
-    out = [("nabla", cmds["nabla"] + [w.name] + common, plain)]
+    # One nabla process per group of variants where the table asks for it (so that each group's
+    # first call, e.g. nabla::compile's trace + replay, is the first workload call of its process).
+    groups = [["--variants", ",".join(g)] for g in w.nabla_processes] or [[]]
+    out = [("nabla", cmds["nabla"] + [w.name] + common + g, plain) for g in groups]
     if args.nabla_alt:
-        out.append((args.nabla_alt_label, cmds[args.nabla_alt_label] + [w.name] + common, plain))
+        out += [(args.nabla_alt_label, cmds[args.nabla_alt_label] + [w.name] + common + g, plain) for g in groups]
     if "pytorch" in w.sides:
         out.append(("pytorch", cmds["pytorch"] + [w.name] + common, plain))
     if "jax" in w.sides and not args.no_jax:
@@ -192,7 +195,8 @@ def med(xs):
 
 SUMMARY_KEYS = ("loss", "grad", "check", "adam", "rss_max_growth_after_100_mib", "rss_at_100_mib", "flat",
                 "ops", "bytes_per_op_graph", "bytes_per_op_peak", "rss_before_mib", "rss_graph_mib",
-                "rss_peak_mib", "rss_after_drop_mib", "forward_s", "backward_s", "drop_s", "xcheck")
+                "rss_peak_mib", "rss_after_drop_mib", "forward_s", "backward_s", "drop_s", "xcheck",
+                "cost_in_gradients", "tape_len")
 
 
 def aggregate(records):

@@ -186,6 +186,13 @@ def markdown(report):
         for s in checks:
             lines.append(f"- {_impl(s['impl'])} {s['variant']}: loss {s['loss']:.4f}, gradient "
                          f"({', '.join(f'{g:.3f}' for g in s['grad'])}): {s.get('check', '?')}")
+    hvps = [s for s in report["summary"] if s.get("cost_in_gradients") is not None]
+    if hvps:
+        lines += ["", "Hessian-vector products (median time, and as a multiple of one gradient of the same "
+                      "path measured in the same process):", ""]
+        for s in hvps:
+            lines.append(f"- {s['name']} {_impl(s['impl'])} {s['variant']}: {fmt_s(s['median_s'])}, "
+                         f"{s['cost_in_gradients']:.2f} gradients")
     if report["unavailable"]:
         lines += ["", "Not measured:", ""] + [f"- {n}: {why}" for n, why in report["unavailable"].items()]
     if report["failures"]:

@@ -37,12 +37,16 @@ class Workload:
     comparisons: list = field(default_factory=list)
     single_round: bool = False  # measured once per run (long, or not a speed ratio)
     jax_loop_variants: bool = False  # JAX runs `--variants fori` every round and `unrolled` once
+    # nabla variants run in separate fresh processes, one per group (`nabla-bench --variants`), so that
+    # each group's first call is a true first call; empty: one process runs every variant
+    nabla_processes: tuple = ()
 
 
 C = Comparison
 
 WORKLOADS = {w.name: w for w in [
-    Workload("scalar-chain", 5, 30, ("nabla", "pytorch", "jax"), rtol=1e-3, jax_loop_variants=True, comparisons=[
+    Workload("scalar-chain", 5, 30, ("nabla", "pytorch", "jax"), rtol=1e-3, jax_loop_variants=True,
+             nabla_processes=(("record", "no-grad"), ("record-compiled",)), comparisons=[
         C("record", "pytorch", "record", "10k recorded ops, fwd+bwd, vs PyTorch eager", 30.0),
         C("no-grad", "pytorch", "no-grad", "10k ops without recording, vs PyTorch eager (no_grad)"),
         C("record", "jax", "grad-fori", "vs JAX jit(value_and_grad), fori_loop, steady state"),
@@ -55,8 +59,12 @@ WORKLOADS = {w.name: w for w in [
           1 / 3),
         C("record-compiled", "jax", "grad-unrolled", "nabla::compile first call (trace+replay) vs JAX first call, unrolled",
           10.0, "first_s"),
+        C("record-compiled", "jax", "grad-fori", "nabla::compile first call (trace+replay) vs JAX first call, fori_loop",
+          10.0, "first_s"),
     ]),
-    Workload("rk4-pendulum", 3, 20, ("nabla", "pytorch", "jax"), rtol=1e-3, jax_loop_variants=True, comparisons=[
+    Workload("rk4-pendulum", 3, 20, ("nabla", "pytorch", "jax"), rtol=1e-3, jax_loop_variants=True,
+             nabla_processes=(("grad", "hvp-fwd-rev", "hvp-rev-rev"), ("grad-compiled", "hvp-compiled")),
+             comparisons=[
         C("grad", "pytorch", "grad", "gradient through 1,000 RK4 steps vs PyTorch eager", 30.0),
         C("grad", "jax", "grad-unrolled", "first call vs JAX first call (trace+compile+run), unrolled loop",
           1.0, "first_s"),
@@ -70,6 +78,17 @@ WORKLOADS = {w.name: w for w in [
           "nabla::compile first call (trace+replay) vs JAX first call, unrolled loop", 10.0, "first_s"),
         C("grad-compiled", "jax", "grad-fori",
           "nabla::compile first call (trace+replay) vs JAX first call, fori_loop", 10.0, "first_s"),
+    ]),
+    # the rk4-pendulum program over 1,024 parameter sets ([1024] tensors), loss summed over the batch;
+    # PyTorch eager is slow here (100k ops on [1024] tensors per call), hence the small counts
+    Workload("rk4-pendulum-batch", 1, 5, ("nabla", "pytorch", "jax"), rtol=1e-3, comparisons=[
+        C("grad-compiled", "jax", "grad-fori", "nabla::compile vs JAX jit(value_and_grad), fori_loop, steady state",
+          1.0),
+        C("grad-compiled", "jax", "grad-fori", "nabla::compile first call (trace+replay) vs JAX first call, fori_loop",
+          metric="first_s"),
+        C("grad-compiled", "pytorch", "grad", "nabla::compile vs PyTorch eager"),
+        C("grad", "jax", "grad-fori", "nabla eager vs JAX jit(value_and_grad), fori_loop, steady state"),
+        C("grad", "pytorch", "grad", "nabla eager vs PyTorch eager"),
     ]),
     Workload("trebuchet-grad", 3, 20, rtol=1e-6, comparisons=[
         C("grad", "pytorch", "grad", "one trebuchet shot (3 event phases, Tsit5, f64) and its gradient vs PyTorch eager",

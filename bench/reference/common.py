@@ -216,6 +216,22 @@ def det_permutation(seed, n):
     return np.argsort(_splitmix(seed, np.arange(n, dtype=np.uint64)), kind="stable")
 
 
+PENDULUM_BATCH, PENDULUM_BATCH_SEED = 1024, 60
+
+
+def pendulum_batch_params():
+    """rk4-pendulum-batch: 1,024 parameter sets (b, g, L) around (0.1, 9.81, 1.0), float32, computed
+    in float64 from det_unit then rounded (bench/src/lib.rs `pendulum_batch_params` does the same):
+    b = 0.1 + 0.05(2u - 1), g = 9.81 + 0.981(2u - 1), L = 1 + 0.5(2u - 1), with seeds 60, 61, 62."""
+    import numpy as np
+
+    out = []
+    for k, (centre, half) in enumerate([(0.1, 0.05), (9.81, 0.981), (1.0, 0.5)]):
+        u = det_unit(PENDULUM_BATCH_SEED + k, PENDULUM_BATCH)
+        out.append((centre + half * (2.0 * u - 1.0)).astype(np.float32))
+    return out
+
+
 def det_params(seed, shapes):
     """Parameters in a model's order: uniform in ±1/sqrt(fan_in) like PyTorch's default init, where
     fan_in = prod(shape[1:]) for a weight and, for a vector (a bias), the last weight's fan_in.

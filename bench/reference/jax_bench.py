@@ -25,7 +25,8 @@ import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-from common import Emitter, PENDULUM_EXPECTED, check_pendulum, cpu_flags, measure, parser  # noqa: E402
+from common import (Emitter, PENDULUM_EXPECTED, array_summary, check_pendulum, cpu_flags, measure,  # noqa: E402
+                    parser)
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -87,6 +88,28 @@ def pendulum_fori(b, g, L):
     f = _f(b, g, L)
     th, om = lax.fori_loop(0, RK4_STEPS, lambda _, s: _rk4_step(f, *s), (jnp.float32(1.0), jnp.float32(0.0)))
     return th * th + om * om
+
+
+def pendulum_batch_fori(b, g, L):
+    # rk4-pendulum-batch: the same program over [1024] parameter sets, loss summed over the batch.
+    f = _f(b, g, L)
+    th, om = lax.fori_loop(0, RK4_STEPS, lambda _, s: _rk4_step(f, *s), (jnp.ones_like(b), jnp.zeros_like(b)))
+    return jnp.sum(th * th + om * om)
+
+
+def bench_pendulum_batch(em):
+    from common import pendulum_batch_params
+
+    inputs = tuple(jnp.asarray(p) for p in pendulum_batch_params())
+    warmup, repeats = em.counts(3, 20)
+    vg = jax.jit(jax.value_and_grad(pendulum_batch_fori, argnums=(0, 1, 2)))
+    s = measure(warmup, repeats, lambda: vg(*inputs), sync=block)
+    value, grads = vg(*inputs)
+    xcheck = {"loss": float(value)}
+    for name, gr in zip("bgL", grads):
+        xcheck.update(array_summary(gr, f"grad_{name}"))
+    em.emit("rk4-pendulum-batch", "grad-fori", s, warmup, loop="fori", xcheck=xcheck,
+            check_id="rk4-pendulum-batch/grad")
 
 
 VARIANTS = {
@@ -154,6 +177,7 @@ def _train(name):
 BENCHES = {
     "scalar-chain": lambda em, args: bench_loop(em, "scalar-chain", args.variant_list),
     "rk4-pendulum": lambda em, args: bench_loop(em, "rk4-pendulum", args.variant_list),
+    "rk4-pendulum-batch": lambda em, args: bench_pendulum_batch(em),
     "mlp-step": _train("mlp-step"),
     "cnn-step": _train("cnn-step"),
     "maml-step": lambda em, args: __import__("maml_ref").bench_jax(em, measure, block),

@@ -79,13 +79,14 @@ def bench_scalar_chain(em):
 RK4_STEPS, DT = 1000, 0.01
 
 
-def pendulum_loss(b, g, L):
+def pendulum_loss(b, g, L, th=None, om=None):
     # Same operations as nabla's `pendulum_loss`: per evaluation div, neg, sin, mul, mul, sub.
     def f(th, om):
         return om, -(g / L) * torch.sin(th) - b * om
 
     h, dt = DT / 2, DT
-    th, om = torch.tensor(1.0), torch.tensor(0.0)
+    if th is None:
+        th, om = torch.tensor(1.0), torch.tensor(0.0)
     for _ in range(RK4_STEPS):
         k1t, k1o = f(th, om)
         k2t, k2o = f(th + k1t * h, om + k1o * h)
@@ -114,6 +115,26 @@ def bench_rk4_pendulum(em):
             expected_loss=PENDULUM_EXPECTED[0], expected_grad=list(PENDULUM_EXPECTED[1]),
             check="FAILED" if err else "ok",
             xcheck={"loss": loss.item(), "grad_b": grad[0], "grad_g": grad[1], "grad_L": grad[2]})
+
+
+def bench_rk4_pendulum_batch(em):
+    # The same program over 1,024 parameter sets ([1024] tensors), loss summed over the batch.
+    from common import pendulum_batch_params
+
+    params = [torch.from_numpy(p).requires_grad_(True) for p in pendulum_batch_params()]
+
+    def run():
+        th, om = torch.ones_like(params[0]), torch.zeros_like(params[0])
+        loss = pendulum_loss(*params, th, om).sum()
+        return loss, torch.autograd.grad(loss, params)
+
+    warmup, repeats = em.counts(3, 20)
+    s = measure(warmup, repeats, run)
+    loss, grads = run()
+    xcheck = {"loss": loss.item()}
+    for name, gr in zip("bgL", grads):
+        xcheck.update(array_summary(gr.numpy(), f"grad_{name}"))
+    em.emit("rk4-pendulum-batch", "grad", s, warmup, xcheck=xcheck)
 
 
 # ----- matmul ----------------------------------------------------------------------------------------
@@ -415,6 +436,7 @@ def host_info(args):
 BENCHES = {
     "scalar-chain": lambda em, a: bench_scalar_chain(em),
     "rk4-pendulum": lambda em, a: bench_rk4_pendulum(em),
+    "rk4-pendulum-batch": lambda em, a: bench_rk4_pendulum_batch(em),
     "matmul": lambda em, a: bench_matmul(em, [int(n) for n in a.sizes.split(",")]),
     "conv2d": lambda em, a: bench_conv2d(em),
     "mlp-step": lambda em, a: bench_mlp_step(em, a.data),

@@ -86,13 +86,18 @@ pub fn pendulum_params() -> [Tensor; 3] {
 /// mul, mul, sub`; per stage update `θ + k·(dt/2)` (scalar multiply, add); per step the weighted sum
 /// `(k1 + k2·2 + k3·2 + k4)·(dt/6)` added to the state. 50 operations per step.
 pub fn pendulum_loss(params: &[Tensor]) -> Tensor {
+    let (th, om) = pendulum_rollout(params, Tensor::scalar(1.0f32), Tensor::scalar(0.0f32));
+    &th * &th + &om * &om
+}
+
+/// The 1,000 RK4 steps of rk4-pendulum from the state `(θ₀, ω₀)`: the final `(θ, ω)`.
+pub fn pendulum_rollout(params: &[Tensor], th0: Tensor, om0: Tensor) -> (Tensor, Tensor) {
     let (b, g, l) = (&params[0], &params[1], &params[2]);
     let f = |th: &Tensor, om: &Tensor| -> (Tensor, Tensor) {
         (om.clone(), -(g / l) * th.sin() - b * om)
     };
     let (h, dt) = (RK4_DT / 2.0, RK4_DT);
-    let mut th = Tensor::scalar(1.0f32);
-    let mut om = Tensor::scalar(0.0f32);
+    let (mut th, mut om) = (th0, om0);
     for _ in 0..RK4_STEPS {
         let (k1t, k1o) = f(&th, &om);
         let (k2t, k2o) = f(&(&th + &k1t * h), &(&om + &k1o * h));
@@ -101,7 +106,7 @@ pub fn pendulum_loss(params: &[Tensor]) -> Tensor {
         th = &th + (&k1t + &k2t * 2.0 + &k3t * 2.0 + &k4t) * (dt / 6.0);
         om = &om + (&k1o + &k2o * 2.0 + &k3o * 2.0 + &k4o) * (dt / 6.0);
     }
-    &th * &th + &om * &om
+    (th, om)
 }
 
 /// The loss and its gradient with respect to `(b, g, L)`.
@@ -119,6 +124,51 @@ pub fn pendulum_compiled() -> CompiledFn {
 pub fn pendulum_hvp(params: &[Tensor], mode: nabla::HvpMode) -> Vec<Tensor> {
     let v: Vec<Tensor> = params.iter().map(Tensor::ones_like).collect();
     nabla::hvp_with(mode, pendulum_loss, params, &v)
+}
+
+/// The Hessian-vector product of the rk4-pendulum loss along `v = (1, 1, 1)` through the compiled
+/// path ([`nabla::Compiled::hvp`]: forward over reverse on the tape).
+pub fn pendulum_hvp_compiled(cf: &CompiledFn, params: &[Tensor]) -> Vec<Tensor> {
+    let v: Vec<Tensor> = params.iter().map(Tensor::ones_like).collect();
+    cf.hvp(params, &v)
+}
+
+// ----- rk4-pendulum-batch --------------------------------------------------------------------------
+
+/// Parameter sets in rk4-pendulum-batch.
+pub const PENDULUM_BATCH: usize = 1024;
+
+/// The 1,024 parameter sets of rk4-pendulum-batch as `[1024]` f32 tensors `(b, g, L)`, computed in
+/// f64 from the shared generator then rounded (as `pendulum_batch_params` in
+/// `bench/reference/common.py`): `b = 0.1 + 0.05(2u − 1)`, `g = 9.81 + 0.981(2u − 1)`,
+/// `L = 1 + 0.5(2u − 1)`, seeds 60, 61, 62.
+pub fn pendulum_batch_params() -> [Tensor; 3] {
+    let make = |k: u64, centre: f64, half: f64| {
+        let v: Vec<f32> = inputs::det_unit(60 + k, PENDULUM_BATCH)
+            .into_iter()
+            .map(|u| (centre + half * (2.0 * u - 1.0)) as f32)
+            .collect();
+        Tensor::from_vec(v, [PENDULUM_BATCH])
+    };
+    [make(0, 0.1, 0.05), make(1, 9.81, 0.981), make(2, 1.0, 0.5)]
+}
+
+/// rk4-pendulum over a batch: the same 1,000 RK4 steps on `[1024]` tensors from `θ₀ = 1, ω₀ = 0`,
+/// loss `Σ (θ_T² + ω_T²)` over the batch.
+pub fn pendulum_batch_loss(params: &[Tensor]) -> Tensor {
+    let (th0, om0) = (params[0].ones_like(), params[0].zeros_like());
+    let (th, om) = pendulum_rollout(params, th0, om0);
+    (&th * &th + &om * &om).sum()
+}
+
+/// The batched loss and its gradient with respect to `(b, g, L)` (eager).
+pub fn pendulum_batch_grad(params: &[Tensor]) -> (Tensor, Vec<Tensor>) {
+    value_and_grad(pendulum_batch_loss, params)
+}
+
+/// rk4-pendulum-batch through the compiled path.
+pub fn pendulum_batch_compiled() -> CompiledFn {
+    nabla::compile(pendulum_batch_loss as fn(&[Tensor]) -> Tensor)
 }
 
 /// The figures the spec gives for rk4-pendulum in f32: loss and gradient w.r.t. (b, g, L).

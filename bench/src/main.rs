@@ -52,6 +52,10 @@ struct Cli {
     /// Round number, copied into the output (set by bench/run.sh).
     #[arg(long)]
     round: Option<usize>,
+    /// Only these variants (comma-separated) of the benchmarks that support it (scalar-chain,
+    /// rk4-pendulum, rk4-pendulum-batch), so that a variant's first call is the process's first.
+    #[arg(long, value_delimiter = ',')]
+    variants: Option<Vec<String>>,
     /// MNIST folder (IDX files) for mlp-step, cnn-step and mlp-memory [default: the repository's data/mnist].
     #[arg(long)]
     data: Option<std::path::PathBuf>,
@@ -64,9 +68,17 @@ struct Ctx {
     sizes: Vec<usize>,
     graph_steps: usize,
     data: std::path::PathBuf,
+    variants: Option<Vec<String>>,
 }
 
 impl Ctx {
+    /// Whether `--variants` selects this variant (every variant without the option).
+    fn wants(&self, variant: &str) -> bool {
+        self.variants
+            .as_ref()
+            .is_none_or(|vs| vs.iter().any(|v| v == variant))
+    }
+
     fn counts(&self, warmup: usize, repeats: usize) -> (usize, usize) {
         (
             self.warmup.unwrap_or(warmup),
@@ -143,6 +155,12 @@ const REGISTRY: &[Bench] = &[
         missing: "",
     },
     Bench {
+        name: "rk4-pendulum-batch",
+        about: "rk4-pendulum over 1,024 parameter sets ([1024] tensors), loss summed; gradient, eager and nabla::compile",
+        run: Some(run_rk4_pendulum_batch),
+        missing: "",
+    },
+    Bench {
         name: "matmul",
         about: "C = A·B, n×n f32 (n = 256, 512, 1024), GFLOP/s",
         run: Some(run_matmul),
@@ -213,98 +231,186 @@ const REGISTRY: &[Bench] = &[
 fn run_scalar_chain(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let (warmup, repeats) = ctx.counts(5, 30);
     let inputs = nb::scalar_chain_inputs();
-    // The first timed call is the first call of the process (nothing runs the workload before).
-    let rec = nb::measure(warmup, repeats, || nb::scalar_chain_grad(&inputs));
-    let norec = nb::measure(warmup, repeats, || nb::scalar_chain_no_grad(&inputs));
-    let cf = nb::scalar_chain_compiled();
-    let comp = nb::measure(warmup, repeats, || cf.value_and_grad(&inputs));
-    let (yc, gc) = cf.value_and_grad(&inputs);
-    let (y, g) = nb::scalar_chain_grad(&inputs);
-    let y0 = nb::scalar_chain_no_grad(&inputs).item();
     let ops = 2 * nb::CHAIN_STEPS;
-    Ok(vec![
-        Measurement::new("record", rec.clone(), warmup)
-            .with("ops", json!(ops))
-            .with("ns_per_op", json!(rec.median() / ops as f64 * 1e9))
-            .check([
-                ("y", y.item()),
-                ("grad_x", g[0].item()),
-                ("grad_w", g[1].item()),
-            ]),
-        Measurement::new("no-grad", norec.clone(), warmup)
-            .with("ops", json!(ops))
-            .with("ns_per_op", json!(norec.median() / ops as f64 * 1e9))
-            .check([("y", y0)]),
-        Measurement::new("record-compiled", comp.clone(), warmup)
-            .with("ops", json!(ops))
-            .with("ns_per_op", json!(comp.median() / ops as f64 * 1e9))
-            .with("tape_len", json!(cf.stats().tape_len))
-            .with("check_id", json!("scalar-chain/record"))
-            .check([
-                ("y", yc.item()),
-                ("grad_x", gc[0].item()),
-                ("grad_w", gc[1].item()),
-            ]),
-    ])
+    let mut out = Vec::new();
+    // The first timed call of each process is its first workload call (nothing runs before);
+    // the harness runs the compiled variant in a process of its own (`--variants`).
+    if ctx.wants("record") {
+        let rec = nb::measure(warmup, repeats, || nb::scalar_chain_grad(&inputs));
+        let (y, g) = nb::scalar_chain_grad(&inputs);
+        out.push(
+            Measurement::new("record", rec.clone(), warmup)
+                .with("ops", json!(ops))
+                .with("ns_per_op", json!(rec.median() / ops as f64 * 1e9))
+                .check([
+                    ("y", y.item()),
+                    ("grad_x", g[0].item()),
+                    ("grad_w", g[1].item()),
+                ]),
+        );
+    }
+    if ctx.wants("no-grad") {
+        let norec = nb::measure(warmup, repeats, || nb::scalar_chain_no_grad(&inputs));
+        let y0 = nb::scalar_chain_no_grad(&inputs).item();
+        out.push(
+            Measurement::new("no-grad", norec.clone(), warmup)
+                .with("ops", json!(ops))
+                .with("ns_per_op", json!(norec.median() / ops as f64 * 1e9))
+                .check([("y", y0)]),
+        );
+    }
+    if ctx.wants("record-compiled") {
+        let cf = nb::scalar_chain_compiled();
+        let comp = nb::measure(warmup, repeats, || cf.value_and_grad(&inputs));
+        let (yc, gc) = cf.value_and_grad(&inputs);
+        out.push(
+            Measurement::new("record-compiled", comp.clone(), warmup)
+                .with("ops", json!(ops))
+                .with("ns_per_op", json!(comp.median() / ops as f64 * 1e9))
+                .with("tape_len", json!(cf.stats().tape_len))
+                .with("check_id", json!("scalar-chain/record"))
+                .check([
+                    ("y", yc.item()),
+                    ("grad_x", gc[0].item()),
+                    ("grad_w", gc[1].item()),
+                ]),
+        );
+    }
+    Ok(out)
+}
+
+/// A compiled rk4-pendulum measurement, checked against the spec's figures.
+fn pendulum_measurement(
+    variant: &str,
+    s: nb::Samples,
+    warmup: usize,
+    loss: f64,
+    grad: Vec<f64>,
+) -> Measurement {
+    let mut m = Measurement::new(variant, s, warmup)
+        .with("loss", json!(loss))
+        .with("grad", json!(grad))
+        .with("expected_loss", json!(nb::PENDULUM_EXPECTED.0))
+        .with("expected_grad", json!(nb::PENDULUM_EXPECTED.1))
+        .with("check_id", json!("rk4-pendulum/grad"))
+        .check([
+            ("loss", loss),
+            ("grad_b", grad[0]),
+            ("grad_g", grad[1]),
+            ("grad_L", grad[2]),
+        ]);
+    m.check_failed = nb::check_pendulum(loss, &grad).err();
+    let ok = m.check_failed.is_none();
+    m.with("check", json!(if ok { "ok" } else { "FAILED" }))
 }
 
 fn run_rk4_pendulum(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
     let (warmup, repeats) = ctx.counts(3, 20);
     let params = nb::pendulum_params();
-    let s = nb::measure(warmup, repeats, || nb::pendulum_grad(&params));
-    let grad_s = s.median();
-    let (loss, g) = nb::pendulum_grad(&params);
-    let grad: Vec<f64> = g.iter().map(Tensor::item).collect();
-    let mut m = Measurement::new("grad", s, warmup)
-        .with("loss", json!(loss.item()))
-        .with("grad", json!(grad))
-        .with("expected_loss", json!(nb::PENDULUM_EXPECTED.0))
-        .with("expected_grad", json!(nb::PENDULUM_EXPECTED.1))
-        .check([
-            ("loss", loss.item()),
-            ("grad_b", grad[0]),
-            ("grad_g", grad[1]),
-            ("grad_L", grad[2]),
-        ]);
-    m.check_failed = nb::check_pendulum(loss.item(), &grad).err();
-    let ok = m.check_failed.is_none();
-    // The compiled path: a fresh compiled function, so the first timed call traces.
-    let cf = nb::pendulum_compiled();
-    let sc = nb::measure(warmup, repeats, || cf.value_and_grad(&params));
-    let (closs, cg) = cf.value_and_grad(&params);
-    let cgrad: Vec<f64> = cg.iter().map(Tensor::item).collect();
-    let mut mc = Measurement::new("grad-compiled", sc, warmup)
-        .with("loss", json!(closs.item()))
-        .with("grad", json!(cgrad))
-        .with("tape_len", json!(cf.stats().tape_len))
-        .with("check_id", json!("rk4-pendulum/grad"))
-        .check([
-            ("loss", closs.item()),
-            ("grad_b", cgrad[0]),
-            ("grad_g", cgrad[1]),
-            ("grad_L", cgrad[2]),
-        ]);
-    mc.check_failed = nb::check_pendulum(closs.item(), &cgrad).err();
-    if cf.stats().replays == 0 {
-        mc.check_failed = Some("rk4-pendulum: the compiled path did not replay".into());
+    let mut out = Vec::new();
+    let hvp_repeats = repeats.min(5);
+    if ctx.wants("grad") {
+        let s = nb::measure(warmup, repeats, || nb::pendulum_grad(&params));
+        let grad_s = s.median();
+        let (loss, g) = nb::pendulum_grad(&params);
+        let grad: Vec<f64> = g.iter().map(Tensor::item).collect();
+        out.push(pendulum_measurement("grad", s, warmup, loss.item(), grad));
+        // Hessian-vector products along (1, 1, 1), both eager modes, as a multiple of one gradient.
+        for (variant, mode) in [
+            ("hvp-fwd-rev", nabla::HvpMode::ForwardOverReverse),
+            ("hvp-rev-rev", nabla::HvpMode::ReverseOverReverse),
+        ] {
+            if !ctx.wants(variant) {
+                continue;
+            }
+            let sh = nb::measure(1, hvp_repeats, || nb::pendulum_hvp(&params, mode));
+            let hv: Vec<f64> = nb::pendulum_hvp(&params, mode)
+                .iter()
+                .map(Tensor::item)
+                .collect();
+            let ratio = sh.median() / grad_s;
+            out.push(
+                Measurement::new(variant, sh, 1)
+                    .with("hv", json!(hv))
+                    .with("cost_in_gradients", json!(ratio))
+                    .with("gradient_variant", json!("grad")),
+            );
+        }
     }
-    // Hessian-vector products along (1, 1, 1), both modes, as a multiple of one gradient.
-    let mut out = vec![m.with("check", json!(if ok { "ok" } else { "FAILED" })), mc];
-    for (variant, mode) in [
-        ("hvp-fwd-rev", nabla::HvpMode::ForwardOverReverse),
-        ("hvp-rev-rev", nabla::HvpMode::ReverseOverReverse),
-    ] {
-        let sh = nb::measure(1, repeats.min(5), || nb::pendulum_hvp(&params, mode));
-        let hv: Vec<f64> = nb::pendulum_hvp(&params, mode)
-            .iter()
-            .map(Tensor::item)
-            .collect();
-        let ratio = sh.median() / grad_s;
-        out.push(
-            Measurement::new(variant, sh, 1)
+    if ctx.wants("grad-compiled") {
+        // A fresh compiled function: its first call traces, then replays.
+        let cf = nb::pendulum_compiled();
+        let sc = nb::measure(warmup, repeats, || cf.value_and_grad(&params));
+        let grad_s = sc.median();
+        let (closs, cg) = cf.value_and_grad(&params);
+        let cgrad: Vec<f64> = cg.iter().map(Tensor::item).collect();
+        let mut mc = pendulum_measurement("grad-compiled", sc, warmup, closs.item(), cgrad)
+            .with("tape_len", json!(cf.stats().tape_len));
+        if cf.stats().replays == 0 {
+            mc.check_failed = Some("rk4-pendulum: the compiled path did not replay".into());
+        }
+        out.push(mc);
+        if ctx.wants("hvp-compiled") {
+            // forward over reverse on the tape, as a multiple of one compiled gradient
+            let sh = nb::measure(1, repeats, || nb::pendulum_hvp_compiled(&cf, &params));
+            let hv: Vec<f64> = nb::pendulum_hvp_compiled(&cf, &params)
+                .iter()
+                .map(Tensor::item)
+                .collect();
+            let eager: Vec<f64> = nb::pendulum_hvp(&params, nabla::HvpMode::ReverseOverReverse)
+                .iter()
+                .map(Tensor::item)
+                .collect();
+            let ratio = sh.median() / grad_s;
+            let mut m = Measurement::new("hvp-compiled", sh, 1)
                 .with("hv", json!(hv))
-                .with("cost_in_gradients", json!(ratio)),
-        );
+                .with("hv_eager", json!(eager))
+                .with("cost_in_gradients", json!(ratio))
+                .with("gradient_variant", json!("grad-compiled"));
+            if hv
+                .iter()
+                .zip(&eager)
+                .any(|(a, b)| (a - b).abs() > 1e-3 * (1.0 + b.abs()))
+            {
+                m.check_failed = Some(format!(
+                    "rk4-pendulum: compiled hvp {hv:?} vs eager {eager:?}"
+                ));
+            }
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+fn run_rk4_pendulum_batch(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
+    let (warmup, repeats) = ctx.counts(1, 5);
+    let params = nb::pendulum_batch_params();
+    let mut out = Vec::new();
+    let check = |loss: &Tensor, g: &[Tensor]| {
+        let mut c = vec![("loss".to_string(), loss.item())];
+        for (name, t) in ["b", "g", "L"].iter().zip(g) {
+            c.extend(sums_check(&format!("grad_{name}"), [t]));
+        }
+        c
+    };
+    // The compiled variant first: its first call is the process's first workload call.
+    if ctx.wants("grad-compiled") {
+        let cf = nb::pendulum_batch_compiled();
+        let s = nb::measure(warmup, repeats, || cf.value_and_grad(&params));
+        let (loss, g) = cf.value_and_grad(&params);
+        let mut m = Measurement::new("grad-compiled", s, warmup)
+            .with("tape_len", json!(cf.stats().tape_len))
+            .with("check_id", json!("rk4-pendulum-batch/grad"))
+            .check(check(&loss, &g));
+        if cf.stats().replays == 0 {
+            m.check_failed = Some("rk4-pendulum-batch: the compiled path did not replay".into());
+        }
+        out.push(m);
+    }
+    if ctx.wants("grad") {
+        let s = nb::measure(warmup, repeats, || nb::pendulum_batch_grad(&params));
+        let (loss, g) = nb::pendulum_batch_grad(&params);
+        out.push(Measurement::new("grad", s, warmup).check(check(&loss, &g)));
     }
     Ok(out)
 }
@@ -611,6 +717,7 @@ fn main() -> ExitCode {
         sizes: cli.sizes.clone(),
         graph_steps: cli.graph_steps,
         data: cli.data.clone().unwrap_or_else(nb::default_mnist_dir),
+        variants: cli.variants.clone(),
     };
     let mut failed = false;
     for name in names {

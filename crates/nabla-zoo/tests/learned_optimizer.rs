@@ -5,7 +5,7 @@
 use nabla::meta::Order;
 use nabla::nn::Module;
 use nabla::rand::{SeedableRng, rngs::StdRng};
-use nabla::testing::{GradCheck, check_grad_with};
+use nabla::testing::check_grad;
 use nabla::{DType, Tensor};
 use nabla_zoo::experiment::{Config, Silent};
 use nabla_zoo::lstm_optimizer::{LstmOptimizer, preprocess, unroll};
@@ -37,14 +37,9 @@ fn meta_gradient_through_an_unroll_matches_finite_differences() {
         let s = n.zero_state(theta0.numel());
         unroll(&n, &theta0, &s, 0, 3, &f, Order::Second).0
     };
-    // reverse mode, what meta-training uses. (Forward mode over this unroll, jvp around the
-    // recorded inner gradient feeding the LSTM, disagrees with finite differences although each
-    // piece alone passes: reported, not yet understood.)
-    let opts = GradCheck {
-        forward_mode: false,
-        ..GradCheck::default()
-    };
-    check_grad_with(meta, &weights, &opts).unwrap();
+    // reverse mode (what meta-training uses) and forward mode (jvp around the recorded inner
+    // gradient and loss feeding the LSTM)
+    check_grad(meta, &weights).unwrap();
 }
 
 #[test]

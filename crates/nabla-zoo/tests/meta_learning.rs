@@ -58,3 +58,29 @@ fn maml_sine_reaches_the_paper_figures() {
         "{m:?}"
     );
 }
+
+#[test]
+#[ignore = "timing: run with --ignored --nocapture to see the wall-time speedup of the compiled engine"]
+fn hypergrad_compiled_engine_speedup() {
+    // the default run in both engines, one after the other in one process; the figures agree
+    let exp = nabla_zoo::find("hypergrad").expect("registered");
+    let time = |engine: &str| {
+        let o = [("engine".to_string(), engine.to_string())];
+        let cfg = Config::new(&exp.spec(), false, 0, None, &o).unwrap();
+        let t = std::time::Instant::now();
+        let r = exp.run(&cfg, &mut Silent).unwrap();
+        (t.elapsed().as_secs_f64(), r)
+    };
+    let (te, re) = time("eager");
+    let (tc, rc) = time("compiled");
+    println!(
+        "hypergrad: eager {te:.2} s, compiled {tc:.2} s, speedup {:.2}x",
+        te / tc
+    );
+    println!("eager: {:?}\ncompiled: {:?}", re.summary, rc.summary);
+    let (a, b) = (
+        metric(&re.metrics.into_iter().collect(), "val_loss_learned"),
+        metric(&rc.metrics.into_iter().collect(), "val_loss_learned"),
+    );
+    assert!((a - b).abs() <= 1e-6 * a.abs(), "{a} vs {b}");
+}

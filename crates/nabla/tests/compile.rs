@@ -2,7 +2,7 @@
 //! 1e-12 in f64 on random straight-line and looped programs and on an RK4 simulator; a branch on a
 //! traced value never replays stale; composition with other transforms stays exact.
 
-use nabla::{DType, Tensor, compile, grad, hvp, value_and_grad};
+use nabla::{DType, HvpMode, Tensor, compile, grad, hvp, hvp_with, value_and_grad};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -245,15 +245,20 @@ fn detach_and_uncompilable_operations_fall_back_to_eager() {
     let (y, g) = cf.value_and_grad(&x2);
     assert_eq!(y.item(), 10.0);
     assert_eq!(g[0].to_vec::<f64>(), vec![3.0, -1.0]);
-    // matmul has no compiled form: eager, same numbers
-    let m = |p: &[Tensor]| p[0].matmul(&p[0]).sum();
+    // prod has no compiled form: eager, same numbers
+    let m = |p: &[Tensor]| p[0].prod_axes([1], false).square().sum();
     let cm = compile(m);
     let a = [Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], [2, 2])];
     let (y, g) = cm.value_and_grad(&a);
     let (ye, ge) = value_and_grad(m, &a);
     assert_eq!(y.item(), ye.item());
     assert_eq!(g[0].to_vec::<f64>(), ge[0].to_vec::<f64>());
-    assert!(cm.stats().last_fallback.unwrap().contains("matmul"));
+    assert!(
+        cm.stats()
+            .last_fallback
+            .unwrap()
+            .contains("has no compiled form")
+    );
 }
 
 #[test]
@@ -296,4 +301,167 @@ fn grad_of_grad_and_hvp_through_a_compiled_function_compose_exactly() {
     let (ye, ge) = value_and_grad(body, std::slice::from_ref(&x));
     assert!(close(yc.item(), ye.item()) && close(gc[0].item(), ge[0].item()));
     assert!(cf.stats().replays >= 1);
+}
+
+#[test]
+fn compiled_hvp_matches_eager_on_rk4_and_random_programs() {
+    let p = [
+        Tensor::scalar(0.1f64),
+        Tensor::scalar(9.81f64),
+        Tensor::scalar(1.0f64),
+    ];
+    let v = [
+        Tensor::scalar(1.0f64),
+        Tensor::scalar(-0.5f64),
+        Tensor::scalar(2.0f64),
+    ];
+    let f = |p: &[Tensor]| pendulum(p, 100);
+    let cf = compile(f);
+    let hc = cf.hvp(&p, &v);
+    for mode in [HvpMode::ForwardOverReverse, HvpMode::ReverseOverReverse] {
+        let he = hvp_with(mode, f, &p, &v);
+        for i in 0..3 {
+            assert_same(&format!("rk4 hvp {i} ({mode:?})"), &hc[i], &he[i]);
+        }
+    }
+    assert_eq!(cf.stats().eager_calls, 0);
+    let mut rng = StdRng::seed_from_u64(7);
+    for case in 0..20 {
+        let n_inputs = rng.random_range(1..4);
+        let len = rng.random_range(3..20);
+        let prog = random_program(&mut rng, n_inputs, len);
+        let xs: Vec<Tensor> = (0..n_inputs)
+            .map(|i| {
+                if i % 2 == 0 {
+                    Tensor::randn([4], DType::F64, &mut rng)
+                } else {
+                    Tensor::scalar(rng.random_range(-1.0..1.0f64))
+                }
+            })
+            .collect();
+        let vs: Vec<Tensor> = xs
+            .iter()
+            .map(|x| Tensor::randn(x.shape(), DType::F64, &mut rng))
+            .collect();
+        let f = |p: &[Tensor]| run_program(&prog, p, 1 + case % 3);
+        let hc = compile(f).hvp(&xs, &vs);
+        let he = hvp_with(HvpMode::ReverseOverReverse, f, &xs, &vs);
+        for (i, (c, e)) in hc.iter().zip(&he).enumerate() {
+            assert_same(&format!("case {case} hvp {i}"), c, e);
+        }
+    }
+}
+
+/// rk4-pendulum over a batch of parameter sets (`[n]` tensors), the loss summed over the batch.
+fn pendulum_batch(p: &[Tensor], steps: usize) -> Tensor {
+    let (b, g, l) = (&p[0], &p[1], &p[2]);
+    let f = |th: &Tensor, om: &Tensor| (om.clone(), -(g / l) * th.sin() - b * om);
+    let (h, dt) = (0.005, 0.01);
+    let mut th = b.ones_like();
+    let mut om = b.zeros_like();
+    for _ in 0..steps {
+        let (k1t, k1o) = f(&th, &om);
+        let (k2t, k2o) = f(&(&th + &k1t * h), &(&om + &k1o * h));
+        let (k3t, k3o) = f(&(&th + &k2t * h), &(&om + &k2o * h));
+        let (k4t, k4o) = f(&(&th + &k3t * dt), &(&om + &k3o * dt));
+        th = &th + (&k1t + &k2t * 2.0 + &k3t * 2.0 + &k4t) * (dt / 6.0);
+        om = &om + (&k1o + &k2o * 2.0 + &k3o * 2.0 + &k4o) * (dt / 6.0);
+    }
+    (&th * &th + &om * &om).sum()
+}
+
+#[test]
+fn batched_rk4_compiled_matches_eager() {
+    let mut rng = StdRng::seed_from_u64(9);
+    let n = 33;
+    let u = |rng: &mut StdRng, c: f64, h: f64| {
+        Tensor::from_vec(
+            (0..n)
+                .map(|_| c + h * rng.random_range(-1.0..1.0f64))
+                .collect::<Vec<f64>>(),
+            [n],
+        )
+    };
+    let p = [
+        u(&mut rng, 0.1, 0.05),
+        u(&mut rng, 9.81, 1.0),
+        u(&mut rng, 1.0, 0.5),
+    ];
+    let f = |p: &[Tensor]| pendulum_batch(p, 60);
+    let cf = compile(f);
+    let (ev, eg) = value_and_grad(f, &p);
+    for _ in 0..2 {
+        let (cv, cg) = cf.value_and_grad(&p);
+        assert_same("batch loss", &cv, &ev);
+        for i in 0..3 {
+            assert_same(&format!("batch grad {i}"), &cg[i], &eg[i]);
+        }
+    }
+    let st = cf.stats();
+    assert_eq!((st.traces, st.replays, st.eager_calls), (1, 2, 0), "{st:?}");
+    // and its Hessian-vector product
+    let v: Vec<Tensor> = p.iter().map(|t| t.ones_like() * 0.5).collect();
+    let hc = cf.hvp(&p, &v);
+    let he = hvp_with(HvpMode::ReverseOverReverse, f, &p, &v);
+    for i in 0..3 {
+        assert_same(&format!("batch hvp {i}"), &hc[i], &he[i]);
+    }
+}
+
+/// A 2-4-1 tanh network's mean squared error (matmul, broadcast bias, mean).
+fn mlp_mse(p: &[Tensor], x: &Tensor, y: &Tensor) -> Tensor {
+    let h = (x.matmul(&p[0]) + &p[1]).tanh();
+    (h.matmul(&p[2]) + &p[3] - y).square().mean()
+}
+
+#[test]
+fn matmul_broadcasts_views_and_axis_sums_compile_with_an_inner_gradient() {
+    // the validation loss after three SGD steps whose learning rate is the input: matmul,
+    // broadcast bias, transposes and axis sums in the recorded inner gradients
+    let mut rng = StdRng::seed_from_u64(21);
+    let x = Tensor::randn([6, 2], DType::F64, &mut rng);
+    let y = Tensor::randn([6, 1], DType::F64, &mut rng);
+    let init = [
+        Tensor::randn([2, 4], DType::F64, &mut rng),
+        Tensor::randn([4], DType::F64, &mut rng) * 0.1,
+        Tensor::randn([4, 1], DType::F64, &mut rng),
+        Tensor::randn([1], DType::F64, &mut rng) * 0.1,
+    ];
+    let f = |h: &[Tensor]| {
+        let mut p: Vec<Tensor> = init.to_vec();
+        for _ in 0..3 {
+            let (_, g) = value_and_grad(|q: &[Tensor]| mlp_mse(q, &x, &y), &p);
+            p = p.iter().zip(&g).map(|(w, g)| w - g * &h[0]).collect();
+        }
+        // views and axis reductions on the way out
+        let w = &p[0];
+        mlp_mse(&p, &x, &y)
+            + w.t().sum_axes([0], false).square().sum() * 0.01
+            + w.narrow(1, 1, 2).sum() * 0.1
+            + w.select(0, 1).sin().sum()
+    };
+    let cf = compile(f);
+    let lr = [Tensor::scalar(0.3f64)];
+    let (ev, eg) = value_and_grad(f, &lr);
+    let (cv, cg) = cf.value_and_grad(&lr);
+    let st = cf.stats();
+    assert_eq!((st.traces, st.eager_calls), (1, 0), "{st:?}");
+    assert_same("loss", &cv, &ev);
+    assert_same("hypergradient", &cg[0], &eg[0]);
+    let v = [Tensor::scalar(1.0f64)];
+    assert_same(
+        "hvp",
+        &cf.hvp(&lr, &v)[0],
+        &hvp_with(HvpMode::ReverseOverReverse, f, &lr, &v)[0],
+    );
+    // the network itself, compiled as a function of its weights
+    let g = |p: &[Tensor]| mlp_mse(p, &x, &y);
+    let cg_ = compile(g);
+    let (ev, eg) = value_and_grad(g, &init);
+    let (cv, cgr) = cg_.value_and_grad(&init);
+    assert_same("mlp loss", &cv, &ev);
+    for i in 0..4 {
+        assert_same(&format!("mlp grad {i}"), &cgr[i], &eg[i]);
+    }
+    assert_eq!(cg_.stats().eager_calls, 0);
 }

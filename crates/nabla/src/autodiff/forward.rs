@@ -100,6 +100,20 @@ pub(crate) fn strip_from(x: &Tensor, level: u64) -> Tensor {
     y
 }
 
+/// `x` cut from the reverse-mode graph but keeping its forward-mode tangents: what a transform
+/// returns as a value that is not recorded (the value of `value_and_grad` at top level), so that
+/// an enclosing `jvp` still sees how it depends on its primals.
+pub(crate) fn without_node(x: &Tensor) -> Tensor {
+    // a constant cut from a traced value cannot be replayed (as `detach`)
+    crate::compile::guard_read("detach", x);
+    if x.0.node.is_none() {
+        return x.clone();
+    }
+    let mut y = x.view_as(x.layout().clone());
+    std::sync::Arc::get_mut(&mut y.0).expect("fresh").tangents = x.0.tangents.clone();
+    y
+}
+
 /// `x` carrying `tangent` at `level` in addition to its own tangents.
 pub(crate) fn with_tangent(x: &Tensor, level: u64, tangent: Tensor) -> Tensor {
     let mut y = if x.0.node.is_some() && state::grad_enabled() {

@@ -69,7 +69,12 @@ where
         .zip(&ids)
         .map(|(v, id)| map.remove(id).unwrap_or_else(|| v.zeros_like().detach()))
         .collect();
-    let value = if create_graph { out } else { out.detach() };
+    // Not recorded, but an enclosing jvp's tangents stay (d/dx of the value is f'(x)).
+    let value = if create_graph {
+        out
+    } else {
+        forward::without_node(&out)
+    };
     (value, grads)
 }
 
@@ -102,7 +107,7 @@ where
     let value = if state::depth() > 1 || outer_tracked {
         out.clone()
     } else {
-        out.detach()
+        forward::without_node(&out)
     };
     let pullback = move |cotangent: &Tensor| -> Vec<Tensor> {
         if cotangent.shape() != out.shape() {

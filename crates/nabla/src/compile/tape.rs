@@ -6,7 +6,8 @@ use crate::autodiff::Node;
 use crate::dtype::{DType, Element};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::{Shape, Tensor};
-use std::collections::{HashMap, HashSet};
+use std::any::Any;
+use std::sync::Mutex;
 
 /// An elementwise function of one value, with its derivative.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,6 +39,19 @@ pub(crate) enum Prim {
     SumAll,
     /// The same values (identity, reshape of a row-major value).
     Copy,
+    /// `out[k] = a[map[k]]` with the tape's index map `#i` (views: permute, transpose,
+    /// broadcast, narrow, slice, select; the expansion of a broadcast operand).
+    Gather(u32),
+    /// `out[map[k]] += a[k]` with index map `#i` (sums over some axes).
+    ScatterAdd(u32),
+    /// `[m, k] @ [k, n]`, row-major.
+    MatMul(u32, u32, u32),
+    /// What a linear one-input view lowers to; the builder turns it into a `Gather` whose map is
+    /// the operation's forward rule applied to the input's element indices.
+    Linear,
+    /// What a linear reduction lowers to; the builder turns it into a `ScatterAdd` whose map is
+    /// the operation's reverse rule applied to the output's element indices.
+    ReduceLinear,
 }
 
 /// One instruction: `slots[out] = prim(slots[a], slots[b])` (`b` unused by unary primitives).
@@ -69,6 +83,12 @@ pub(crate) struct Tape {
     output: u32,
     out_shape: Shape,
     arena_len: usize,
+    /// Index maps of the `Gather` and `ScatterAdd` instructions.
+    maps: Vec<Vec<u32>>,
+    /// Arenas of earlier replays, kept for the next one: a batched tape's arena is hundreds of
+    /// megabytes, and fresh pages (zeroed by the kernel on first touch) would cost more than the
+    /// replay itself.
+    pool: Mutex<Vec<Box<dyn Any + Send>>>,
     /// Whether every slot holds one element (the fast path of the interpreter).
     scalar: bool,
 }
@@ -78,20 +98,25 @@ pub(crate) type LowerError = String;
 
 impl Tape {
     /// Lowers the graph that computed `out` from the variables `inputs` (ids of their nodes, in
-    /// order; every node with an id of at least `start` was recorded during the trace).
+    /// order). Every node with an id in `start..end` was recorded during the trace; the ids index
+    /// dense tables (no hashing), and visiting them in id order is a topological order (a node's
+    /// inputs have smaller ids).
     pub(crate) fn build(
         out: &Tensor,
         input_ids: &[u64],
         inputs: &[Tensor],
-        start: u64,
+        (start, end): (u64, u64),
     ) -> Result<Tape, LowerError> {
         let dtype = out.dtype();
+        let range = (end - start) as usize;
         let mut b = Builder {
             slots: Vec::new(),
-            by_node: HashMap::new(),
+            start,
+            by_node: vec![NO_SLOT; range],
             consts: Vec::new(),
             instrs: Vec::new(),
             arena_len: 0,
+            maps: Vec::new(),
         };
         let mut input_slots = Vec::new();
         for (x, &id) in inputs.iter().zip(input_ids) {
@@ -103,34 +128,38 @@ impl Tape {
                 ));
             }
             let s = b.slot(x.numel());
-            b.by_node.insert(id, s);
+            b.by_node[(id - start) as usize] = s;
             input_slots.push(s);
         }
-        // Collect the recorded nodes reachable from the output, then lower them in id order (a
-        // node's inputs have smaller ids: a topological order).
-        let mut nodes: Vec<&Tensor> = Vec::new();
-        let mut seen: HashSet<u64> = HashSet::new();
+        // The recorded nodes reachable from the output, placed by id.
+        let mut nodes: Vec<Option<&Tensor>> = vec![None; range];
         let mut stack: Vec<&Tensor> = vec![out];
         while let Some(t) = stack.pop() {
             let Some(node) = t.0.node.as_ref() else {
                 continue;
             };
-            if b.by_node.contains_key(&node.id) || !seen.insert(node.id) {
-                continue;
-            }
-            if node.id < start {
+            if node.id < start || node.id >= end {
                 return Err("the function captures a tensor that requires grad".into());
             }
-            nodes.push(t);
+            let k = (node.id - start) as usize;
+            if b.by_node[k] != NO_SLOT || nodes[k].is_some() {
+                continue;
+            }
+            nodes[k] = Some(t);
             stack.extend(node.inputs.iter());
         }
-        nodes.sort_by_key(|t| t.0.node.as_ref().map(|n| n.id));
-        for t in nodes {
+        for t in nodes.into_iter().flatten() {
             let node = t.0.node.as_ref().expect("node");
             b.lower(t, node, dtype)?;
         }
         let output = b.operand(out, dtype)?;
-        let scalar = b.slots.iter().all(|s| s.len == 1);
+        let scalar = b.slots.iter().all(|s| s.len == 1)
+            && b.instrs.iter().all(|i| {
+                !matches!(
+                    i.prim,
+                    Prim::Gather(_) | Prim::ScatterAdd(_) | Prim::MatMul(..)
+                )
+            });
         Ok(Tape {
             dtype,
             slots: b.slots,
@@ -140,8 +169,20 @@ impl Tape {
             output,
             out_shape: out.shape().clone(),
             arena_len: b.arena_len,
+            maps: b.maps,
+            pool: Mutex::new(Vec::new()),
             scalar,
         })
+    }
+
+    /// The output's shape.
+    pub(crate) fn out_shape(&self) -> &Shape {
+        &self.out_shape
+    }
+
+    /// The output's number of elements.
+    pub(crate) fn out_numel(&self) -> usize {
+        self.slots[self.output as usize].len
     }
 
     /// Number of instructions.
@@ -155,109 +196,409 @@ impl Tape {
         with_dtype!(self.dtype, self.run_typed::<T>(xs, grad))
     }
 
-    fn run_typed<T: Element>(&self, xs: &[Tensor], grad: bool) -> (Tensor, Option<Vec<Tensor>>) {
-        let mut v = vec![T::zero(); self.arena_len];
-        for (x, &s) in xs.iter().zip(&self.inputs) {
+    /// The Hessian-vector product of the (one-element) output along `vs`, one block per input,
+    /// by forward over reverse mode on the tape: the same forward and backward replays, over dual
+    /// numbers `(value, tangent)`; the tangents of the input adjoints are `H v`.
+    pub(crate) fn hvp(&self, xs: &[Tensor], vs: &[Tensor]) -> Vec<Tensor> {
+        with_dtype!(self.dtype, self.hvp_typed::<T>(xs, vs))
+    }
+
+    /// An arena of `arena_len` elements from the pool (or new); zeroed when `zero`, else with
+    /// stale values (the forward replay writes every slot before reading it).
+    fn take<N: Num>(&self, zero: bool) -> Vec<N> {
+        let found = {
+            let mut pool = self.pool.lock().expect("pool");
+            let at = pool.iter().position(|b| b.is::<Vec<N>>());
+            at.map(|i| pool.swap_remove(i))
+        };
+        match found.and_then(|b| b.downcast::<Vec<N>>().ok()) {
+            Some(mut v) => {
+                if zero {
+                    v.fill(N::zero());
+                }
+                v.resize(self.arena_len, N::zero());
+                *v
+            }
+            None => vec![N::zero(); self.arena_len],
+        }
+    }
+
+    /// Returns an arena to the pool (at most two, for a value and an adjoint arena).
+    fn give<N: Num>(&self, v: Vec<N>) {
+        let mut pool = self.pool.lock().expect("pool");
+        if pool.len() < 2 {
+            pool.push(Box::new(v));
+        }
+    }
+
+    /// The arena with the inputs and constants written in.
+    fn arena<N: Num>(&self, input: impl Fn(usize, &mut [N])) -> Vec<N> {
+        let mut v = self.take::<N>(false);
+        for (i, &s) in self.inputs.iter().enumerate() {
             let s = self.slots[s as usize];
-            v[s.off..s.off + s.len].copy_from_slice(&x.contiguous_data::<T>());
+            input(i, &mut v[s.off..s.off + s.len]);
         }
         for (s, data) in &self.consts {
             let s = self.slots[*s as usize];
             for (o, &c) in v[s.off..s.off + s.len].iter_mut().zip(data) {
-                *o = T::from_f64(c);
+                *o = N::cst(c);
             }
         }
+        v
+    }
+
+    fn replay<N: Num>(&self, v: &mut [N], grad: bool) -> Option<Vec<N>> {
         if self.scalar {
-            forward_scalar(&self.instrs, &mut v);
+            forward_scalar(&self.instrs, v);
         } else {
-            self.forward(&mut v);
+            self.forward(v);
+        }
+        if !grad {
+            return None;
         }
         let o = self.slots[self.output as usize];
-        let out = Tensor::from_vec(v[o.off..o.off + o.len].to_vec(), self.out_shape.clone());
-        if !grad {
-            return (out, None);
-        }
-        let mut g = vec![T::zero(); self.arena_len];
-        g[o.off] = T::one();
+        let mut g = self.take::<N>(true);
+        g[o.off] = N::one();
         if self.scalar {
-            backward_scalar(&self.instrs, &v, &mut g);
+            backward_scalar(&self.instrs, v, &mut g);
         } else {
-            self.backward(&v, &mut g);
+            self.backward(v, &mut g);
         }
-        let grads = xs
-            .iter()
+        Some(g)
+    }
+
+    fn run_typed<T: Element + Num>(
+        &self,
+        xs: &[Tensor],
+        grad: bool,
+    ) -> (Tensor, Option<Vec<Tensor>>) {
+        let mut v = self.arena::<T>(|i, dst| dst.copy_from_slice(&xs[i].contiguous_data::<T>()));
+        let g = self.replay(&mut v, grad);
+        let o = self.slots[self.output as usize];
+        let out = Tensor::from_vec(v[o.off..o.off + o.len].to_vec(), self.out_shape.clone());
+        let grads = g.map(|g| {
+            let grads = xs
+                .iter()
+                .zip(&self.inputs)
+                .map(|(x, &s)| {
+                    let s = self.slots[s as usize];
+                    Tensor::from_vec(g[s.off..s.off + s.len].to_vec(), x.shape().clone())
+                })
+                .collect();
+            self.give(g);
+            grads
+        });
+        self.give(v);
+        (out, grads)
+    }
+
+    fn hvp_typed<T: Element + Num>(&self, xs: &[Tensor], vs: &[Tensor]) -> Vec<Tensor> {
+        let mut v = self.arena::<Dual<T>>(|i, dst| {
+            let (x, t) = (xs[i].contiguous_data::<T>(), vs[i].contiguous_data::<T>());
+            for ((d, &x), &t) in dst.iter_mut().zip(x.iter()).zip(t.iter()) {
+                *d = Dual { v: x, d: t };
+            }
+        });
+        let g = self.replay(&mut v, true).expect("adjoints");
+        xs.iter()
             .zip(&self.inputs)
             .map(|(x, &s)| {
                 let s = self.slots[s as usize];
-                Tensor::from_vec(g[s.off..s.off + s.len].to_vec(), x.shape().clone())
+                let hv: Vec<T> = g[s.off..s.off + s.len].iter().map(|d| d.d).collect();
+                Tensor::from_vec(hv, x.shape().clone())
             })
-            .collect();
-        (out, Some(grads))
+            .collect()
     }
 
-    fn forward<T: Element>(&self, v: &mut [T]) {
+    /// The forward replay: one pass per instruction over its slot (the primitive is chosen once
+    /// per instruction, then a plain loop over the elements, which the compiler vectorises).
+    fn forward<N: Num>(&self, v: &mut [N]) {
         for ins in &self.instrs {
             let (a, b, o) = (
                 self.slots[ins.a as usize],
                 self.slots[ins.b as usize],
                 self.slots[ins.out as usize],
             );
-            for k in 0..o.len {
-                let x = v[a.off + if a.len == 1 { 0 } else { k }];
-                let y = v[b.off + if b.len == 1 { 0 } else { k }];
-                v[o.off + k] = if ins.prim == Prim::SumAll {
-                    (0..a.len).map(|i| v[a.off + i]).sum()
-                } else {
-                    apply(ins.prim, x, y)
-                };
+            // operands live before the output in the arena (they were lowered first)
+            let (lo, hi) = v.split_at_mut(o.off);
+            let out = &mut hi[..o.len];
+            let xa = &lo[a.off..a.off + a.len];
+            let xb = &lo[b.off..b.off + b.len];
+            match ins.prim {
+                Prim::Add => bin(out, xa, xb, |x, y| x + y),
+                Prim::Sub => bin(out, xa, xb, |x, y| x - y),
+                Prim::Mul => bin(out, xa, xb, |x, y| x * y),
+                Prim::Div => bin(out, xa, xb, |x, y| x / y),
+                Prim::Affine(c, d) => {
+                    let (c, d) = (N::cst(c), N::cst(d));
+                    un(out, xa, |x| x * c + d)
+                }
+                Prim::RDiv(c) => {
+                    let c = N::cst(c);
+                    un(out, xa, |x| c / x)
+                }
+                Prim::PowF(p) => un(out, xa, |x| apply(Prim::PowF(p), x, x)),
+                Prim::Unary(f) => match f {
+                    UnaryFn::Exp => un(out, xa, N::exp),
+                    UnaryFn::Ln => un(out, xa, N::ln),
+                    UnaryFn::Sin => un(out, xa, N::sin),
+                    UnaryFn::Cos => un(out, xa, N::cos),
+                    UnaryFn::Tanh => un(out, xa, N::tanh),
+                    UnaryFn::Sqrt => un(out, xa, N::sqrt),
+                    UnaryFn::Sigmoid => un(out, xa, sigmoid),
+                },
+                Prim::SumAll => out[0] = xa.iter().fold(N::zero(), |s, &x| s + x),
+                Prim::Copy => out.copy_from_slice(xa),
+                Prim::Gather(m) => {
+                    for (o, &i) in out.iter_mut().zip(&self.maps[m as usize]) {
+                        *o = xa[i as usize];
+                    }
+                }
+                Prim::ScatterAdd(m) => {
+                    out.fill(N::zero());
+                    for (&x, &i) in xa.iter().zip(&self.maps[m as usize]) {
+                        out[i as usize] += x;
+                    }
+                }
+                Prim::MatMul(m, k, n) => {
+                    let (k, n) = (k as usize, n as usize);
+                    out.fill(N::zero());
+                    for i in 0..m as usize {
+                        let row = &mut out[i * n..(i + 1) * n];
+                        for p in 0..k {
+                            let a = xa[i * k + p];
+                            for (o, &bv) in row.iter_mut().zip(&xb[p * n..(p + 1) * n]) {
+                                *o += a * bv;
+                            }
+                        }
+                    }
+                }
+                Prim::Linear | Prim::ReduceLinear => unreachable!("lowered by the builder"),
             }
         }
     }
 
-    fn backward<T: Element>(&self, v: &[T], g: &mut [T]) {
+    /// The backward replay: adjoints accumulate into the operands' slots; the gradient of a
+    /// one-element operand broadcast over the output is the sum of its contributions.
+    fn backward<N: Num>(&self, v: &[N], g: &mut [N]) {
         for ins in self.instrs.iter().rev() {
             let (a, b, o) = (
                 self.slots[ins.a as usize],
                 self.slots[ins.b as usize],
                 self.slots[ins.out as usize],
             );
-            if ins.prim == Prim::SumAll {
-                let go = g[o.off];
-                g[a.off..a.off + a.len].iter_mut().for_each(|x| *x += go);
-                continue;
-            }
-            for k in 0..o.len {
-                let ia = a.off + if a.len == 1 { 0 } else { k };
-                let ib = b.off + if b.len == 1 { 0 } else { k };
-                let (da, db) = adjoint(ins.prim, v[ia], v[ib], v[o.off + k], g[o.off + k]);
-                g[ia] += da;
-                if is_binary(ins.prim) {
-                    g[ib] += db;
+            let (glo, ghi) = g.split_at_mut(o.off);
+            let go = &ghi[..o.len];
+            let n = o.len;
+            let xa = &v[a.off..a.off + a.len];
+            let xb = &v[b.off..b.off + b.len];
+            let z = &v[o.off..o.off + o.len];
+            let ops = Operands { xa, xb, z, go };
+            let (ra, rb) = (a.off..a.off + a.len, b.off..b.off + b.len);
+            match ins.prim {
+                Prim::Add => {
+                    ops.acc(&mut glo[ra], |_, _, _, g| g);
+                    ops.acc(&mut glo[rb], |_, _, _, g| g);
+                }
+                Prim::Sub => {
+                    ops.acc(&mut glo[ra], |_, _, _, g| g);
+                    ops.acc(&mut glo[rb], |_, _, _, g| -g);
+                }
+                Prim::Mul => {
+                    ops.acc(&mut glo[ra], |_, y, _, g| g * y);
+                    ops.acc(&mut glo[rb], |x, _, _, g| g * x);
+                }
+                Prim::Div => {
+                    ops.acc(&mut glo[ra], |_, y, _, g| g / y);
+                    ops.acc(&mut glo[rb], |_, y, z, g| -(g * z / y));
+                }
+                Prim::SumAll => {
+                    let g0 = go[0];
+                    glo[ra].iter_mut().for_each(|x| *x += g0);
+                }
+                Prim::Copy => {
+                    for (x, &g) in glo[ra].iter_mut().zip(go) {
+                        *x += g;
+                    }
+                }
+                Prim::Gather(m) => {
+                    let ga = &mut glo[ra];
+                    for (&g, &i) in go.iter().zip(&self.maps[m as usize]) {
+                        ga[i as usize] += g;
+                    }
+                }
+                Prim::ScatterAdd(m) => {
+                    for (x, &i) in glo[ra].iter_mut().zip(&self.maps[m as usize]) {
+                        *x += go[i as usize];
+                    }
+                }
+                Prim::MatMul(m, k, n) => {
+                    let (m, k, n) = (m as usize, k as usize, n as usize);
+                    // ga = go · bᵀ, then gb = aᵀ · go (a and b may be one slot)
+                    let ga = &mut glo[ra];
+                    for i in 0..m {
+                        for p in 0..k {
+                            let row = &xb[p * n..(p + 1) * n];
+                            let mut s = N::zero();
+                            for (&g, &bv) in go[i * n..(i + 1) * n].iter().zip(row) {
+                                s += g * bv;
+                            }
+                            ga[i * k + p] += s;
+                        }
+                    }
+                    let gb = &mut glo[rb];
+                    for i in 0..m {
+                        for p in 0..k {
+                            let a = xa[i * k + p];
+                            for (o, &g) in gb[p * n..(p + 1) * n]
+                                .iter_mut()
+                                .zip(&go[i * n..(i + 1) * n])
+                            {
+                                *o += a * g;
+                            }
+                        }
+                    }
+                }
+                p => {
+                    debug_assert_eq!(a.len, n);
+                    let ga = &mut glo[ra];
+                    match p {
+                        Prim::Affine(c, _) => {
+                            let c = N::cst(c);
+                            un_acc(ga, xa, z, go, |_, _, g| g * c)
+                        }
+                        Prim::Unary(UnaryFn::Sin) => un_acc(ga, xa, z, go, |x, _, g| g * x.cos()),
+                        Prim::Unary(UnaryFn::Tanh) => {
+                            un_acc(ga, xa, z, go, |_, z, g| g * (N::one() - z * z))
+                        }
+                        Prim::Unary(UnaryFn::Exp) => un_acc(ga, xa, z, go, |_, z, g| g * z),
+                        _ => un_acc(ga, xa, z, go, |x, z, g| adjoint(p, x, x, z, g).0),
+                    }
                 }
             }
         }
     }
 }
 
+/// The operands of one instruction in the backward replay.
+struct Operands<'a, N> {
+    xa: &'a [N],
+    xb: &'a [N],
+    z: &'a [N],
+    go: &'a [N],
+}
+
+impl<N: Num> Operands<'_, N> {
+    /// Adds `d(x, y, z, g)` of every element to `dst` (one element: the sum of them).
+    #[inline(always)]
+    fn acc(&self, dst: &mut [N], d: impl Fn(N, N, N, N) -> N) {
+        let n = self.z.len();
+        match (self.xa.len() == n, self.xb.len() == n) {
+            (true, true) => self.acc_with::<false, false>(dst, d),
+            (false, true) => self.acc_with::<true, false>(dst, d),
+            (true, false) => self.acc_with::<false, true>(dst, d),
+            (false, false) => self.acc_with::<true, true>(dst, d),
+        }
+    }
+
+    #[inline(always)]
+    fn acc_with<const SA: bool, const SB: bool>(&self, dst: &mut [N], d: impl Fn(N, N, N, N) -> N) {
+        let n = self.z.len();
+        let (z, go) = (&self.z[..n], &self.go[..n]);
+        let at = |k: usize| {
+            let x = if SA { self.xa[0] } else { self.xa[k] };
+            let y = if SB { self.xb[0] } else { self.xb[k] };
+            d(x, y, z[k], go[k])
+        };
+        if dst.len() == n {
+            for (k, o) in dst.iter_mut().enumerate() {
+                *o += at(k);
+            }
+        } else {
+            let mut s = N::zero();
+            for k in 0..n {
+                s += at(k);
+            }
+            dst[0] += s;
+        }
+    }
+}
+
+/// `ga += d(x, z, g)` elementwise, for a unary primitive.
+#[inline(always)]
+fn un_acc<N: Num>(ga: &mut [N], xa: &[N], z: &[N], go: &[N], d: impl Fn(N, N, N) -> N) {
+    for (((o, &x), &z), &g) in ga.iter_mut().zip(xa).zip(z).zip(go) {
+        *o += d(x, z, g);
+    }
+}
+
+/// `out = f(xa, xb)` elementwise, a one-element operand broadcast.
+#[inline(always)]
+fn bin<N: Num>(out: &mut [N], xa: &[N], xb: &[N], f: impl Fn(N, N) -> N) {
+    let n = out.len();
+    match (xa.len() == n, xb.len() == n) {
+        (true, true) => {
+            for ((o, &x), &y) in out.iter_mut().zip(xa).zip(xb) {
+                *o = f(x, y);
+            }
+        }
+        (true, false) => {
+            let y = xb[0];
+            for (o, &x) in out.iter_mut().zip(xa) {
+                *o = f(x, y);
+            }
+        }
+        (false, true) => {
+            let x = xa[0];
+            for (o, &y) in out.iter_mut().zip(xb) {
+                *o = f(x, y);
+            }
+        }
+        (false, false) => out.fill(f(xa[0], xb[0])),
+    }
+}
+
+/// `out = f(xa)` elementwise.
+#[inline(always)]
+fn un<N: Num>(out: &mut [N], xa: &[N], f: impl Fn(N) -> N) {
+    for (o, &x) in out.iter_mut().zip(xa) {
+        *o = f(x);
+    }
+}
+
 fn is_binary(p: Prim) -> bool {
-    matches!(p, Prim::Add | Prim::Sub | Prim::Mul | Prim::Div)
+    matches!(
+        p,
+        Prim::Add | Prim::Sub | Prim::Mul | Prim::Div | Prim::MatMul(..)
+    )
+}
+
+/// The logistic function, as the eager kernel computes it.
+#[inline(always)]
+fn sigmoid<N: Num>(x: N) -> N {
+    if x.nonneg() {
+        N::one() / (N::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (N::one() + e)
+    }
 }
 
 /// The value of a primitive, with the same arithmetic as the eager kernels.
 #[inline(always)]
-fn apply<T: Element>(p: Prim, x: T, y: T) -> T {
+fn apply<N: Num>(p: Prim, x: N, y: N) -> N {
     match p {
         Prim::Add => x + y,
         Prim::Sub => x - y,
         Prim::Mul => x * y,
         Prim::Div => x / y,
-        Prim::Affine(c, d) => x * T::from_f64(c) + T::from_f64(d),
-        Prim::RDiv(c) => T::from_f64(c) / x,
+        Prim::Affine(c, d) => x * N::cst(c) + N::cst(d),
+        Prim::RDiv(c) => N::cst(c) / x,
         Prim::PowF(p) => {
             if p == 2.0 {
                 x * x
             } else {
-                x.powf(T::from_f64(p))
+                x.powf(p)
             }
         }
         Prim::Unary(f) => match f {
@@ -267,64 +608,55 @@ fn apply<T: Element>(p: Prim, x: T, y: T) -> T {
             UnaryFn::Cos => x.cos(),
             UnaryFn::Tanh => x.tanh(),
             UnaryFn::Sqrt => x.sqrt(),
-            UnaryFn::Sigmoid => {
-                if x >= T::zero() {
-                    T::one() / (T::one() + (-x).exp())
-                } else {
-                    let e = x.exp();
-                    e / (T::one() + e)
-                }
-            }
+            UnaryFn::Sigmoid => sigmoid(x),
         },
         Prim::SumAll | Prim::Copy => x,
+        _ => unreachable!("not an elementwise primitive"),
     }
 }
 
 /// The contributions `(∂out/∂a · g, ∂out/∂b · g)` of one element, given the operands `x`, `y`
 /// and the output `z`.
 #[inline(always)]
-fn adjoint<T: Element>(p: Prim, x: T, y: T, z: T, g: T) -> (T, T) {
-    let zero = T::zero();
+fn adjoint<N: Num>(p: Prim, x: N, y: N, z: N, g: N) -> (N, N) {
+    let zero = N::zero();
     match p {
         Prim::Add => (g, g),
         Prim::Sub => (g, -g),
         Prim::Mul => (g * y, g * x),
         Prim::Div => (g / y, -(g * z / y)),
-        Prim::Affine(c, _) => (g * T::from_f64(c), zero),
+        Prim::Affine(c, _) => (g * N::cst(c), zero),
         Prim::RDiv(_) => (-(g * z / x), zero),
         Prim::PowF(p) => {
             let pm1 = p - 1.0;
-            let d = if pm1 == 2.0 {
-                x * x
-            } else {
-                x.powf(T::from_f64(pm1))
-            };
-            (g * (d * T::from_f64(p)), zero)
+            let d = if pm1 == 2.0 { x * x } else { x.powf(pm1) };
+            (g * (d * N::cst(p)), zero)
         }
         Prim::Unary(f) => {
             let d = match f {
                 UnaryFn::Exp => z,
-                UnaryFn::Ln => T::one() / x,
+                UnaryFn::Ln => N::one() / x,
                 UnaryFn::Sin => x.cos(),
                 UnaryFn::Cos => -x.sin(),
-                UnaryFn::Tanh => T::one() - z * z,
-                UnaryFn::Sqrt => T::one() / z * T::from_f64(0.5),
-                UnaryFn::Sigmoid => z * (T::one() - z),
+                UnaryFn::Tanh => N::one() - z * z,
+                UnaryFn::Sqrt => N::one() / z * N::cst(0.5),
+                UnaryFn::Sigmoid => z * (N::one() - z),
             };
             (g * d, zero)
         }
         Prim::SumAll | Prim::Copy => (g, zero),
+        _ => unreachable!("not an elementwise primitive"),
     }
 }
 
 /// The forward pass when every slot holds one element: slot `i` is arena index `i`.
-fn forward_scalar<T: Element>(instrs: &[Instr], v: &mut [T]) {
+fn forward_scalar<N: Num>(instrs: &[Instr], v: &mut [N]) {
     for ins in instrs {
         v[ins.out as usize] = apply(ins.prim, v[ins.a as usize], v[ins.b as usize]);
     }
 }
 
-fn backward_scalar<T: Element>(instrs: &[Instr], v: &[T], g: &mut [T]) {
+fn backward_scalar<N: Num>(instrs: &[Instr], v: &[N], g: &mut [N]) {
     for ins in instrs.iter().rev() {
         let (a, b, o) = (ins.a as usize, ins.b as usize, ins.out as usize);
         let (da, db) = adjoint(ins.prim, v[a], v[b], v[o], g[o]);
@@ -335,15 +667,271 @@ fn backward_scalar<T: Element>(instrs: &[Instr], v: &[T], g: &mut [T]) {
     }
 }
 
+/// The numbers a tape runs on: `f32`, `f64`, and dual numbers over them (forward mode over the
+/// replay, for Hessian-vector products).
+pub(crate) trait Num:
+    Copy
+    + Send
+    + 'static
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + std::ops::Neg<Output = Self>
+    + std::ops::AddAssign
+{
+    fn zero() -> Self;
+    fn one() -> Self;
+    /// A constant.
+    fn cst(c: f64) -> Self;
+    fn exp(self) -> Self;
+    fn ln(self) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
+    fn tanh(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn powf(self, p: f64) -> Self;
+    /// Whether the value (the primal part of a dual number) is at least zero.
+    fn nonneg(self) -> bool;
+}
+
+macro_rules! float_num {
+    ($t:ty) => {
+        impl Num for $t {
+            #[inline(always)]
+            fn zero() -> Self {
+                0.0
+            }
+            #[inline(always)]
+            fn one() -> Self {
+                1.0
+            }
+            #[inline(always)]
+            fn cst(c: f64) -> Self {
+                c as $t
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline(always)]
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            #[inline(always)]
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            #[inline(always)]
+            fn cos(self) -> Self {
+                <$t>::cos(self)
+            }
+            #[inline(always)]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn powf(self, p: f64) -> Self {
+                <$t>::powf(self, p as $t)
+            }
+            #[inline(always)]
+            fn nonneg(self) -> bool {
+                self >= 0.0
+            }
+        }
+    };
+}
+float_num!(f32);
+float_num!(f64);
+
+/// A dual number `v + d·ε` (ε² = 0): a value and its tangent.
+#[derive(Clone, Copy, Debug)]
+struct Dual<T> {
+    v: T,
+    d: T,
+}
+
+impl<T: Num> std::ops::Add for Dual<T> {
+    type Output = Self;
+    #[inline(always)]
+    fn add(self, o: Self) -> Self {
+        Dual {
+            v: self.v + o.v,
+            d: self.d + o.d,
+        }
+    }
+}
+
+impl<T: Num> std::ops::Sub for Dual<T> {
+    type Output = Self;
+    #[inline(always)]
+    fn sub(self, o: Self) -> Self {
+        Dual {
+            v: self.v - o.v,
+            d: self.d - o.d,
+        }
+    }
+}
+
+impl<T: Num> std::ops::Mul for Dual<T> {
+    type Output = Self;
+    #[inline(always)]
+    fn mul(self, o: Self) -> Self {
+        Dual {
+            v: self.v * o.v,
+            d: self.d * o.v + self.v * o.d,
+        }
+    }
+}
+
+impl<T: Num> std::ops::Div for Dual<T> {
+    type Output = Self;
+    #[inline(always)]
+    fn div(self, o: Self) -> Self {
+        let z = self.v / o.v;
+        Dual {
+            v: z,
+            d: (self.d - z * o.d) / o.v,
+        }
+    }
+}
+
+impl<T: Num> std::ops::Neg for Dual<T> {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        Dual {
+            v: -self.v,
+            d: -self.d,
+        }
+    }
+}
+
+impl<T: Num> std::ops::AddAssign for Dual<T> {
+    #[inline(always)]
+    fn add_assign(&mut self, o: Self) {
+        self.v += o.v;
+        self.d += o.d;
+    }
+}
+
+impl<T: Num> Dual<T> {
+    /// `f(v) + f'(v)·d·ε` given `f(v)` and `f'(v)`.
+    #[inline(always)]
+    fn chain(self, f: T, df: T) -> Self {
+        Dual {
+            v: f,
+            d: self.d * df,
+        }
+    }
+}
+
+impl<T: Num> Num for Dual<T> {
+    #[inline(always)]
+    fn zero() -> Self {
+        Dual {
+            v: T::zero(),
+            d: T::zero(),
+        }
+    }
+    #[inline(always)]
+    fn one() -> Self {
+        Dual {
+            v: T::one(),
+            d: T::zero(),
+        }
+    }
+    #[inline(always)]
+    fn cst(c: f64) -> Self {
+        Dual {
+            v: T::cst(c),
+            d: T::zero(),
+        }
+    }
+    #[inline(always)]
+    fn exp(self) -> Self {
+        let e = self.v.exp();
+        self.chain(e, e)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        self.chain(self.v.ln(), T::one() / self.v)
+    }
+    #[inline(always)]
+    fn sin(self) -> Self {
+        self.chain(self.v.sin(), self.v.cos())
+    }
+    #[inline(always)]
+    fn cos(self) -> Self {
+        self.chain(self.v.cos(), -self.v.sin())
+    }
+    #[inline(always)]
+    fn tanh(self) -> Self {
+        let t = self.v.tanh();
+        self.chain(t, T::one() - t * t)
+    }
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        let s = self.v.sqrt();
+        self.chain(s, T::cst(0.5) / s)
+    }
+    #[inline(always)]
+    fn powf(self, p: f64) -> Self {
+        self.chain(self.v.powf(p), T::cst(p) * self.v.powf(p - 1.0))
+    }
+    #[inline(always)]
+    fn nonneg(self) -> bool {
+        self.v.nonneg()
+    }
+}
+
+/// A node without a slot yet.
+const NO_SLOT: u32 = u32::MAX;
+
 struct Builder {
     slots: Vec<Slot>,
-    by_node: HashMap<u64, u32>,
+    /// The first node id of the trace; `by_node[id - start]` is the slot of node `id`.
+    start: u64,
+    by_node: Vec<u32>,
     consts: Vec<(u32, Vec<f64>)>,
     instrs: Vec<Instr>,
     arena_len: usize,
+    maps: Vec<Vec<u32>>,
+}
+
+/// The element indices `0..n` of a tensor of `shape`, in `dtype` (exact below 2^24 elements).
+fn indices(shape: &Shape, dtype: DType) -> Tensor {
+    let n = shape.numel();
+    Tensor::from_vec(
+        (0..n).map(|i| i as f64).collect::<Vec<f64>>(),
+        shape.clone(),
+    )
+    .to_dtype(dtype)
+}
+
+/// A tensor of indices as an index map.
+fn index_map(t: &Tensor) -> Vec<u32> {
+    t.values_as::<f64>().into_iter().map(|v| v as u32).collect()
 }
 
 impl Builder {
+    /// A new instruction writing a new slot of `len` elements.
+    fn push(&mut self, prim: Prim, a: u32, b: u32, len: usize) -> u32 {
+        let out = self.slot(len);
+        self.instrs.push(Instr { prim, a, b, out });
+        out
+    }
+
+    /// A new index map.
+    fn map(&mut self, m: Vec<u32>) -> u32 {
+        self.maps.push(m);
+        (self.maps.len() - 1) as u32
+    }
+
     fn slot(&mut self, len: usize) -> u32 {
         self.slots.push(Slot {
             off: self.arena_len,
@@ -361,8 +949,9 @@ impl Builder {
         if let Some(node) = t.0.node.as_ref() {
             return self
                 .by_node
-                .get(&node.id)
+                .get((node.id - self.start) as usize)
                 .copied()
+                .filter(|&s| s != NO_SLOT)
                 .ok_or_else(|| "internal: operand lowered out of order".to_string());
         }
         let data: Vec<f64> = t.values_as();
@@ -372,35 +961,101 @@ impl Builder {
     }
 
     fn lower(&mut self, t: &Tensor, node: &Node, dtype: DType) -> Result<(), LowerError> {
-        let name = node.op.name().to_string();
+        let name = node.op.name();
+        if node.inputs.is_empty() {
+            // a variable created inside the trace (an inner transform's leaf over a constant):
+            // a constant of the tape
+            if t.dtype() != dtype {
+                return Err(format!("mixed dtypes ({} and {dtype})", t.dtype()));
+            }
+            let data: Vec<f64> = t.values_as();
+            let s = self.slot(data.len());
+            self.consts.push((s, data));
+            self.by_node[(node.id - self.start) as usize] = s;
+            return Ok(());
+        }
         let prim = node
             .op
             .lower()
             .ok_or_else(|| format!("operation `{name}` has no compiled form"))?;
         let n = t.numel();
         let ins = &node.inputs;
+        if n >= 1 << 24 || ins.iter().any(|x| x.numel() >= 1 << 24) {
+            return Err(format!("`{name}` on more than 2^24 elements"));
+        }
         let a = self.operand(&ins[0], dtype)?;
         let b = if ins.len() > 1 {
             self.operand(&ins[1], dtype)?
         } else {
             a
         };
-        let fits = |x: &Tensor| x.numel() == 1 || x.shape() == t.shape();
-        let ok = match prim {
-            Prim::SumAll => n == 1,
-            Prim::Copy => ins[0].numel() == n,
-            _ => ins.iter().all(fits),
+        let out = match prim {
+            Prim::SumAll if n == 1 => self.push(prim, a, b, n),
+            Prim::Copy if ins[0].numel() == n => self.push(prim, a, b, n),
+            Prim::Linear if ins.len() == 1 => {
+                // a linear view is its own forward rule: applied to the indices, it gives them
+                let idx = indices(ins[0].shape(), ins[0].dtype());
+                let m = index_map(&node.op.jvp(ins, &[Some(idx)]));
+                if m.len() != n {
+                    return Err(format!(
+                        "internal: `{name}` index map of {} for {n}",
+                        m.len()
+                    ));
+                }
+                let m = self.map(m);
+                self.push(Prim::Gather(m), a, a, n)
+            }
+            Prim::ReduceLinear if ins.len() == 1 => {
+                // the reverse rule of a sum broadcasts the output's indices over the input
+                let idx = indices(t.shape(), t.dtype());
+                let g = node.op.vjp(ins, t, &idx, &[true]);
+                let Some(Some(g)) = g.into_iter().next() else {
+                    return Err(format!("internal: `{name}` has no reverse rule"));
+                };
+                let m = index_map(&g);
+                if m.len() != ins[0].numel() {
+                    return Err(format!("internal: `{name}` index map of {}", m.len()));
+                }
+                let m = self.map(m);
+                self.push(Prim::ScatterAdd(m), a, a, n)
+            }
+            Prim::MatMul(..) => {
+                let (da, db) = (ins[0].dims(), ins[1].dims());
+                if da.len() != 2 || db.len() != 2 {
+                    return Err(format!(
+                        "`matmul` on shapes {}, {} (only [m, k] @ [k, n] is compiled)",
+                        ins[0].shape(),
+                        ins[1].shape()
+                    ));
+                }
+                let p = Prim::MatMul(da[0] as u32, da[1] as u32, db[1] as u32);
+                self.push(p, a, b, n)
+            }
+            Prim::SumAll | Prim::Copy | Prim::Linear | Prim::ReduceLinear => {
+                let shapes: Vec<String> = ins.iter().map(|x| x.shape().to_string()).collect();
+                return Err(format!("`{name}` on shapes {}", shapes.join(", ")));
+            }
+            _ => {
+                // elementwise: an operand of another shape (not one element) is first expanded
+                let mut expand = |x: &Tensor, s: u32| -> Result<u32, LowerError> {
+                    if x.numel() == 1 || x.shape() == t.shape() {
+                        return Ok(s);
+                    }
+                    // (the operation ran, so x broadcasts to the output's shape)
+                    let idx = indices(x.shape(), x.dtype());
+                    let m = self.map(index_map(&idx.broadcast_to(t.shape())));
+                    Ok(self.push(Prim::Gather(m), s, s, n))
+                };
+                let a = expand(&ins[0], a)?;
+                let b = if ins.len() > 1 {
+                    expand(&ins[1], b)?
+                } else {
+                    a
+                };
+                self.push(prim, a, b, n)
+            }
         };
-        if !ok {
-            let shapes: Vec<String> = ins.iter().map(|x| x.shape().to_string()).collect();
-            return Err(format!(
-                "`{name}` on shapes {} (only same-shape or one-element operands are compiled)",
-                shapes.join(", ")
-            ));
-        }
-        let out = self.slot(n);
-        self.by_node.insert(node.id, out);
-        self.instrs.push(Instr { prim, a, b, out });
+        self.by_node[(node.id - self.start) as usize] = out;
         Ok(())
     }
 }

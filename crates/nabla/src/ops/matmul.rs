@@ -22,6 +22,9 @@ impl Op for MatMul {
     fn name(&self) -> &str {
         "matmul"
     }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::MatMul(0, 0, 0))
+    }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, needs: &[bool]) -> InputGrads {
         let (a, b) = (&i[0], &i[1]);
         // Each gradient is produced in its input's memory layout: for an operand that is a

@@ -69,7 +69,11 @@ impl Op for Sum {
         "sum"
     }
     fn lower(&self) -> Option<crate::compile::Prim> {
-        (self.axes.len() == self.in_shape.rank()).then_some(crate::compile::Prim::SumAll)
+        Some(if self.axes.len() == self.in_shape.rank() {
+            crate::compile::Prim::SumAll
+        } else {
+            crate::compile::Prim::ReduceLinear
+        })
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         let g = if self.keepdim {

@@ -40,6 +40,9 @@ impl Op for Permute {
     fn name(&self) -> &str {
         "permute"
     }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::Linear)
+    }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         let mut inv: SmallVec<[usize; 4]> = smallvec![0; self.perm.len()];
         for (i, &p) in self.perm.iter().enumerate() {
@@ -60,6 +63,9 @@ struct BroadcastTo {
 impl Op for BroadcastTo {
     fn name(&self) -> &str {
         "broadcast_to"
+    }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::Linear)
     }
     fn vjp(&self, _: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         smallvec![Some(g.sum_to(&self.from))]
@@ -99,6 +105,9 @@ impl Op for Narrow {
     fn name(&self) -> &str {
         "narrow"
     }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::Linear)
+    }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         smallvec![Some(pad_rows(
             g,
@@ -127,6 +136,9 @@ impl Op for Slice {
     fn name(&self) -> &str {
         "slice"
     }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::Linear)
+    }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         let positions: Vec<usize> = (0..self.len).map(|k| self.start + k * self.step).collect();
         let zeros = Tensor::zeros(i[0].shape().clone(), g.dtype());
@@ -151,6 +163,9 @@ struct Select {
 impl Op for Select {
     fn name(&self) -> &str {
         "select"
+    }
+    fn lower(&self) -> Option<crate::compile::Prim> {
+        Some(crate::compile::Prim::Linear)
     }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
         let g = g.unsqueeze(self.axis as isize);
