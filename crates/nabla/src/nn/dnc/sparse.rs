@@ -1,9 +1,8 @@
 //! The sparse memory operations of the DNC (Graves et al. 2016, Methods, "Sparse link matrix";
 //! Rae et al. 2016, sparse access memory): top-K content lookup, allocation among the K least-used
 //! slots, K-sparse read weightings, and a link matrix kept with at most K entries per row and per
-//! column, so that
-//! no step costs `N²`. The choice of the K entries is a constant (no gradient, like the sort of the
-//! dense allocation); the gradient flows through the values kept.
+//! column, so that no step costs `N²`. The choice of the K entries is a constant (no gradient,
+//! like the sort of the dense allocation); the gradient flows through the values kept.
 //!
 //! Weightings are held as `[B, …, N]` tensors with at most K (or 2K for the write) non-zero
 //! entries, so a step still touches every slot once (`O(N (W + K))`, plus `O(N)` selections), but
