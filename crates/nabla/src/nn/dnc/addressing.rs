@@ -69,7 +69,7 @@ pub fn retention(free_gates: &Tensor, read_weights: &Tensor) -> Tensor {
     check_rank("retention", "free_gates", free_gates, 2);
     check_rank("retention", "read_weights", read_weights, 3);
     let keep = 1.0 - free_gates.unsqueeze(2) * read_weights; // [B, R, N]
-    keep.prod_axes(&[1], false)
+    keep.prod_axes([1], false)
 }
 
 /// Usage `u = (u' + w' - u'∘w') ∘ ψ` from the previous usage `[B, N]`, the previous write
