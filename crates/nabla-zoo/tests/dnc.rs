@@ -56,6 +56,24 @@ fn dnc_scaling_quick_measures_both_variants() {
     }
     assert!(metric(&m, "dense_time_exponent").is_finite());
     assert!(metric(&m, "sparse_time_exponent").is_finite());
+    // the graph's bytes per step are exact: at N = 128 the N x N links already make the dense
+    // DNC hold more than the sparse one, and its memory grows faster
+    let bytes = |key: &str| m[key]["128"].as_f64().expect("bytes at N = 128");
+    assert!(
+        bytes("sparse_bytes_per_step") < bytes("dense_bytes_per_step"),
+        "{m:?}"
+    );
+    assert!(metric(&m, "dense_memory_exponent") > metric(&m, "sparse_memory_exponent"));
+}
+
+#[test]
+fn sparse_dnc_copy_quick_learns() {
+    // the sparse DNC (K = 4 of 32 slots) on the quick copy task, otherwise the shipped options
+    let exp = nabla_zoo::find("dnc-copy").expect("registered");
+    let over = [("sparse-k".to_string(), "4".to_string())];
+    let cfg = Config::new(&exp.spec(), true, 0, None, &over).unwrap();
+    let m = exp.run(&cfg, &mut Silent).unwrap().metrics;
+    assert!(metric(&m.into_iter().collect(), "bit_error_rate") < 0.25);
 }
 
 #[test]

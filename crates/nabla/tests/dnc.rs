@@ -262,6 +262,117 @@ fn grad_sparse_links() {
     .unwrap();
 }
 
+/// The sparse link update computed densely: `ŵ`, `p̂` keep the `k` largest entries, the update of
+/// [`link_matrix`] with the outer product `ŵ p̂ᵀ`, then an entry survives only if it is among the
+/// `k` largest in magnitude of its row and of its column. `[n, n]` row-major, one batch row:
+/// `(pruned, before pruning)`.
+fn dense_sparse_update(
+    prev: &[f64],
+    w: &[f64],
+    p: &[f64],
+    n: usize,
+    k: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let top = |v: &[f64]| {
+        let mut o: Vec<usize> = (0..n).collect();
+        o.sort_by(|&a, &b| v[b].total_cmp(&v[a]).then(a.cmp(&b)));
+        let mut t = vec![0.0; n];
+        for &i in &o[..k] {
+            t[i] = v[i];
+        }
+        t
+    };
+    let (wt, pt) = (top(w), top(p));
+    let mut l = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            if i != j {
+                l[i * n + j] = (1.0 - w[i] - w[j]) * prev[i * n + j] + wt[i] * pt[j];
+            }
+        }
+    }
+    let mut out = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            let v = l[i * n + j].abs();
+            let above_in_row = (0..n).filter(|&c| l[i * n + c].abs() > v).count();
+            let above_in_col = (0..n).filter(|&r| l[r * n + j].abs() > v).count();
+            if v > 0.0 && above_in_row < k && above_in_col < k {
+                out[i * n + j] = l[i * n + j];
+            }
+        }
+    }
+    (out, l)
+}
+
+#[test]
+fn sparse_links_keep_k_per_row_and_per_column() {
+    let (b, n, k) = (2, 8, 2);
+    let mut sl = SparseLinks::empty(b, n, k, DType::F64);
+    let mut p = Tensor::zeros([b, n], DType::F64);
+    let mut pruned_cols = 0;
+    for t in 0..6 {
+        // dense write weightings (every slot a little), so that the pruning has work to do
+        let w = unit(&[b, n], 40 + t).softmax(-1) * 0.9;
+        let prev = sl.to_dense().to_vec::<f64>();
+        sl = sl.update(&w, &p);
+        let got = sl.to_dense().to_vec::<f64>();
+        let (wv, pv) = (w.to_vec::<f64>(), p.to_vec::<f64>());
+        for bi in 0..b {
+            let r = bi * n..(bi + 1) * n;
+            let (want, unpruned) = dense_sparse_update(
+                &prev[bi * n * n..(bi + 1) * n * n],
+                &wv[r.clone()],
+                &pv[r],
+                n,
+                k,
+            );
+            let got = &got[bi * n * n..(bi + 1) * n * n];
+            for (x, y) in got.iter().zip(&want) {
+                assert!((x - y).abs() < 1e-12, "step {t}:\n{got:?}\nvs\n{want:?}");
+            }
+            for i in 0..n {
+                let in_row = (0..n).filter(|&j| got[i * n + j] != 0.0).count();
+                let in_col = (0..n).filter(|&j| got[j * n + i] != 0.0).count();
+                assert!(in_row <= k && in_col <= k, "step {t}: {got:?}");
+            }
+            // columns that hold more than K entries before the pruning
+            pruned_cols += (0..n)
+                .filter(|&j| (0..n).filter(|&i| unpruned[i * n + j] != 0.0).count() > k)
+                .count();
+        }
+        p = precedence(&p, &w);
+    }
+    assert!(pruned_cols > 0, "the column rule was never exercised");
+}
+
+#[test]
+fn grad_sparse_links_with_column_pruning() {
+    // links after a few dense writes, K = 2 of N = 7: both the row and the column rule prune
+    let (b, n, k) = (1, 7, 2);
+    let mut sl = SparseLinks::empty(b, n, k, DType::F64);
+    let mut p = Tensor::zeros([b, n], DType::F64);
+    for t in 0..4 {
+        let w = unit(&[b, n], 60 + t).softmax(-1) * 0.9;
+        sl = sl.update(&w, &p);
+        p = precedence(&p, &w);
+    }
+    let idx = sl.idx.clone();
+    let val = &sl.val + unit(&[b, n, k], 12) * 0.05;
+    let w = unit(&[b, n], 70).softmax(-1) * 0.9;
+    check_grad(
+        |x| {
+            let l = SparseLinks {
+                idx: idx.clone(),
+                val: x[0].clone(),
+            };
+            l.update(&x[1], &x[2]).to_dense()
+        },
+        &[val, w, p],
+    )
+    .unwrap();
+}
+
 fn config(sparse: Option<usize>) -> DncConfig {
     DncConfig {
         input_size: 3,

@@ -1,8 +1,9 @@
 //! `dnc-scaling`: how the cost of one DNC step grows with the number of memory slots N, for the
 //! dense DNC (whose temporal link matrix is N x N) and the sparse DNC (top-K content lookup,
-//! K-sparse weightings, K links per row). Time and memory of a training step (forward and
-//! backward through a short sequence, batch 1) at N = 16 … 4096, and the growth exponents fitted
-//! on the larger sizes. Timings depend on the machine and its load.
+//! K-sparse weightings, at most K links per row and per column). Time of a training step (forward
+//! and backward through a short sequence, batch 1) and the bytes its recorded graph holds for the
+//! backward pass, at N = 16 … 4096, and the growth exponents fitted on the larger sizes. Timings
+//! depend on the machine and its load; the memory figures do not.
 
 use super::dnc_tasks::{COPY_INPUTS, copy_batch, dnc, masked_bce};
 use crate::experiment::{Config, Context, Experiment, OptSpec, Report, Spec, ZooError};
@@ -15,35 +16,42 @@ use std::time::Instant;
 /// See the module docs.
 pub struct DncScaling;
 
-/// Resident memory of this process in bytes (Linux), `None` elsewhere.
-fn resident_bytes() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: f64 = s.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096.0)
+/// CPU seconds used so far by all the threads of this process (Linux: the run times in
+/// `/proc/self/task/*/schedstat`), `None` elsewhere. Unlike wall-clock time it does not count the
+/// time spent waiting for a core on a loaded machine.
+fn cpu_seconds() -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let s = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 * 1e-9)
 }
 
-/// Median seconds per sequence step of a training step, and the memory held by the graph of the
-/// forward pass (resident growth, bytes per step).
-fn measure(model: &Dnc, seq: usize, reps: usize) -> (f64, Option<f64>) {
+/// One size's figures: median wall-clock and CPU seconds per sequence step of a training step
+/// (forward and backward), and the bytes of the buffers the recorded graph holds for the
+/// backward pass, per sequence step.
+fn measure(model: &Dnc, seq: usize, reps: usize) -> (f64, Option<f64>, f64) {
     let batch = copy_batch(1, seq, &mut StdRng::seed_from_u64(5));
     let steps = batch.x.dims()[1] as f64;
-    let mut times = Vec::with_capacity(reps);
-    let mut mem: Option<f64> = None;
+    let (mut times, mut cpu) = (Vec::with_capacity(reps), Vec::with_capacity(reps));
+    let mut mem = 0.0;
     for _ in 0..reps {
-        let before = resident_bytes();
-        let t0 = Instant::now();
+        let (t0, c0) = (Instant::now(), cpu_seconds());
         let loss = masked_bce(&model.forward_sequence(&batch.x, None).0, &batch);
-        let after = resident_bytes();
         let grads = loss.backward();
         times.push(t0.elapsed().as_secs_f64() / steps);
-        drop(grads);
-        if let (Some(a), Some(b)) = (before, after) {
-            let m = ((b - a) / steps).max(0.0);
-            mem = Some(mem.map_or(m, |x: f64| x.max(m)));
+        if let (Some(a), Some(b)) = (c0, cpu_seconds()) {
+            cpu.push((b - a) / steps);
         }
+        drop(grads);
+        mem = loss.graph_bytes() as f64 / steps;
     }
-    times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], mem)
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
+    };
+    (median(times).unwrap_or(f64::NAN), median(cpu), mem)
 }
 
 /// Least-squares slope of `ln y` against `ln x`.
@@ -108,6 +116,7 @@ impl Experiment for DncScaling {
         let mut curves = Curves::default();
         let (mut dense_t, mut sparse_t) = (Map::new(), Map::new());
         let (mut dense_m, mut sparse_m) = (Map::new(), Map::new());
+        let (mut dense_c, mut sparse_c) = (Map::new(), Map::new());
         let total = 2 * sizes.len() as u64;
         let mut done = 0;
         for &n in &sizes {
@@ -115,12 +124,15 @@ impl Experiment for DncScaling {
                 let mut rng = StdRng::seed_from_u64(cfg.seed);
                 let kk = sparse.then_some(k.min(n - 1));
                 let model = dnc(COPY_INPUTS, hidden, n, word, 1, kk, &mut rng);
-                let (t, m) = measure(&model, seq, reps);
+                let (t, c, m) = measure(&model, seq, reps);
                 let name = if sparse { "sparse" } else { "dense" };
                 let x = n as f64;
                 curves.push(&format!("{name}_time"), x.log2(), t * 1e3);
-                if let Some(m) = m {
-                    curves.push(&format!("{name}_mem"), x.log2(), (m / 1048576.0).max(1e-3));
+                curves.push(&format!("{name}_mem"), x.log2(), m / 1048576.0);
+                if let Some(c) = c {
+                    curves.push(&format!("{name}_cpu"), x.log2(), c * 1e3);
+                    let cm = if sparse { &mut sparse_c } else { &mut dense_c };
+                    cm.insert(n.to_string(), json!(c));
                 }
                 let (tm, mm) = if sparse {
                     (&mut sparse_t, &mut sparse_m)
@@ -148,6 +160,7 @@ impl Experiment for DncScaling {
         };
         let (de, se) = (fit("dense_time"), fit("sparse_time"));
         let (dme, sme) = (fit("dense_mem"), fit("sparse_mem"));
+        let (dce, sce) = (fit("dense_cpu"), fit("sparse_cpu"));
         let mut r = Report::default();
         r.metrics
             .insert("dense_seconds_per_step".into(), json!(dense_t));
@@ -157,6 +170,12 @@ impl Experiment for DncScaling {
             .insert("dense_bytes_per_step".into(), json!(dense_m));
         r.metrics
             .insert("sparse_bytes_per_step".into(), json!(sparse_m));
+        r.metrics
+            .insert("dense_cpu_seconds_per_step".into(), json!(dense_c));
+        r.metrics
+            .insert("sparse_cpu_seconds_per_step".into(), json!(sparse_c));
+        r.metrics.insert("dense_cpu_exponent".into(), json!(dce));
+        r.metrics.insert("sparse_cpu_exponent".into(), json!(sce));
         r.metrics.insert("dense_time_exponent".into(), json!(de));
         r.metrics.insert("sparse_time_exponent".into(), json!(se));
         r.metrics.insert("dense_memory_exponent".into(), json!(dme));
@@ -165,10 +184,14 @@ impl Experiment for DncScaling {
         r.metrics.insert("sparse_k".into(), json!(k));
         let fit_range = if max_n >= 256 { "N >= 256" } else { "all N" };
         let row = |n: usize| {
+            let key = n.to_string();
+            let get = |m: &Map<String, serde_json::Value>| m[&key].as_f64().unwrap_or(f64::NAN);
             format!(
-                "N = {n:>5}: dense {:>9.3} ms, sparse {:>8.3} ms per step",
-                dense_t[&n.to_string()].as_f64().unwrap_or(f64::NAN) * 1e3,
-                sparse_t[&n.to_string()].as_f64().unwrap_or(f64::NAN) * 1e3
+                "N = {n:>5}: dense {:>9.3} ms {:>9.3} MiB, sparse {:>8.3} ms {:>7.3} MiB per step",
+                get(&dense_t) * 1e3,
+                get(&dense_m) / 1048576.0,
+                get(&sparse_t) * 1e3,
+                get(&sparse_m) / 1048576.0
             )
         };
         r.summary = vec![format!(
@@ -176,7 +199,7 @@ impl Experiment for DncScaling {
         )];
         r.summary.extend(sizes.iter().map(|&n| row(n)));
         r.summary.push(format!(
-            "time grows as N^{de:.2} (dense) and N^{se:.2} (sparse); memory as N^{dme:.2} and N^{sme:.2} (fits over {fit_range})"
+            "time grows as N^{de:.2} (dense) and N^{se:.2} (sparse); CPU time as N^{dce:.2} and N^{sce:.2}; memory as N^{dme:.2} and N^{sme:.2} (fits over {fit_range})"
         ));
         r.curves = vec![
             curves.curve(
@@ -184,14 +207,19 @@ impl Experiment for DncScaling {
                 "dnc-scaling: time per step",
                 "log2 N (memory slots)",
                 "milliseconds per step",
-                &[("dense_time", "dense DNC"), ("sparse_time", "sparse DNC")],
+                &[
+                    ("dense_time", "dense DNC (wall clock)"),
+                    ("sparse_time", "sparse DNC (wall clock)"),
+                    ("dense_cpu", "dense DNC (CPU time)"),
+                    ("sparse_cpu", "sparse DNC (CPU time)"),
+                ],
                 true,
             ),
             curves.curve(
                 "memory.png",
-                "dnc-scaling: memory held for backward, per step",
+                "dnc-scaling: memory held by the graph for backward, per step",
                 "log2 N (memory slots)",
-                "MiB per step (resident growth)",
+                "MiB per step",
                 &[("dense_mem", "dense DNC"), ("sparse_mem", "sparse DNC")],
                 true,
             ),

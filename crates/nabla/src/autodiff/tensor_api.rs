@@ -38,6 +38,43 @@ impl Tensor {
         self.0.node.is_some()
     }
 
+    /// Bytes of the distinct data buffers held by the recorded graph behind this tensor: its own
+    /// data and that of every recorded input reachable from it, each buffer counted once (views
+    /// share their buffer). This is the memory a backward pass from here keeps alive, apart from
+    /// small constants held by the operations themselves (one-element tensors held inline count as
+    /// one element each).
+    ///
+    /// ```
+    /// use nabla::{DType, Tensor};
+    /// let x = Tensor::ones([1000], DType::F64).variable();
+    /// let y = (&x * 2.0).exp();
+    /// assert_eq!(y.graph_bytes(), 3 * 8000);
+    /// ```
+    pub fn graph_bytes(&self) -> usize {
+        use crate::tensor::storage::Storage;
+        let mut seen_nodes = std::collections::HashSet::new();
+        let mut seen_buffers = std::collections::HashSet::new();
+        let mut stack = vec![self.clone()];
+        let mut bytes = 0;
+        while let Some(t) = stack.pop() {
+            let (key, size) = match &t.0.storage {
+                Storage::F32(b) => (std::sync::Arc::as_ptr(b) as *const u8 as usize, b.len() * 4),
+                Storage::F64(b) => (std::sync::Arc::as_ptr(b) as *const u8 as usize, b.len() * 8),
+                Storage::F32One(_) => (std::sync::Arc::as_ptr(&t.0) as usize, 4),
+                Storage::F64One(_) => (std::sync::Arc::as_ptr(&t.0) as usize, 8),
+            };
+            if seen_buffers.insert(key) {
+                bytes += size;
+            }
+            if let Some(node) = &t.0.node
+                && seen_nodes.insert(node.id)
+            {
+                stack.extend(node.inputs.iter().cloned());
+            }
+        }
+        bytes
+    }
+
     /// Whether this tensor is a leaf variable (created by [`variable`](Tensor::variable)).
     ///
     /// ```

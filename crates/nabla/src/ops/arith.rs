@@ -156,6 +156,17 @@ struct PowF {
     p: f64,
 }
 
+impl PowF {
+    /// `p x^(p-1)`; for a square `2x` (one op, no `powf` call per element).
+    fn slope(&self, x: &Tensor) -> Tensor {
+        if self.p == 2.0 {
+            x.scale(2.0)
+        } else {
+            x.powf(self.p - 1.0) * self.p
+        }
+    }
+}
+
 impl Op for PowF {
     fn name(&self) -> &str {
         "powf"
@@ -164,10 +175,10 @@ impl Op for PowF {
         Some(crate::compile::Prim::PowF(self.p))
     }
     fn vjp(&self, i: &[Tensor], _: &Tensor, g: &Tensor, _: &[bool]) -> InputGrads {
-        smallvec![Some(g * &(i[0].powf(self.p - 1.0) * self.p))]
+        smallvec![Some(g * &self.slope(&i[0]))]
     }
     fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
-        t[0].as_ref().expect("tangent") * &(i[0].powf(self.p - 1.0) * self.p)
+        t[0].as_ref().expect("tangent") * &self.slope(&i[0])
     }
 }
 

@@ -74,6 +74,40 @@ fn gemm_one<T: Element>(
     threaded: bool,
 ) {
     if m * n * k <= SMALL {
+        if m * n == 0 {
+            return;
+        }
+        let dst = &mut dst[..m * n];
+        if b_cs == 1 {
+            // rows of b contiguous: dst[r] = Σ_x a[r, x] b[x] as slice updates (same summation
+            // order as the dot products below)
+            for (r, drow) in dst.chunks_exact_mut(n).enumerate() {
+                drow.fill(T::zero());
+                for x in 0..k {
+                    let av = a[a_off + r * a_rs + x * a_cs];
+                    let brow = &b[b_off + x * b_rs..b_off + x * b_rs + n];
+                    for (d, &bv) in drow.iter_mut().zip(brow) {
+                        *d += av * bv;
+                    }
+                }
+            }
+            return;
+        }
+        if b_rs == 1 && a_cs == 1 {
+            // columns of b and rows of a contiguous: plain dot products of slices
+            for (r, drow) in dst.chunks_exact_mut(n).enumerate() {
+                let arow = &a[a_off + r * a_rs..a_off + r * a_rs + k];
+                for (c, d) in drow.iter_mut().enumerate() {
+                    let bcol = &b[b_off + c * b_cs..b_off + c * b_cs + k];
+                    let mut acc = T::zero();
+                    for (&x, &y) in arow.iter().zip(bcol) {
+                        acc += x * y;
+                    }
+                    *d = acc;
+                }
+            }
+            return;
+        }
         for r in 0..m {
             for c in 0..n {
                 let mut acc = T::zero();

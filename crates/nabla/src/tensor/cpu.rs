@@ -1,7 +1,7 @@
 //! CPU kernels shared by the operations: elementwise maps with broadcasting, strided copies and
 //! axis reductions. Generic over the element type; large inputs are split across rayon threads.
 
-use super::layout::{Layout, for_each_offset, for_each_offset2};
+use super::layout::{Layout, for_each_offset, for_each_row2};
 use super::shape::{Shape, broadcast_shapes};
 use super::{Tensor, storage};
 use crate::dtype::Element;
@@ -109,12 +109,49 @@ pub(crate) fn zip<T: Element>(
                 o.iter_mut().zip(sb).for_each(|(o, &y)| *o = f(x, y));
             }
             _ => {
+                if n == 0 {
+                    return;
+                }
                 let (sa, sb) = (la.broadcast_strides(&shape), lb.broadcast_strides(&shape));
                 let mut i = 0;
-                for_each_offset2(&shape, &sa, la.offset, &sb, lb.offset, |ia, ib| {
-                    o[i] = f(ba[ia], bb[ib]);
-                    i += 1;
-                });
+                // row by row, so that the common cases (both contiguous, one broadcast along the
+                // row) run as plain slice loops
+                for_each_row2(
+                    &shape,
+                    &sa,
+                    la.offset,
+                    &sb,
+                    lb.offset,
+                    |pa, pb, len, ia, ib| {
+                        let o = &mut o[i..i + len];
+                        match (ia, ib) {
+                            (1, 1) => {
+                                let (xa, xb) = (&ba[pa..pa + len], &bb[pb..pb + len]);
+                                for k in 0..len {
+                                    o[k] = f(xa[k], xb[k]);
+                                }
+                            }
+                            (1, 0) => {
+                                let (xa, y) = (&ba[pa..pa + len], bb[pb]);
+                                for k in 0..len {
+                                    o[k] = f(xa[k], y);
+                                }
+                            }
+                            (0, 1) => {
+                                let (x, xb) = (ba[pa], &bb[pb..pb + len]);
+                                for k in 0..len {
+                                    o[k] = f(x, xb[k]);
+                                }
+                            }
+                            _ => {
+                                for (k, o) in o.iter_mut().enumerate() {
+                                    *o = f(ba[pa + k * ia], bb[pb + k * ib]);
+                                }
+                            }
+                        }
+                        i += len;
+                    },
+                );
             }
         }
     });
@@ -169,9 +206,36 @@ pub(crate) fn reduce<T: Element>(
     }
     let data = storage::build_overwrite(out_n, |o: &mut [T]| {
         o.fill(init);
-        for_each_offset2(&l.shape, &l.strides, l.offset, &out_strides, 0, |ix, io| {
-            o[io] = fold(o[io], buf[ix]);
-        });
+        if l.shape.contains(&0) {
+            return;
+        }
+        for_each_row2(
+            &l.shape,
+            &l.strides,
+            l.offset,
+            &out_strides,
+            0,
+            |px, po, len, ix, io| match (ix, io) {
+                (1, 0) => {
+                    let mut acc = o[po];
+                    for &v in &buf[px..px + len] {
+                        acc = fold(acc, v);
+                    }
+                    o[po] = acc;
+                }
+                (1, 1) => {
+                    for (d, &v) in o[po..po + len].iter_mut().zip(&buf[px..px + len]) {
+                        *d = fold(*d, v);
+                    }
+                }
+                _ => {
+                    for k in 0..len {
+                        let d = &mut o[po + k * io];
+                        *d = fold(*d, buf[px + k * ix]);
+                    }
+                }
+            },
+        );
     });
     Tensor::from_arc(data, out_shape)
 }

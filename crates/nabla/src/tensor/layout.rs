@@ -159,6 +159,63 @@ impl Layout {
     }
 }
 
+/// Calls `f(offset_a, offset_b, row)` for every row of the innermost dimension of `shape` (of
+/// length `shape[rank - 1]`, strides `sa[rank - 1]` and `sb[rank - 1]`) in row-major order, with
+/// each operand's offset at the row's start, the row's length and its two strides. Size-1 dimensions and
+/// dimensions that continue the innermost one in both operands are merged into it first, so rows
+/// are as long as the layouts allow. `shape` must have rank at least 1 and no zero dimension.
+pub(crate) fn for_each_row2(
+    shape: &[usize],
+    sa: &[usize],
+    oa: usize,
+    sb: &[usize],
+    ob: usize,
+    mut f: impl FnMut(usize, usize, usize, usize, usize),
+) {
+    // merge dimensions from the innermost outwards while both operands stay regular
+    let mut dims: SmallVec<[(usize, usize, usize); 6]> = SmallVec::new();
+    for d in (0..shape.len()).rev() {
+        if shape[d] == 1 {
+            continue;
+        }
+        if let Some(last) = dims.last_mut()
+            && sa[d] == last.1 * last.0
+            && sb[d] == last.2 * last.0
+        {
+            last.0 *= shape[d];
+            continue;
+        }
+        dims.push((shape[d], sa[d], sb[d]));
+    }
+    if dims.is_empty() {
+        dims.push((1, 1, 1));
+    }
+    dims.reverse();
+    let rank = dims.len();
+    let (inner, ia, ib) = dims[rank - 1];
+    let mut idx: SmallVec<[usize; 6]> = SmallVec::from_elem(0, rank);
+    let (mut pa, mut pb) = (oa, ob);
+    loop {
+        f(pa, pb, inner, ia, ib);
+        let mut d = rank - 1;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            idx[d] += 1;
+            pa += dims[d].1;
+            pb += dims[d].2;
+            if idx[d] < dims[d].0 {
+                break;
+            }
+            pa -= dims[d].1 * dims[d].0;
+            pb -= dims[d].2 * dims[d].0;
+            idx[d] = 0;
+        }
+    }
+}
+
 /// Calls `f(offset_a, offset_b)` for every index of `shape` in row-major order, given each operand's
 /// strides and starting offsets. The innermost dimension runs in a tight loop.
 #[inline]

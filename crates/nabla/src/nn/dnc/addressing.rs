@@ -69,11 +69,7 @@ pub fn retention(free_gates: &Tensor, read_weights: &Tensor) -> Tensor {
     check_rank("retention", "free_gates", free_gates, 2);
     check_rank("retention", "read_weights", read_weights, 3);
     let keep = 1.0 - free_gates.unsqueeze(2) * read_weights; // [B, R, N]
-    let mut psi = keep.select(1, 0);
-    for r in 1..keep.dims()[1] {
-        psi = psi * keep.select(1, r);
-    }
-    psi
+    keep.prod_axes([1], false)
 }
 
 /// Usage `u = (u' + w' - u'∘w') ∘ ψ` from the previous usage `[B, N]`, the previous write
@@ -150,15 +146,99 @@ pub fn precedence(prev: &Tensor, write: &Tensor) -> Tensor {
 
 /// Temporal link matrix `L[i, j] = (1 - w[i] - w[j]) L'[i, j] + w[i] p'[j]`, zero on the diagonal,
 /// from the previous links `[B, N, N]`, the write weighting `[B, N]` and the previous precedence
-/// `[B, N]`. Dense: time and memory grow as `N²`.
+/// `[B, N]`. Dense: time and memory grow as `N²`. One fused operation (one pass over the
+/// `N x N` entries forward, and only the `[B, N, N]` gradient of the links backward).
 pub fn link_matrix(prev: &Tensor, write: &Tensor, prev_precedence: &Tensor) -> Tensor {
     check_rank("link_matrix", "links", prev, 3);
-    let n = prev.dims()[1];
-    let wi = write.unsqueeze(2);
-    let wj = write.unsqueeze(1);
-    let l = (1.0 - &wi - wj) * prev + wi * prev_precedence.unsqueeze(1);
-    let off_diag = 1.0 - Tensor::eye(n, prev.dtype());
-    l * off_diag
+    let d = prev.dims();
+    let (b, n) = (d[0], d[1]);
+    if d[2] != n || write.dims() != [b, n] || prev_precedence.dims() != [b, n] {
+        panic!(
+            "link_matrix: links {}, write weighting {} and precedence {} must be [B, N, N], [B, N] and [B, N]",
+            prev.shape(),
+            write.shape(),
+            prev_precedence.shape()
+        );
+    }
+    crate::tensor::same_dtype("link_matrix", prev, write);
+    crate::tensor::same_dtype("link_matrix", prev, prev_precedence);
+    let out = crate::tensor::cpu::with_dtype!(prev.dtype(), {
+        let (l, w, p) = (
+            prev.contiguous_data::<T>(),
+            write.contiguous_data::<T>(),
+            prev_precedence.contiguous_data::<T>(),
+        );
+        let data = crate::tensor::storage::build_overwrite(b * n * n, |o: &mut [T]| {
+            let one = <T as num_traits::One>::one();
+            let zero = <T as num_traits::Zero>::zero();
+            for bi in 0..b {
+                let (w, p) = (&w[bi * n..(bi + 1) * n], &p[bi * n..(bi + 1) * n]);
+                for i in 0..n {
+                    let row = (bi * n + i) * n;
+                    let (o, l) = (&mut o[row..row + n], &l[row..row + n]);
+                    let a = one - w[i];
+                    for j in 0..n {
+                        o[j] = (a - w[j]) * l[j] + w[i] * p[j];
+                    }
+                    o[i] = zero;
+                }
+            }
+        });
+        Tensor::from_arc(data, crate::Shape::from(vec![b, n, n]))
+    });
+    crate::autodiff::record(out, LinkMatrix, &[prev, write, prev_precedence])
+}
+
+/// The reverse and forward rules of [`link_matrix`].
+struct LinkMatrix;
+
+/// `1` off the diagonal, `0` on it: `[N, N]`, a constant.
+fn off_diagonal(n: usize, dtype: crate::DType) -> Tensor {
+    1.0 - Tensor::eye(n, dtype)
+}
+
+impl crate::autodiff::Op for LinkMatrix {
+    fn name(&self) -> &str {
+        "link_matrix"
+    }
+    fn vjp(
+        &self,
+        i: &[Tensor],
+        _: &Tensor,
+        g: &Tensor,
+        needs: &[bool],
+    ) -> crate::autodiff::InputGrads {
+        let (l, w, p) = (&i[0], &i[1], &i[2]);
+        let g = g * off_diagonal(l.dims()[1], l.dtype());
+        let dl = needs[0].then(|| &g * (1.0 - w.unsqueeze(2) - w.unsqueeze(1)));
+        let dw = needs[1].then(|| {
+            // ∂/∂w[k]: Σ_j g[k, j] (p[j] - L'[k, j]) - Σ_i g[i, k] L'[i, k]
+            let gl = &g * l;
+            g.matmul(&p.unsqueeze(2)).squeeze(2) - gl.sum_axis(2, false) - gl.sum_axis(1, false)
+        });
+        let dp = needs[2].then(|| w.unsqueeze(1).matmul(&g).squeeze(1));
+        smallvec::smallvec![dl, dw, dp]
+    }
+    fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+        let (l, w, p) = (&i[0], &i[1], &i[2]);
+        let (wi, wj) = (w.unsqueeze(2), w.unsqueeze(1));
+        let mut terms = Vec::new();
+        if let Some(tl) = &t[0] {
+            terms.push(tl * (1.0 - &wi - &wj));
+        }
+        if let Some(tw) = &t[1] {
+            let (ti, tj) = (tw.unsqueeze(2), tw.unsqueeze(1));
+            terms.push(&ti * p.unsqueeze(1) - (ti + tj) * l);
+        }
+        if let Some(tp) = &t[2] {
+            terms.push(wi * tp.unsqueeze(1));
+        }
+        let sum = terms
+            .into_iter()
+            .reduce(|a, b| a + b)
+            .expect("link_matrix: jvp with no tangent");
+        sum * off_diagonal(l.dims()[1], l.dtype())
+    }
 }
 
 /// Forward and backward weightings `f = L w`, `b = Lᵀ w` of each read head, from the links

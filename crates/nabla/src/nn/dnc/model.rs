@@ -28,7 +28,8 @@ pub struct DncConfig {
     /// Read heads `R`.
     pub read_heads: usize,
     /// `Some(K)`: the sparse DNC, with top-K content lookup, K-sparse read weightings, allocation
-    /// among the K least-used slots and K links per row. `None`: the dense DNC.
+    /// among the K least-used slots and at most K links per row and per column. `None`: the dense
+    /// DNC.
     pub sparse: Option<usize>,
     /// Parameter and state dtype.
     pub dtype: DType,
@@ -47,7 +48,7 @@ impl DncConfig {
 pub enum Links {
     /// The dense matrix `[B, N, N]`.
     Dense(Tensor),
-    /// At most K entries per row.
+    /// At most K entries per row and per column.
     Sparse(SparseLinks),
 }
 

@@ -1,8 +1,8 @@
 //! The sparse memory operations of the DNC (Graves et al. 2016, Methods, "Sparse link matrix";
 //! Rae et al. 2016, sparse access memory): top-K content lookup, allocation among the K least-used
-//! slots, K-sparse read weightings, and a link matrix kept with at most K entries per row, so that
-//! no step costs `N²`. The choice of the K entries is a constant (no gradient, like the sort of the
-//! dense allocation); the gradient flows through the values kept.
+//! slots, K-sparse read weightings, and a link matrix kept with at most K entries per row and per
+//! column, so that no step costs `N²`. The choice of the K entries is a constant (no gradient,
+//! like the sort of the dense allocation); the gradient flows through the values kept.
 //!
 //! Weightings are held as `[B, …, N]` tensors with at most K (or 2K for the write) non-zero
 //! entries, so a step still touches every slot once (`O(N (W + K))`, plus `O(N)` selections), but
@@ -81,18 +81,59 @@ pub fn sparse_allocation_weighting(usage: &Tensor, k: usize) -> Tensor {
     usage.zeros_like().scatter_add(1, &idx, &a)
 }
 
-/// A temporal link matrix with at most `k` entries per row: row `i` holds the columns `idx[b, i, :]`
-/// and their values `val [B, N, K]`.
+/// A temporal link matrix with at most `k` entries in each row and in each column (Graves et al.
+/// 2016, Methods, "Sparse link matrix"): row `i` holds the columns `idx[b, i, :]` and their values
+/// `val [B, N, K]`. An entry whose column is its own row (the diagonal, which never holds a link)
+/// is unused and has value zero.
 #[derive(Clone)]
 pub struct SparseLinks {
-    /// Column of each entry, `[B, N, K]` (distinct within a row).
+    /// Column of each entry, `[B, N, K]` (distinct within a row, except unused entries).
     pub idx: Indices,
     /// Value of each entry, `[B, N, K]`.
     pub val: Tensor,
 }
 
+/// No slot: an entry not taken from the previous links or from the fresh outer product.
+const NONE: usize = usize::MAX;
+
+/// A candidate entry of the updated links: row, column, position among the previous entries and
+/// among the fresh ones (`NONE` when absent), value.
+#[derive(Clone, Copy)]
+struct Cand {
+    row: usize,
+    col: usize,
+    old: usize,
+    fresh: usize,
+    val: f64,
+}
+
+/// Larger magnitudes first; among equals, entries already present, then the lower `key`.
+fn rank(a: &Cand, b: &Cand, key: fn(&Cand) -> usize) -> std::cmp::Ordering {
+    b.val
+        .abs()
+        .total_cmp(&a.val.abs())
+        .then((a.old == NONE).cmp(&(b.old == NONE)))
+        .then(key(a).cmp(&key(b)))
+}
+
+/// Marks in `keep` the entries of `group` (positions into `cands`) outside the `k` best of the group.
+fn prune(
+    group: &mut [usize],
+    cands: &[Cand],
+    k: usize,
+    key: fn(&Cand) -> usize,
+    keep: &mut [bool],
+) {
+    if group.len() > k {
+        group.sort_by(|&a, &b| rank(&cands[a], &cands[b], key));
+        for &c in &group[k..] {
+            keep[c] = false;
+        }
+    }
+}
+
 impl SparseLinks {
-    /// No links (all values zero).
+    /// No links (every entry unused).
     pub fn empty(batch: usize, n: usize, k: usize, dtype: DType) -> SparseLinks {
         if k == 0 || k >= n {
             panic!("SparseLinks: k = {k} must be in 1..{n} for {n} memory slots");
@@ -100,7 +141,7 @@ impl SparseLinks {
         let mut idx = Vec::with_capacity(batch * n * k);
         for _ in 0..batch {
             for i in 0..n {
-                idx.extend((0..k).map(|j| (i + 1 + j) % n));
+                idx.extend(std::iter::repeat_n(i, k));
             }
         }
         SparseLinks {
@@ -118,72 +159,157 @@ impl SparseLinks {
     /// The dense matrix `[B, N, N]` (for tests and plots).
     pub fn to_dense(&self) -> Tensor {
         let d = self.idx.dims();
-        let (b, n, k) = (d[0], d[1], d[2]);
-        let _ = k;
-        Tensor::zeros([b, n, n], self.val.dtype()).scatter_add(2, &self.idx, &self.val)
+        Tensor::zeros([d[0], d[1], d[1]], self.val.dtype()).scatter_add(2, &self.idx, &self.val)
     }
 
-    /// The link update of [`link_matrix`](super::link_matrix) with the new links `w[i] p'[j]`
-    /// taken only for the `K` largest entries of the previous precedence, then the `K` largest
-    /// entries of each row kept (the choice is a constant). `write [B, N]`, `prev_precedence
-    /// [B, N]`.
+    /// The link update of [`link_matrix`](super::link_matrix) with sparse fresh links: with `ŵ`
+    /// and `p̂` the write weighting and the previous precedence with all but their `K` largest
+    /// entries set to zero, `L = (1 - w 1ᵀ - 1 wᵀ) ∘ L' + ŵ p̂ᵀ` (no diagonal), of which an entry
+    /// is kept only if it is among the `K` largest (in magnitude) of its row and among the `K`
+    /// largest of its column. The choices are constants (no gradient flows through them); the
+    /// cost is `O(N K + K²)` plus the selection of the top `K` of two vectors of `N`. `write
+    /// [B, N]`, `prev_precedence [B, N]`.
     pub fn update(&self, write: &Tensor, prev_precedence: &Tensor) -> SparseLinks {
         let d = self.idx.dims().to_vec();
         let (b, n, k) = (d[0], d[1], d[2]);
+        for (name, t) in [("write", write), ("prev_precedence", prev_precedence)] {
+            if t.dims() != [b, n] {
+                panic!(
+                    "SparseLinks::update: {name} of shape {} must be [{b}, {n}] for links of shape [{b}, {n}, {k}]",
+                    t.shape()
+                );
+            }
+        }
         let flat = Indices::new(self.idx.as_slice().to_vec(), [b, n * k]);
         let w_at = write.gather(1, &flat).reshape([b, n, k]);
-        let wi = write.unsqueeze(2);
-        let decayed = &self.val * (1.0 - &wi - w_at);
-        let pidx = top_k_indices(prev_precedence, k, false); // [B, K]
-        let fresh = wi * prev_precedence.gather(1, &pidx).unsqueeze(1); // [B, N, K]
-        // Merge the old columns and the new ones row by row (constant index bookkeeping).
+        let decayed = &self.val * (1.0 - write.unsqueeze(2) - w_at); // [B, N, K]
+        let widx = top_k_indices(write, k, false); // rows of ŵ, [B, K]
+        let pidx = top_k_indices(prev_precedence, k, false); // columns of p̂, [B, K]
+        let fresh =
+            write.gather(1, &widx).unsqueeze(2) * prev_precedence.gather(1, &pidx).unsqueeze(1); // [B, K, K]
+        // Choose the entries kept (constant index bookkeeping, O(N K + K²) per batch row).
         let dv = decayed.to_dtype(DType::F64).to_vec::<f64>();
         let fv = fresh.to_dtype(DType::F64).to_vec::<f64>();
-        let (oi, pi) = (self.idx.as_slice(), pidx.as_slice());
+        let (oi, wi, pi) = (self.idx.as_slice(), widx.as_slice(), pidx.as_slice());
+        let zero = n * k + k * k; // position of the zero appended to the sources
         let mut new_idx = Vec::with_capacity(b * n * k);
         let mut old_sel = Vec::with_capacity(b * n * k);
         let mut new_sel = Vec::with_capacity(b * n * k);
-        // (column, position among old entries or k, position among new entries or k, value)
-        let mut cand: Vec<(usize, usize, usize, f64)> = Vec::with_capacity(2 * k);
+        let mut fresh_row = vec![NONE; n];
+        let mut cands: Vec<Cand> = Vec::with_capacity(n * k + k * k);
+        let mut row_start = vec![0usize; n + 1];
+        let mut col_count = vec![0usize; n + 1];
+        let mut by_col: Vec<usize> = Vec::new();
+        let mut keep: Vec<bool> = Vec::new();
         for bi in 0..b {
+            for (a, &r) in wi[bi * k..(bi + 1) * k].iter().enumerate() {
+                fresh_row[r] = a;
+            }
+            cands.clear();
             for i in 0..n {
+                row_start[i] = cands.len();
                 let row = (bi * n + i) * k;
-                cand.clear();
                 for j in 0..k {
-                    cand.push((oi[row + j], j, k, dv[row + j]));
-                }
-                for j in 0..k {
-                    let col = pi[bi * k + j];
-                    if col == i {
-                        continue;
+                    if oi[row + j] != i {
+                        cands.push(Cand {
+                            row: i,
+                            col: oi[row + j],
+                            old: i * k + j,
+                            fresh: NONE,
+                            val: dv[row + j],
+                        });
                     }
-                    let v = fv[row + j];
-                    match cand.iter_mut().find(|c| c.0 == col) {
-                        Some(c) => {
-                            c.2 = j;
-                            c.3 += v;
+                }
+                let a = fresh_row[i];
+                if a != NONE {
+                    for j in 0..k {
+                        let col = pi[bi * k + j];
+                        if col == i {
+                            continue;
                         }
-                        None => cand.push((col, k, j, v)),
+                        let (f, v) = (n * k + a * k + j, fv[(bi * k + a) * k + j]);
+                        match cands[row_start[i]..].iter_mut().find(|c| c.col == col) {
+                            Some(c) => {
+                                c.fresh = f;
+                                c.val += v;
+                            }
+                            None => cands.push(Cand {
+                                row: i,
+                                col,
+                                old: NONE,
+                                fresh: f,
+                                val: v,
+                            }),
+                        }
+                    }
+                    fresh_row[i] = NONE;
+                }
+            }
+            row_start[n] = cands.len();
+            keep.clear();
+            keep.resize(cands.len(), true);
+            // the K largest of each row
+            let mut group: Vec<usize> = Vec::new();
+            for i in 0..n {
+                if row_start[i + 1] - row_start[i] > k {
+                    group.clear();
+                    group.extend(row_start[i]..row_start[i + 1]);
+                    prune(&mut group, &cands, k, |c| c.col, &mut keep);
+                }
+            }
+            // the K largest of each column (a counting sort of the candidates by column)
+            col_count.iter_mut().for_each(|c| *c = 0);
+            for c in &cands {
+                col_count[c.col + 1] += 1;
+            }
+            for j in 0..n {
+                col_count[j + 1] += col_count[j];
+            }
+            by_col.clear();
+            by_col.resize(cands.len(), 0);
+            let mut fill = col_count.clone();
+            for (p, c) in cands.iter().enumerate() {
+                by_col[fill[c.col]] = p;
+                fill[c.col] += 1;
+            }
+            for j in 0..n {
+                let (lo, hi) = (col_count[j], col_count[j + 1]);
+                if hi - lo > k {
+                    prune(&mut by_col[lo..hi], &cands, k, |c| c.row, &mut keep);
+                }
+            }
+            // write the kept entries row by row, unused ones padded
+            let base = bi * (n * k + k * k + 1);
+            for i in 0..n {
+                let mut m = 0;
+                for (p, c) in cands[row_start[i]..row_start[i + 1]].iter().enumerate() {
+                    if keep[row_start[i] + p] {
+                        new_idx.push(c.col);
+                        old_sel.push(base + if c.old == NONE { zero } else { c.old });
+                        new_sel.push(base + if c.fresh == NONE { zero } else { c.fresh });
+                        m += 1;
                     }
                 }
-                // Largest values first; among equals, entries already present, then lower columns.
-                cand.sort_by(|x, y| {
-                    y.3.abs()
-                        .total_cmp(&x.3.abs())
-                        .then((x.1 == k).cmp(&(y.1 == k)))
-                        .then(x.0.cmp(&y.0))
-                });
-                for c in &cand[..k] {
-                    new_idx.push(c.0);
-                    old_sel.push(c.1);
-                    new_sel.push(c.2);
+                for _ in m..k {
+                    new_idx.push(i);
+                    old_sel.push(base + zero);
+                    new_sel.push(base + zero);
                 }
             }
         }
         let dt = self.val.dtype();
-        let pad = |t: Tensor| Tensor::concat(&[t, Tensor::zeros([b, n, 1], dt)], 2);
-        let val = pad(decayed).gather(2, &Indices::new(old_sel, [b, n, k]))
-            + pad(fresh).gather(2, &Indices::new(new_sel, [b, n, k]));
+        let src = Tensor::concat(
+            &[
+                decayed.reshape([b, n * k]),
+                fresh.reshape([b, k * k]),
+                Tensor::zeros([b, 1], dt),
+            ],
+            1,
+        )
+        .reshape([b * (n * k + k * k + 1)]);
+        let val = (src.gather(0, &Indices::new(old_sel, [b * n * k]))
+            + src.gather(0, &Indices::new(new_sel, [b * n * k])))
+        .reshape([b, n, k]);
         SparseLinks {
             idx: Indices::new(new_idx, [b, n, k]),
             val,
