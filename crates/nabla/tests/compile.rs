@@ -142,11 +142,17 @@ fn random_straight_line_and_looped_programs_match_eager() {
 
 /// A damped pendulum through RK4 steps (the rk4-pendulum benchmark's program) in f64.
 fn pendulum(p: &[Tensor], steps: usize) -> Tensor {
+    let th = Tensor::scalar(1.0f64).to_dtype(p[0].dtype());
+    let om = Tensor::scalar(0.0f64).to_dtype(p[0].dtype());
+    let (th, om) = rk4_pendulum(p, th, om, steps);
+    &th * &th + &om * &om
+}
+
+/// `steps` RK4 steps of the damped pendulum with parameters `(b, g, l)` from `(th, om)`.
+fn rk4_pendulum(p: &[Tensor], mut th: Tensor, mut om: Tensor, steps: usize) -> (Tensor, Tensor) {
     let (b, g, l) = (&p[0], &p[1], &p[2]);
     let f = |th: &Tensor, om: &Tensor| (om.clone(), -(g / l) * th.sin() - b * om);
     let (h, dt) = (0.005, 0.01);
-    let mut th = Tensor::scalar(1.0f64).to_dtype(b.dtype());
-    let mut om = Tensor::scalar(0.0f64).to_dtype(b.dtype());
     for _ in 0..steps {
         let (k1t, k1o) = f(&th, &om);
         let (k2t, k2o) = f(&(&th + &k1t * h), &(&om + &k1o * h));
@@ -155,7 +161,7 @@ fn pendulum(p: &[Tensor], steps: usize) -> Tensor {
         th = &th + (&k1t + &k2t * 2.0 + &k3t * 2.0 + &k4t) * (dt / 6.0);
         om = &om + (&k1o + &k2o * 2.0 + &k3o * 2.0 + &k4o) * (dt / 6.0);
     }
-    &th * &th + &om * &om
+    (th, om)
 }
 
 #[test]
@@ -354,19 +360,7 @@ fn compiled_hvp_matches_eager_on_rk4_and_random_programs() {
 
 /// rk4-pendulum over a batch of parameter sets (`[n]` tensors), the loss summed over the batch.
 fn pendulum_batch(p: &[Tensor], steps: usize) -> Tensor {
-    let (b, g, l) = (&p[0], &p[1], &p[2]);
-    let f = |th: &Tensor, om: &Tensor| (om.clone(), -(g / l) * th.sin() - b * om);
-    let (h, dt) = (0.005, 0.01);
-    let mut th = b.ones_like();
-    let mut om = b.zeros_like();
-    for _ in 0..steps {
-        let (k1t, k1o) = f(&th, &om);
-        let (k2t, k2o) = f(&(&th + &k1t * h), &(&om + &k1o * h));
-        let (k3t, k3o) = f(&(&th + &k2t * h), &(&om + &k2o * h));
-        let (k4t, k4o) = f(&(&th + &k3t * dt), &(&om + &k3o * dt));
-        th = &th + (&k1t + &k2t * 2.0 + &k3t * 2.0 + &k4t) * (dt / 6.0);
-        om = &om + (&k1o + &k2o * 2.0 + &k3o * 2.0 + &k4o) * (dt / 6.0);
-    }
+    let (th, om) = rk4_pendulum(p, p[0].ones_like(), p[0].zeros_like(), steps);
     (&th * &th + &om * &om).sum()
 }
 
