@@ -21,6 +21,7 @@
 //! inside another transform (`grad`, `jvp`, ...), the function runs eagerly so that higher-order
 //! derivatives compose exactly as without `compile`.
 
+mod num;
 mod tape;
 
 use crate::autodiff::{fresh_variable, state};
