@@ -13,35 +13,40 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-/// Counts allocations while [`ON`] is set: the largest single one.
+/// Counts allocations made by the fuzzing thread while it has [`ON`] set: the largest single
+/// one. The flag is per thread because the test harness runs other tests (which allocate freely)
+/// on other threads at the same time.
 pub struct Counting;
 
-static ON: AtomicBool = AtomicBool::new(false);
-static MAX_SINGLE: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ON: Cell<bool> = const { Cell::new(false) };
+    static MAX_SINGLE: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count(size: usize) {
+    // `try_with`: during thread teardown the cells may already be gone; nothing is counted then.
+    if ON.try_with(Cell::get).unwrap_or(false) {
+        let _ = MAX_SINGLE.try_with(|m| m.set(m.get().max(size)));
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            MAX_SINGLE.fetch_max(layout.size(), Ordering::Relaxed);
-        }
+        count(layout.size());
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            MAX_SINGLE.fetch_max(layout.size(), Ordering::Relaxed);
-        }
+        count(layout.size());
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if ON.load(Ordering::Relaxed) {
-            MAX_SINGLE.fetch_max(new_size, Ordering::Relaxed);
-        }
+        count(new_size);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -311,13 +316,13 @@ pub fn fuzz(
         };
         std::fs::write(&path, &input).unwrap();
         let real = content(&input);
-        MAX_SINGLE.store(0, Ordering::SeqCst);
-        ON.store(true, Ordering::SeqCst);
+        MAX_SINGLE.with(|m| m.set(0));
+        ON.with(|on| on.set(true));
         let t = Instant::now();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(&path)));
         let dt = t.elapsed();
-        ON.store(false, Ordering::SeqCst);
-        let biggest = MAX_SINGLE.load(Ordering::SeqCst);
+        ON.with(|on| on.set(false));
+        let biggest = MAX_SINGLE.with(Cell::get);
         fig.inputs += 1;
         fig.max_time = fig.max_time.max(dt);
         if dt > Duration::from_secs(1) {
