@@ -150,6 +150,20 @@ def side_commands(args):
     return cmds
 
 
+def measure_peak(args, nabla_cmd, cpu):
+    """The host's measured f32 peak (nabla-bench --peak: an FMA throughput probe) next to each
+    matmul round, after the same wait for idle CPUs; the best of all probes is kept in `cpu`."""
+    wait_for_idle(args)
+    try:
+        p = subprocess.run(nabla_cmd + ["--peak", "--threads", str(args.threads)], capture_output=True,
+                           text=True, timeout=120)
+        got = json.loads(p.stdout.strip().splitlines()[-1]).get("measured_peak_gflops")
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError):
+        return
+    if got:
+        cpu["measured_peak_gflops"] = max(got, cpu.get("measured_peak_gflops") or 0.0)
+
+
 def jobs(args, w, rnd):
     """The processes of one round: (impl, command, (timeout, max_rss, variant that may be stopped))."""
     cmds = side_commands(args)
@@ -418,6 +432,8 @@ def main():
         w = WORKLOADS[name]
         rounds = 1 if w.single_round else args.rounds
         for rnd in range(1, rounds + 1):
+            if name == "matmul":
+                measure_peak(args, cmds["nabla"], rep["machine"]["cpu"])
             todo = jobs(args, w, rnd)
             if rnd % 2 == 0:
                 todo.reverse()

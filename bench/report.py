@@ -112,11 +112,15 @@ def matmul_table(report):
     mm, cpu = report.get("matmul", []), report["machine"]["cpu"]
     if not mm:
         return []
+    nominal, measured = cpu.get("peak_gflops"), cpu.get("measured_peak_gflops")
+    peak = max(x for x in (nominal, measured, 0.0) if x is not None)
     lines = [
         "",
-        f"Matmul throughput (peak = {cpu.get('peak_formula', '?')} = {cpu.get('peak_gflops', 0):.1f} GFLOP/s; "
-        f"assumes {cpu['peak_assumption']}; the nominal clock is the one /proc/cpuinfo reports, "
-        "boost clocks would raise the peak):",
+        f"Matmul throughput. Peak = {peak:.1f} GFLOP/s, the larger of the nominal peak "
+        f"({cpu.get('peak_formula', '?')} = {nominal or 0:.1f} GFLOP/s; assumes {cpu['peak_assumption']}; "
+        "/proc/cpuinfo's clock) and the peak measured next to each matmul round by an FMA throughput probe "
+        f"on the same threads (`nabla-bench --peak`, boost clock included: "
+        f"{'n/a' if measured is None else f'{measured:.1f}'} GFLOP/s):",
         "",
         "| n | nabla GFLOP/s | PyTorch GFLOP/s | nabla / PyTorch | nabla % of peak | PyTorch % of peak |",
         "|---|---|---|---|---|---|",
@@ -126,7 +130,7 @@ def matmul_table(report):
         return "n/a" if x is None else f"{x:.1f}"
 
     def pct(x):
-        return "n/a" if x is None or not cpu.get("peak_gflops") else f"{100 * x / cpu['peak_gflops']:.0f}%"
+        return "n/a" if x is None or not peak else f"{100 * x / peak:.0f}%"
 
     for r in mm:
         ratio = None if not (r["nabla"] and r["pytorch"]) else r["nabla"] / r["pytorch"]

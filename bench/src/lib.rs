@@ -16,6 +16,7 @@ pub mod inputs;
 pub mod maml;
 pub mod memn2n;
 pub mod memory;
+pub mod peak;
 
 use inputs::{det_normal, det_permutation, det_uniform, seeds, set_det_params};
 

@@ -33,6 +33,10 @@ struct Cli {
     /// Print one JSON line describing the host (CPU features detected, kernels chosen) and exit.
     #[arg(long)]
     host: bool,
+    /// Print one JSON line with the measured peak f32 GFLOP/s on `--threads` threads (an FMA
+    /// throughput probe; see bench/src/peak.rs) and exit.
+    #[arg(long)]
+    peak: bool,
     /// Rayon worker threads (the reference frameworks are given the same number).
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -683,6 +687,16 @@ fn main() -> ExitCode {
         let mut h = nb::host::host_info();
         h["threads"] = json!(cli.threads);
         println!("{h}");
+        return ExitCode::SUCCESS;
+    }
+    if cli.peak {
+        let v = match nb::peak::measured_peak(cli.threads, 7) {
+            Some((gflops, kind)) => {
+                json!({"measured_peak_gflops": gflops, "probe": kind, "threads": cli.threads})
+            }
+            None => json!({"measured_peak_gflops": null, "probe": "no FMA vector unit detected"}),
+        };
+        println!("{v}");
         return ExitCode::SUCCESS;
     }
     if cli.list {
