@@ -2,28 +2,9 @@
 //! which check the figures the experiments promise, are `#[ignore]`d (minutes each):
 //! `cargo test --release -p nabla-zoo -- --ignored`.
 
-use nabla_zoo::experiment::{Config, Silent};
+mod common;
 
-fn run(
-    name: &str,
-    quick: bool,
-    seed: u64,
-    overrides: &[(&str, &str)],
-) -> serde_json::Map<String, serde_json::Value> {
-    let exp = nabla_zoo::find(name).expect("registered");
-    let o: Vec<(String, String)> = overrides
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let cfg = Config::new(&exp.spec(), quick, seed, None, &o).unwrap();
-    let report = exp.run(&cfg, &mut Silent).unwrap();
-    assert!(!report.summary.is_empty() && !report.curves.is_empty());
-    report.metrics.into_iter().collect()
-}
-
-fn metric(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> f64 {
-    m[k].as_f64().unwrap_or_else(|| panic!("{k} missing"))
-}
+use common::{metric, run};
 
 #[test]
 fn every_experiment_is_listed_with_a_spec() {

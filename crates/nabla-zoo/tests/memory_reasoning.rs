@@ -2,37 +2,13 @@
 //! determinism, and bad data from outside (`--data`) as typed errors. The full runs are
 //! `#[ignore]`d: `cargo test --release -p nabla-zoo --test memory_reasoning -- --ignored`.
 
-use nabla_zoo::experiment::{Config, Silent, ZooError};
-use serde_json::{Map, Value};
+mod common;
 
-fn run(
-    name: &str,
-    quick: bool,
-    overrides: &[(&str, &str)],
-) -> Result<Map<String, Value>, ZooError> {
-    run_steps(name, quick, None, overrides)
-}
+use common::{Metrics, metric, metrics, try_run};
+use nabla_zoo::experiment::ZooError;
 
-fn run_steps(
-    name: &str,
-    quick: bool,
-    steps: Option<u64>,
-    overrides: &[(&str, &str)],
-) -> Result<Map<String, Value>, ZooError> {
-    let exp = nabla_zoo::find(name).expect("registered");
-    let o: Vec<(String, String)> = overrides
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let cfg = Config::new(&exp.spec(), quick, 0, steps, &o)?;
-    let report = exp.run(&cfg, &mut Silent)?;
-    assert!(!report.summary.is_empty() && !report.curves.is_empty());
-    Ok(report.metrics.into_iter().collect())
-}
-
-fn metric(m: &Map<String, Value>, k: &str) -> f64 {
-    m[k].as_f64()
-        .unwrap_or_else(|| panic!("{k} missing from {m:?}"))
+fn run(name: &str, quick: bool, overrides: &[(&str, &str)]) -> Result<Metrics, ZooError> {
+    try_run(name, quick, 0, None, overrides).map(metrics)
 }
 
 #[test]
@@ -115,14 +91,18 @@ fn nalu_arith_quick_nac_learns_add_and_sub() {
 #[test]
 fn nalu_arith_is_deterministic_and_refuses_unknown_models_and_ops() {
     let models = [("models", "nac_add,nalu")];
-    let m = run_steps("nalu-arith", true, Some(300), &models).unwrap();
+    let m = try_run("nalu-arith", true, 0, Some(300), &models)
+        .map(metrics)
+        .unwrap();
     assert!(
         metric(&m, "nalu_sub_median_extrapolation_mse").is_finite(),
         "{m:?}"
     );
     assert_eq!(
         m,
-        run_steps("nalu-arith", true, Some(300), &models).unwrap()
+        try_run("nalu-arith", true, 0, Some(300), &models)
+            .map(metrics)
+            .unwrap()
     );
     let e = run("nalu-arith", true, &[("models", "nac_add,lstm")]).unwrap_err();
     assert!(matches!(e, ZooError::Config(_)), "{e}");

@@ -2,18 +2,12 @@
 //! check the figures are `#[ignore]`d (`cargo test --release -p nabla-zoo --test
 //! meta_learning -- --ignored`).
 
-use nabla_zoo::experiment::{Config, Silent};
+mod common;
 
-fn run(name: &str, quick: bool) -> serde_json::Map<String, serde_json::Value> {
-    let exp = nabla_zoo::find(name).expect("registered");
-    let cfg = Config::new(&exp.spec(), quick, 0, None, &[]).unwrap();
-    let report = exp.run(&cfg, &mut Silent).unwrap();
-    assert!(!report.summary.is_empty() && !report.curves.is_empty());
-    report.metrics.into_iter().collect()
-}
+use common::{Metrics, metric, metrics};
 
-fn metric(m: &serde_json::Map<String, serde_json::Value>, k: &str) -> f64 {
-    m[k].as_f64().unwrap_or_else(|| panic!("{k} missing"))
+fn run(name: &str, quick: bool) -> Metrics {
+    common::run(name, quick, 0, &[])
 }
 
 #[test]
@@ -63,12 +57,9 @@ fn maml_sine_reaches_the_paper_figures() {
 #[ignore = "timing: run with --ignored --nocapture to see the wall-time speedup of the compiled engine"]
 fn hypergrad_compiled_engine_speedup() {
     // the default run in both engines, one after the other in one process; the figures agree
-    let exp = nabla_zoo::find("hypergrad").expect("registered");
     let time = |engine: &str| {
-        let o = [("engine".to_string(), engine.to_string())];
-        let cfg = Config::new(&exp.spec(), false, 0, None, &o).unwrap();
         let t = std::time::Instant::now();
-        let r = exp.run(&cfg, &mut Silent).unwrap();
+        let r = common::try_run("hypergrad", false, 0, None, &[("engine", engine)]).unwrap();
         (t.elapsed().as_secs_f64(), r)
     };
     let (te, re) = time("eager");
@@ -79,8 +70,8 @@ fn hypergrad_compiled_engine_speedup() {
     );
     println!("eager: {:?}\ncompiled: {:?}", re.summary, rc.summary);
     let (a, b) = (
-        metric(&re.metrics.into_iter().collect(), "val_loss_learned"),
-        metric(&rc.metrics.into_iter().collect(), "val_loss_learned"),
+        metric(&metrics(re), "val_loss_learned"),
+        metric(&metrics(rc), "val_loss_learned"),
     );
     assert!((a - b).abs() <= 1e-6 * a.abs(), "{a} vs {b}");
 }
