@@ -12,8 +12,8 @@
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::{Path, PathBuf};
 use std::cell::Cell;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Counts allocations made by the fuzzing thread while it has [`ON`] set: the largest single
