@@ -187,9 +187,10 @@ impl Plan {
         let slots = &tape.slots;
         let instrs = &tape.instrs;
         let n = slots.iter().map(|s| s.len).max()?;
-        if chunk == 0 || n <= chunk || slots.iter().any(|s| s.len != 1 && s.len != n) {
+        if chunk == 0 || n < 2 || slots.iter().any(|s| s.len != 1 && s.len != n) {
             return None;
         }
+        let chunk = chunk.min(n);
         let lane: Vec<bool> = slots.iter().map(|s| s.len == n).collect();
         // the tail: output = affine(...(sum(x)))
         let mut k = instrs.len();
@@ -625,18 +626,36 @@ impl<N: Num> Job<'_, N> {
                 })
             };
             match ins.prim {
-                Prim::Add | Prim::Sub | Prim::Mul | Prim::Div => {
-                    let (da, db): (fn(N, N, N, N) -> N, fn(N, N, N, N) -> N) = match ins.prim {
-                        Prim::Add => (|_, _, _, g| g, |_, _, _, g| g),
-                        Prim::Sub => (|_, _, _, g| g, |_, _, _, g| -g),
-                        Prim::Mul => (|_, y, _, g| g * y, |x, _, _, g| g * x),
-                        _ => (|_, y, _, g| g / y, |_, y, z, g| -(g * z / y)),
-                    };
+                Prim::Add => {
                     if let Some(ga) = adj(ins.a) {
-                        ops.acc(ga, da);
+                        ops.acc(ga, |_, _, _, g| g);
                     }
                     if let Some(gb) = adj(ins.b) {
-                        ops.acc(gb, db);
+                        ops.acc(gb, |_, _, _, g| g);
+                    }
+                }
+                Prim::Sub => {
+                    if let Some(ga) = adj(ins.a) {
+                        ops.acc(ga, |_, _, _, g| g);
+                    }
+                    if let Some(gb) = adj(ins.b) {
+                        ops.acc(gb, |_, _, _, g| -g);
+                    }
+                }
+                Prim::Mul => {
+                    if let Some(ga) = adj(ins.a) {
+                        ops.acc(ga, |_, y, _, g| g * y);
+                    }
+                    if let Some(gb) = adj(ins.b) {
+                        ops.acc(gb, |x, _, _, g| g * x);
+                    }
+                }
+                Prim::Div => {
+                    if let Some(ga) = adj(ins.a) {
+                        ops.acc(ga, |_, y, _, g| g / y);
+                    }
+                    if let Some(gb) = adj(ins.b) {
+                        ops.acc(gb, |_, y, z, g| -(g * z / y));
                     }
                 }
                 Prim::Copy => {

@@ -122,7 +122,7 @@ pub struct CompileStats {
 }
 
 /// Lanes per chunk of the chunked replay, by default (see [`Compiled::chunk_lanes`]).
-pub const DEFAULT_CHUNK_LANES: usize = 64;
+pub const DEFAULT_CHUNK_LANES: usize = 1024;
 
 /// A function compiled by [`compile`].
 pub struct Compiled<F> {

@@ -8,6 +8,7 @@ use crate::autodiff::Node;
 use crate::dtype::{DType, Element};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::{Shape, Tensor};
+use rustc_hash::FxHashMap;
 use std::any::Any;
 use std::sync::Mutex;
 
@@ -121,6 +122,7 @@ impl Tape {
             instrs: Vec::new(),
             arena_len: 0,
             maps: Vec::new(),
+            seen: FxHashMap::default(),
         };
         let mut input_slots = Vec::new();
         for (x, &id) in inputs.iter().zip(input_ids) {
@@ -711,7 +713,28 @@ fn backward_scalar<N: Num>(instrs: &[Instr], v: &[N], g: &mut [N]) {
 /// A node without a slot yet.
 const NO_SLOT: u32 = u32::MAX;
 
+/// What identifies a pure elementwise primitive (its kind and constants), for common
+/// subexpression elimination; `None` for the others (their index maps are per instruction).
+fn cse_key(p: Prim) -> Option<(u8, u64, u64)> {
+    let unary = |f: UnaryFn| f as u8;
+    Some(match p {
+        Prim::Add => (0, 0, 0),
+        Prim::Sub => (1, 0, 0),
+        Prim::Mul => (2, 0, 0),
+        Prim::Div => (3, 0, 0),
+        Prim::Affine(c, d) => (4, c.to_bits(), d.to_bits()),
+        Prim::RDiv(c) => (5, c.to_bits(), 0),
+        Prim::PowF(q) => (6, q.to_bits(), 0),
+        Prim::Unary(f) => (7, unary(f) as u64, 0),
+        Prim::SumAll => (8, 0, 0),
+        Prim::Copy => (9, 0, 0),
+        _ => return None,
+    })
+}
+
 struct Builder {
+    /// The elementwise instructions pushed so far, by primitive and operands.
+    seen: FxHashMap<((u8, u64, u64), u32, u32), u32>,
     slots: Vec<Slot>,
     /// The first node id of the trace; `by_node[id - start]` is the slot of node `id`.
     start: u64,
@@ -738,10 +761,19 @@ fn index_map(t: &Tensor) -> Vec<u32> {
 }
 
 impl Builder {
-    /// A new instruction writing a new slot of `len` elements.
+    /// A new instruction writing a new slot of `len` elements, or the slot of an earlier
+    /// instruction that computes the same elementwise primitive of the same operands (common
+    /// subexpressions: `g / l` evaluated at every step of a solver is computed once).
     fn push(&mut self, prim: Prim, a: u32, b: u32, len: usize) -> u32 {
+        let key = cse_key(prim).map(|k| (k, a, b));
+        if let Some(&out) = key.as_ref().and_then(|k| self.seen.get(k)) {
+            return out;
+        }
         let out = self.slot(len);
         self.instrs.push(Instr { prim, a, b, out });
+        if let Some(k) = key {
+            self.seen.insert(k, out);
+        }
         out
     }
 
