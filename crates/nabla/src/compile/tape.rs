@@ -122,7 +122,7 @@ impl Tape {
             instrs: Vec::new(),
             arena_len: 0,
             maps: Vec::new(),
-            seen: FxHashMap::default(),
+            seen: FxHashMap::with_capacity_and_hasher(range, Default::default()),
         };
         let mut input_slots = Vec::new();
         for (x, &id) in inputs.iter().zip(input_ids) {
@@ -713,6 +713,9 @@ fn backward_scalar<N: Num>(instrs: &[Instr], v: &[N], g: &mut [N]) {
 /// A node without a slot yet.
 const NO_SLOT: u32 = u32::MAX;
 
+/// A pure elementwise instruction: its primitive's key and operand slots.
+type CseKey = ((u8, u64, u64), u32, u32);
+
 /// What identifies a pure elementwise primitive (its kind and constants), for common
 /// subexpression elimination; `None` for the others (their index maps are per instruction).
 fn cse_key(p: Prim) -> Option<(u8, u64, u64)> {
@@ -734,7 +737,7 @@ fn cse_key(p: Prim) -> Option<(u8, u64, u64)> {
 
 struct Builder {
     /// The elementwise instructions pushed so far, by primitive and operands.
-    seen: FxHashMap<((u8, u64, u64), u32, u32), u32>,
+    seen: FxHashMap<CseKey, u32>,
     slots: Vec<Slot>,
     /// The first node id of the trace; `by_node[id - start]` is the slot of node `id`.
     start: u64,

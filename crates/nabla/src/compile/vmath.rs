@@ -13,9 +13,9 @@
 /// 2/π.
 const FRAC_2_PI: f64 = std::f64::consts::FRAC_2_PI;
 /// π/2, first 33 bits.
-const PIO2_HI: f64 = 1.570_796_326_734_125_614_17;
+const PIO2_HI: f64 = 1.570_796_326_734_125_6;
 /// π/2 − `PIO2_HI`.
-const PIO2_LO: f64 = 6.077_100_506_506_192_249_32e-11;
+const PIO2_LO: f64 = 6.077_100_506_506_192e-11;
 /// 1.5 · 2^52: adding it rounds to an integer held in the low bits of the significand.
 const ROUND: f64 = 6_755_399_441_055_744.0;
 /// Largest `|x|` the reduction handles (far inside `|j| < 2^20`).
@@ -31,6 +31,12 @@ pub(super) fn sin_f32(out: &mut [f32], x: &[f32]) {
 #[inline(always)]
 pub(super) fn cos_f32(out: &mut [f32], x: &[f32]) {
     kernel::<1>(out, x);
+}
+
+/// Whether the reduction handles `x` (false for NaN).
+#[inline(always)]
+fn tame(x: f32) -> bool {
+    x.abs() <= LIMIT
 }
 
 #[inline(always)]
@@ -57,11 +63,11 @@ fn kernel<const SHIFT: u64>(out: &mut [f32], x: &[f32]) {
         let v = if q & 1 == 0 { s } else { c };
         let v = if q & 2 == 0 { v } else { -v };
         *o = v as f32;
-        wild |= !(xf.abs() <= LIMIT);
+        wild |= !tame(xf);
     }
     if wild {
         for (o, &xf) in out.iter_mut().zip(x) {
-            if !(xf.abs() <= LIMIT) {
+            if !tame(xf) {
                 *o = if SHIFT == 0 { xf.sin() } else { xf.cos() };
             }
         }
