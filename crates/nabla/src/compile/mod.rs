@@ -21,8 +21,10 @@
 //! inside another transform (`grad`, `jvp`, ...), the function runs eagerly so that higher-order
 //! derivatives compose exactly as without `compile`.
 
+mod chunk;
 mod num;
 mod tape;
+mod vmath;
 
 use crate::autodiff::{fresh_variable, state};
 use crate::dtype::DType;
@@ -114,12 +116,19 @@ pub struct CompileStats {
     pub last_fallback: Option<String>,
     /// Instructions in the most recent tape.
     pub tape_len: usize,
+    /// Lanes per chunk of the most recent tape's chunked replay (0: replayed whole); see
+    /// [`Compiled::chunk_lanes`].
+    pub chunk_lanes: usize,
 }
+
+/// Lanes per chunk of the chunked replay, by default (see [`Compiled::chunk_lanes`]).
+pub const DEFAULT_CHUNK_LANES: usize = 1024;
 
 /// A function compiled by [`compile`].
 pub struct Compiled<F> {
     f: F,
     strict: bool,
+    chunk: usize,
     cache: Mutex<HashMap<Signature, Entry>>,
     stats: Mutex<CompileStats>,
 }
@@ -154,6 +163,7 @@ where
     Compiled {
         f,
         strict: false,
+        chunk: DEFAULT_CHUNK_LANES,
         cache: Mutex::new(HashMap::new()),
         stats: Mutex::new(CompileStats::default()),
     }
@@ -167,6 +177,17 @@ where
     /// signature eagerly).
     pub fn strict(mut self) -> Self {
         self.strict = true;
+        self
+    }
+
+    /// Lanes per chunk of the chunked replay (0: never chunk). A lane-wise program over a batch
+    /// (every slot `[n]` or one element, only elementwise operations, the output the batch's sum
+    /// or mean, or `[n]`) replays forward and backward over `lanes` lanes at a time, so that a
+    /// chunk's values stay in cache; the values and the gradients of `[n]` inputs are bit-identical
+    /// to the whole-tape replay (those of 0-d inputs are summed chunk by chunk). Applies to the
+    /// signatures traced after the call.
+    pub fn chunk_lanes(mut self, lanes: usize) -> Self {
+        self.chunk = lanes;
         self
     }
 
@@ -273,6 +294,7 @@ where
         let tape = match &entry {
             Entry::Tape(t) => {
                 stats.tape_len = t.len();
+                stats.chunk_lanes = t.chunk_lanes();
                 Some(t.clone())
             }
             Entry::Eager(why) => {
@@ -329,7 +351,7 @@ where
             return Entry::Eager(why);
         }
         match tape::Tape::build(&out, &ids, &vars, (start, end)) {
-            Ok(t) => Entry::Tape(Arc::new(t)),
+            Ok(t) => Entry::Tape(Arc::new(t.with_chunks(self.chunk))),
             Err(why) => {
                 if self.strict {
                     panic!("compile: {why}");

@@ -26,10 +26,24 @@ pub(crate) trait Num:
     fn powf(self, p: f64) -> Self;
     /// Whether the value (the primal part of a dual number) is at least zero.
     fn nonneg(self) -> bool;
+    /// `out[k] = sin(x[k])` over a slice (vectorised for `f32`, see `vmath`).
+    #[inline(always)]
+    fn sin_slice(out: &mut [Self], x: &[Self]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = x.sin();
+        }
+    }
+    /// `out[k] = cos(x[k])` over a slice (vectorised for `f32`).
+    #[inline(always)]
+    fn cos_slice(out: &mut [Self], x: &[Self]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = x.cos();
+        }
+    }
 }
 
 macro_rules! float_num {
-    ($t:ty) => {
+    ($t:ty $(, $slices:item)*) => {
         impl Num for $t {
             #[inline(always)]
             fn zero() -> Self {
@@ -75,10 +89,21 @@ macro_rules! float_num {
             fn nonneg(self) -> bool {
                 self >= 0.0
             }
+            $($slices)*
         }
     };
 }
-float_num!(f32);
+float_num!(
+    f32,
+    #[inline(always)]
+    fn sin_slice(out: &mut [f32], x: &[f32]) {
+        super::vmath::sin_f32(out, x)
+    },
+    #[inline(always)]
+    fn cos_slice(out: &mut [f32], x: &[f32]) {
+        super::vmath::cos_f32(out, x)
+    }
+);
 float_num!(f64);
 
 /// A dual number `v + d·ε` (ε² = 0): a value and its tangent.

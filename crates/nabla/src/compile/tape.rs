@@ -2,11 +2,13 @@
 //! replayed forward (values) and backward (adjoints) by a small interpreter. It is device-neutral:
 //! an instruction names a primitive and arena slots, nothing about where the numbers live.
 
+use super::chunk::Plan;
 use super::num::{Dual, Num};
 use crate::autodiff::Node;
 use crate::dtype::{DType, Element};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::{Shape, Tensor};
+use rustc_hash::FxHashMap;
 use std::any::Any;
 use std::sync::Mutex;
 
@@ -57,31 +59,31 @@ pub(crate) enum Prim {
 
 /// One instruction: `slots[out] = prim(slots[a], slots[b])` (`b` unused by unary primitives).
 #[derive(Clone, Copy, Debug)]
-struct Instr {
-    prim: Prim,
-    a: u32,
-    b: u32,
-    out: u32,
+pub(super) struct Instr {
+    pub(super) prim: Prim,
+    pub(super) a: u32,
+    pub(super) b: u32,
+    pub(super) out: u32,
 }
 
 /// Where a slot's values live in the arena.
 #[derive(Clone, Copy, Debug)]
-struct Slot {
-    off: usize,
-    len: usize,
+pub(super) struct Slot {
+    pub(super) off: usize,
+    pub(super) len: usize,
 }
 
 /// A traced program over one input signature.
 pub(crate) struct Tape {
     dtype: DType,
-    slots: Vec<Slot>,
-    instrs: Vec<Instr>,
+    pub(super) slots: Vec<Slot>,
+    pub(super) instrs: Vec<Instr>,
     /// The slot of each input of the function.
-    inputs: Vec<u32>,
+    pub(super) inputs: Vec<u32>,
     /// Constants (tensors captured or created without dependence on the inputs), as f64 values
     /// written into their slots before each replay.
-    consts: Vec<(u32, Vec<f64>)>,
-    output: u32,
+    pub(super) consts: Vec<(u32, Vec<f64>)>,
+    pub(super) output: u32,
     out_shape: Shape,
     arena_len: usize,
     /// Index maps of the `Gather` and `ScatterAdd` instructions.
@@ -92,6 +94,8 @@ pub(crate) struct Tape {
     pool: Mutex<Vec<Box<dyn Any + Send>>>,
     /// Whether every slot holds one element (the fast path of the interpreter).
     scalar: bool,
+    /// The chunked replay of a lane-wise program (see `chunk`), when it applies.
+    chunked: Option<Plan>,
 }
 
 /// Why a traced graph could not be lowered.
@@ -118,6 +122,7 @@ impl Tape {
             instrs: Vec::new(),
             arena_len: 0,
             maps: Vec::new(),
+            seen: FxHashMap::with_capacity_and_hasher(range, Default::default()),
         };
         let mut input_slots = Vec::new();
         for (x, &id) in inputs.iter().zip(input_ids) {
@@ -173,7 +178,20 @@ impl Tape {
             maps: b.maps,
             pool: Mutex::new(Vec::new()),
             scalar,
+            chunked: None,
         })
+    }
+
+    /// Plans the chunked replay with `lanes` lanes per chunk (0: never), where the program
+    /// allows it; see `chunk`.
+    pub(crate) fn with_chunks(mut self, lanes: usize) -> Tape {
+        self.chunked = Plan::new(&self, lanes);
+        self
+    }
+
+    /// The lanes per chunk of the chunked replay (0 when the tape replays whole).
+    pub(crate) fn chunk_lanes(&self) -> usize {
+        self.chunked.as_ref().map_or(0, Plan::lanes_per_chunk)
     }
 
     /// The output's shape.
@@ -194,6 +212,9 @@ impl Tape {
     /// Runs the program: its output, and with `grad` the gradient of the (one-element) output
     /// with respect to each input.
     pub(crate) fn run(&self, xs: &[Tensor], grad: bool) -> (Tensor, Option<Vec<Tensor>>) {
+        if let Some(plan) = &self.chunked {
+            return with_dtype!(self.dtype, plan.run::<T>(self, xs, grad));
+        }
         with_dtype!(self.dtype, self.run_typed::<T>(xs, grad))
     }
 
@@ -342,8 +363,8 @@ impl Tape {
                 Prim::Unary(f) => match f {
                     UnaryFn::Exp => un(out, xa, N::exp),
                     UnaryFn::Ln => un(out, xa, N::ln),
-                    UnaryFn::Sin => un(out, xa, N::sin),
-                    UnaryFn::Cos => un(out, xa, N::cos),
+                    UnaryFn::Sin => N::sin_slice(out, xa),
+                    UnaryFn::Cos => N::cos_slice(out, xa),
                     UnaryFn::Tanh => un(out, xa, N::tanh),
                     UnaryFn::Sqrt => un(out, xa, N::sqrt),
                     UnaryFn::Sigmoid => un(out, xa, sigmoid),
@@ -382,6 +403,7 @@ impl Tape {
     /// The backward replay: adjoints accumulate into the operands' slots; the gradient of a
     /// one-element operand broadcast over the output is the sum of its contributions.
     fn backward<N: Num>(&self, v: &[N], g: &mut [N]) {
+        let mut scratch = Vec::new();
         for ins in self.instrs.iter().rev() {
             let (a, b, o) = (
                 self.slots[ins.a as usize],
@@ -468,7 +490,10 @@ impl Tape {
                             let c = N::cst(c);
                             un_acc(ga, xa, z, go, |_, _, g| g * c)
                         }
-                        Prim::Unary(UnaryFn::Sin) => un_acc(ga, xa, z, go, |x, _, g| g * x.cos()),
+                        Prim::Unary(f @ (UnaryFn::Sin | UnaryFn::Cos)) => {
+                            scratch.resize(n, N::zero());
+                            sin_cos_acc(f, ga, xa, go, &mut scratch)
+                        }
                         Prim::Unary(UnaryFn::Tanh) => {
                             un_acc(ga, xa, z, go, |_, z, g| g * (N::one() - z * z))
                         }
@@ -481,18 +506,35 @@ impl Tape {
     }
 }
 
+/// `ga += go · sin'(x)` (`f` = `Sin`) or `ga += go · cos'(x)` (`Cos`), the derivative evaluated
+/// into `scratch` by the slice functions (vectorised for `f32`).
+#[inline(always)]
+pub(super) fn sin_cos_acc<N: Num>(f: UnaryFn, ga: &mut [N], xa: &[N], go: &[N], scratch: &mut [N]) {
+    if f == UnaryFn::Sin {
+        N::cos_slice(scratch, xa);
+        for ((o, &d), &g) in ga.iter_mut().zip(&*scratch).zip(go) {
+            *o += g * d;
+        }
+    } else {
+        N::sin_slice(scratch, xa);
+        for ((o, &s), &g) in ga.iter_mut().zip(&*scratch).zip(go) {
+            *o += g * -s;
+        }
+    }
+}
+
 /// The operands of one instruction in the backward replay.
-struct Operands<'a, N> {
-    xa: &'a [N],
-    xb: &'a [N],
-    z: &'a [N],
-    go: &'a [N],
+pub(super) struct Operands<'a, N> {
+    pub(super) xa: &'a [N],
+    pub(super) xb: &'a [N],
+    pub(super) z: &'a [N],
+    pub(super) go: &'a [N],
 }
 
 impl<N: Num> Operands<'_, N> {
     /// Adds `d(x, y, z, g)` of every element to `dst` (one element: the sum of them).
     #[inline(always)]
-    fn acc(&self, dst: &mut [N], d: impl Fn(N, N, N, N) -> N) {
+    pub(super) fn acc(&self, dst: &mut [N], d: impl Fn(N, N, N, N) -> N) {
         let n = self.z.len();
         match (self.xa.len() == n, self.xb.len() == n) {
             (true, true) => self.acc_with::<false, false>(dst, d),
@@ -527,7 +569,7 @@ impl<N: Num> Operands<'_, N> {
 
 /// `ga += d(x, z, g)` elementwise, for a unary primitive.
 #[inline(always)]
-fn un_acc<N: Num>(ga: &mut [N], xa: &[N], z: &[N], go: &[N], d: impl Fn(N, N, N) -> N) {
+pub(super) fn un_acc<N: Num>(ga: &mut [N], xa: &[N], z: &[N], go: &[N], d: impl Fn(N, N, N) -> N) {
     for (((o, &x), &z), &g) in ga.iter_mut().zip(xa).zip(z).zip(go) {
         *o += d(x, z, g);
     }
@@ -535,7 +577,7 @@ fn un_acc<N: Num>(ga: &mut [N], xa: &[N], z: &[N], go: &[N], d: impl Fn(N, N, N)
 
 /// `out = f(xa, xb)` elementwise, a one-element operand broadcast.
 #[inline(always)]
-fn bin<N: Num>(out: &mut [N], xa: &[N], xb: &[N], f: impl Fn(N, N) -> N) {
+pub(super) fn bin<N: Num>(out: &mut [N], xa: &[N], xb: &[N], f: impl Fn(N, N) -> N) {
     let n = out.len();
     match (xa.len() == n, xb.len() == n) {
         (true, true) => {
@@ -561,7 +603,7 @@ fn bin<N: Num>(out: &mut [N], xa: &[N], xb: &[N], f: impl Fn(N, N) -> N) {
 
 /// `out = f(xa)` elementwise.
 #[inline(always)]
-fn un<N: Num>(out: &mut [N], xa: &[N], f: impl Fn(N) -> N) {
+pub(super) fn un<N: Num>(out: &mut [N], xa: &[N], f: impl Fn(N) -> N) {
     for (o, &x) in out.iter_mut().zip(xa) {
         *o = f(x);
     }
@@ -576,7 +618,7 @@ fn is_binary(p: Prim) -> bool {
 
 /// The logistic function, as the eager kernel computes it.
 #[inline(always)]
-fn sigmoid<N: Num>(x: N) -> N {
+pub(super) fn sigmoid<N: Num>(x: N) -> N {
     if x.nonneg() {
         N::one() / (N::one() + (-x).exp())
     } else {
@@ -587,7 +629,7 @@ fn sigmoid<N: Num>(x: N) -> N {
 
 /// The value of a primitive, with the same arithmetic as the eager kernels.
 #[inline(always)]
-fn apply<N: Num>(p: Prim, x: N, y: N) -> N {
+pub(super) fn apply<N: Num>(p: Prim, x: N, y: N) -> N {
     match p {
         Prim::Add => x + y,
         Prim::Sub => x - y,
@@ -619,7 +661,7 @@ fn apply<N: Num>(p: Prim, x: N, y: N) -> N {
 /// The contributions `(∂out/∂a · g, ∂out/∂b · g)` of one element, given the operands `x`, `y`
 /// and the output `z`.
 #[inline(always)]
-fn adjoint<N: Num>(p: Prim, x: N, y: N, z: N, g: N) -> (N, N) {
+pub(super) fn adjoint<N: Num>(p: Prim, x: N, y: N, z: N, g: N) -> (N, N) {
     let zero = N::zero();
     match p {
         Prim::Add => (g, g),
@@ -671,7 +713,31 @@ fn backward_scalar<N: Num>(instrs: &[Instr], v: &[N], g: &mut [N]) {
 /// A node without a slot yet.
 const NO_SLOT: u32 = u32::MAX;
 
+/// A pure elementwise instruction: its primitive's key and operand slots.
+type CseKey = ((u8, u64, u64), u32, u32);
+
+/// What identifies a pure elementwise primitive (its kind and constants), for common
+/// subexpression elimination; `None` for the others (their index maps are per instruction).
+fn cse_key(p: Prim) -> Option<(u8, u64, u64)> {
+    let unary = |f: UnaryFn| f as u8;
+    Some(match p {
+        Prim::Add => (0, 0, 0),
+        Prim::Sub => (1, 0, 0),
+        Prim::Mul => (2, 0, 0),
+        Prim::Div => (3, 0, 0),
+        Prim::Affine(c, d) => (4, c.to_bits(), d.to_bits()),
+        Prim::RDiv(c) => (5, c.to_bits(), 0),
+        Prim::PowF(q) => (6, q.to_bits(), 0),
+        Prim::Unary(f) => (7, unary(f) as u64, 0),
+        Prim::SumAll => (8, 0, 0),
+        Prim::Copy => (9, 0, 0),
+        _ => return None,
+    })
+}
+
 struct Builder {
+    /// The elementwise instructions pushed so far, by primitive and operands.
+    seen: FxHashMap<CseKey, u32>,
     slots: Vec<Slot>,
     /// The first node id of the trace; `by_node[id - start]` is the slot of node `id`.
     start: u64,
@@ -698,10 +764,19 @@ fn index_map(t: &Tensor) -> Vec<u32> {
 }
 
 impl Builder {
-    /// A new instruction writing a new slot of `len` elements.
+    /// A new instruction writing a new slot of `len` elements, or the slot of an earlier
+    /// instruction that computes the same elementwise primitive of the same operands (common
+    /// subexpressions: `g / l` evaluated at every step of a solver is computed once).
     fn push(&mut self, prim: Prim, a: u32, b: u32, len: usize) -> u32 {
+        let key = cse_key(prim).map(|k| (k, a, b));
+        if let Some(&out) = key.as_ref().and_then(|k| self.seen.get(k)) {
+            return out;
+        }
         let out = self.slot(len);
         self.instrs.push(Instr { prim, a, b, out });
+        if let Some(k) = key {
+            self.seen.insert(k, out);
+        }
         out
     }
 
