@@ -4,15 +4,16 @@ use super::{Identity, Op, record, state};
 use crate::tensor::{Shape, Tensor};
 use smallvec::SmallVec;
 
+/// A tensor's tangents at the levels it carries: usually one.
+pub(crate) type TangentList = SmallVec<[(u64, Tensor); 1]>;
+
 /// A tensor's forward-mode tangents, one per level, ordered by level. Usually absent, so it costs one
-/// pointer in every tensor.
-// Boxed so that a tensor without tangents (nearly all of them) pays one pointer, not a Vec.
-#[allow(clippy::box_collection)]
+/// pointer in every tensor; when present, one heap block (for up to one level).
 #[derive(Clone, Default)]
-pub(crate) struct Tangents(Option<Box<Vec<(u64, Tensor)>>>);
+pub(crate) struct Tangents(Option<Box<TangentList>>);
 
 impl Tangents {
-    pub(crate) fn from_vec(v: Vec<(u64, Tensor)>) -> Tangents {
+    pub(crate) fn from_vec(v: TangentList) -> Tangents {
         Tangents(if v.is_empty() {
             None
         } else {
@@ -29,26 +30,43 @@ impl Tangents {
             None => [].iter(),
         }
     }
-    pub(crate) fn into_vec(self) -> Vec<(u64, Tensor)> {
+    pub(crate) fn into_vec(self) -> TangentList {
         self.0.map(|b| *b).unwrap_or_default()
     }
 }
 
 /// The tangents of an operation's output, one per active level that some input carries.
+///
+/// The tangent of level `L` is the operation's forward rule applied to the inputs and their
+/// level-`L` tangents, with the levels from `L` up suspended ([`state::Suspend`]) so that the
+/// rule's own operations carry only lower levels' tangents; a level whose tangents need not be
+/// recorded for reverse mode ([`state::LevelGuard::enter`]) computes them with recording off.
 pub(crate) fn output_tangents(op: &dyn Op, inputs: &[&Tensor], out_shape: &Shape) -> Tangents {
-    let mut levels: SmallVec<[u64; 2]> = inputs
-        .iter()
-        .flat_map(|t| t.0.tangents.iter().map(|(l, _)| *l))
-        .filter(|&l| state::level_active(l))
-        .collect();
-    levels.sort_unstable();
-    levels.dedup();
-    let mut out = Vec::with_capacity(levels.len());
-    for &level in &levels {
-        let stripped: SmallVec<[Tensor; 2]> = inputs.iter().map(|x| strip_from(x, level)).collect();
+    let mut levels: SmallVec<[(u64, bool); 2]> = SmallVec::new();
+    for x in inputs {
+        for (l, _) in x.0.tangents.iter() {
+            if levels.iter().any(|(m, _)| m == l) {
+                continue;
+            }
+            if let Some(records) = state::level_records(*l) {
+                levels.push((*l, records));
+            }
+        }
+    }
+    if levels.is_empty() {
+        return Tangents::default();
+    }
+    levels.sort_unstable_by_key(|&(l, _)| l);
+    let primals: SmallVec<[Tensor; 2]> = inputs.iter().map(|x| (*x).clone()).collect();
+    let mut out = TangentList::new();
+    for &(level, records) in &levels {
         let tans: SmallVec<[Option<Tensor>; 2]> =
             inputs.iter().map(|x| tangent_at(x, level)).collect();
-        let t = op.jvp(&stripped, &tans);
+        let t = {
+            let _suspended = state::Suspend::from_level(level);
+            let _unrecorded = (!records).then(|| state::GradModeGuard::set(false));
+            op.jvp(&primals, &tans)
+        };
         if t.shape() != out_shape {
             panic!(
                 "internal: {} forward rule gave a tangent of shape {} for an output of shape {}",
@@ -75,7 +93,7 @@ pub(crate) fn strip_from(x: &Tensor, level: u64) -> Tensor {
     if x.0.tangents.iter().all(|(l, _)| *l < level) {
         return x.clone();
     }
-    let keep: Vec<(u64, Tensor)> =
+    let keep: TangentList =
         x.0.tangents
             .iter()
             .filter(|(l, _)| *l < level)
@@ -122,7 +140,7 @@ pub(crate) fn with_tangent(x: &Tensor, level: u64, tangent: Tensor) -> Tensor {
         x.view_as(x.layout().clone())
     };
     let inner = std::sync::Arc::get_mut(&mut y.0).expect("fresh");
-    let mut ts: Vec<(u64, Tensor)> =
+    let mut ts: TangentList =
         x.0.tangents
             .iter()
             .filter(|(l, _)| *l != level)
