@@ -16,6 +16,7 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
+    let with_rr = std::env::args().nth(2).as_deref() != Some("fwd");
     let params = nb::pendulum_params();
     let v: Vec<Tensor> = params.iter().map(Tensor::ones_like).collect();
     let mut rows = Vec::new();
@@ -60,7 +61,9 @@ fn main() {
         let c4 = nb::cpu_time();
         let fr = [c1.get() - c0, c2.get() - c1.get(), c3 - c2.get(), c4 - c3];
         let c0 = nb::cpu_time();
-        drop(nb::pendulum_hvp(&params, HvpMode::ReverseOverReverse));
+        if with_rr {
+            drop(nb::pendulum_hvp(&params, HvpMode::ReverseOverReverse));
+        }
         let rr = nb::cpu_time() - c0;
         rows.push([grad[0], grad[1], grad[2], fr[0], fr[1], fr[2], fr[3], rr]);
     }
