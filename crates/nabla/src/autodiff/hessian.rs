@@ -7,11 +7,13 @@ use crate::tensor::Tensor;
 /// How a Hessian-vector product is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HvpMode {
-    /// `jvp` of the gradient: pushes the direction forward through the gradient computation.
-    ForwardOverReverse,
-    /// `grad` of `<∇f, v>`: records the gradient computation and differentiates it again. On
-    /// scalar-heavy programs (simulators) it is the faster of the two in nabla, so it is the default.
+    /// `jvp` of the gradient: pushes the direction forward through the gradient computation. The
+    /// default: it records nothing beyond the gradient's own graph, and on one-element values (a
+    /// simulator's scalars) each tangent is one step. rk4-pendulum: about 2.9 gradients in
+    /// instructions (`bench/examples/hvp_repeat.rs`), against 3.2 for reverse over reverse.
     #[default]
+    ForwardOverReverse,
+    /// `grad` of `<∇f, v>`: records the gradient computation and differentiates it again.
     ReverseOverReverse,
 }
 

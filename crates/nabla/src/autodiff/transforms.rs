@@ -224,7 +224,15 @@ where
         .zip(tangents)
         .map(|(p, t)| conform_tangent(p, t))
         .collect();
-    let level = state::LevelGuard::enter();
+    // The tangents are recorded for reverse mode only when a reverse transform outside this one
+    // may differentiate them: an enclosing `grad`/`vjp`, or primals or tangents that are part of a
+    // recorded computation. (A reverse transform inside `f` only differentiates primal values;
+    // like `value_and_grad` at top level, a top-level `jvp` does not record what its result owes
+    // to variables that `f` captures.)
+    let records = state::depth() > 0
+        || primals.iter().any(Tensor::requires_grad)
+        || tangents.iter().any(Tensor::requires_grad);
+    let level = state::LevelGuard::enter(records);
     let duals: Vec<Tensor> = primals
         .iter()
         .zip(tangents)

@@ -29,10 +29,23 @@ fn sum_opts(a: Option<Tensor>, b: Option<Tensor>) -> Tensor {
     }
 }
 
+/// `a + b` where either may be absent (a zero tangent), as [`sum_opts`] does for tensors.
+fn sum_opt_values(a: Option<f64>, b: Option<f64>) -> f64 {
+    match (a, b) {
+        (Some(a), Some(b)) => a + b,
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => 0.0,
+    }
+}
+
+// `scalar:` is the forward rule again on the values of one-element operands (tangents as options),
+// taken when the tangent needs no derivatives of its own (`forward::scalar_rule`).
 macro_rules! binary_op {
     ($Op:ident, $name:ident, |$a:ident, $b:ident| $f:expr,
      vjp: |$xa:ident, $xb:ident, $out:ident, $g:ident| ($ga:expr, $gb:expr),
-     jvp: |$ya:ident, $yb:ident, $ta:ident, $tb:ident| $jv:expr) => {
+     jvp: |$ya:ident, $yb:ident, $ta:ident, $tb:ident| $jv:expr
+     $(, scalar: |$sa:ident, $sb:ident, $sta:ident, $stb:ident| $sv:expr)?) => {
         struct $Op;
         impl Op for $Op {
             fn name(&self) -> &str {
@@ -52,6 +65,17 @@ macro_rules! binary_op {
             #[allow(unused_variables)]
             fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
                 let ($ya, $yb) = (&i[0], &i[1]);
+                $(
+                    // one-element operands broadcast to the shape of the one of higher rank
+                    let like = if $ya.rank() >= $yb.rank() { $ya } else { $yb };
+                    let operands = [Some($ya), Some($yb), t[0].as_ref(), t[1].as_ref()];
+                    if let Some(r) = crate::autodiff::forward::scalar_rule(like, operands, |v| {
+                        let ($sa, $sb, $sta, $stb) = (v[0].unwrap_or(0.0), v[1].unwrap_or(0.0), v[2], v[3]);
+                        $sv
+                    }) {
+                        return r;
+                    }
+                )?
                 let ($ta, $tb) = (bt(&t[0], $ya, $yb), bt(&t[1], $ya, $yb));
                 $jv
             }
@@ -72,19 +96,23 @@ macro_rules! binary_op {
 
 binary_op!(Add, add, |a, b| a + b,
     vjp: |a, b, out, g| (g, g),
-    jvp: |a, b, ta, tb| sum_opts(ta, tb));
+    jvp: |a, b, ta, tb| sum_opts(ta, tb),
+    scalar: |a, b, ta, tb| sum_opt_values(ta, tb));
 
 binary_op!(Sub, sub, |a, b| a - b,
     vjp: |a, b, out, g| (g, g.neg()),
-    jvp: |a, b, ta, tb| sum_opts(ta, tb.map(|t| t.neg())));
+    jvp: |a, b, ta, tb| sum_opts(ta, tb.map(|t| t.neg())),
+    scalar: |a, b, ta, tb| sum_opt_values(ta, tb.map(|t| -t)));
 
 binary_op!(Mul, mul, |a, b| a * b,
     vjp: |a, b, out, g| (g * b, g * a),
-    jvp: |a, b, ta, tb| sum_opts(ta.map(|t| t * b), tb.map(|t| a * t)));
+    jvp: |a, b, ta, tb| sum_opts(ta.map(|t| t * b), tb.map(|t| a * t)),
+    scalar: |a, b, ta, tb| sum_opt_values(ta.map(|t| t * b), tb.map(|t| a * t)));
 
 binary_op!(Div, div, |a, b| a / b,
     vjp: |a, b, out, g| (g / b, (g * out / b).neg()),
-    jvp: |a, b, ta, tb| sum_opts(ta.map(|t| t / b), tb.map(|t| (t * a / (b * b)).neg())));
+    jvp: |a, b, ta, tb| sum_opts(ta.map(|t| t / b), tb.map(|t| (t * a / (b * b)).neg())),
+    scalar: |a, b, ta, tb| sum_opt_values(ta.map(|t| t / b), tb.map(|t| -(t * a / (b * b)))));
 
 binary_op!(Pow, pow, |a, b| a.powf(b),
     vjp: |a, b, out, g| (g * b * a.pow(&(b - 1.0)), g * out * a.ln()),

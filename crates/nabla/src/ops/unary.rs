@@ -1,6 +1,7 @@
 //! Elementwise functions of one tensor: `exp`, `ln`, `sin`, activations, .... For each, the forward
 //! kernel and the derivative `dy/dx` (written with tensor ops, so it can be differentiated again) sit
-//! on one line; the reverse rule is `g * dy/dx` and the forward rule `t * dy/dx`.
+//! on one line; the reverse rule is `g * dy/dx` and the forward rule `t * dy/dx` (with `ds`, the derivative
+//! on one value, for the one-step forward rule of `forward::scalar_rule`).
 
 use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::Element;
@@ -29,7 +30,8 @@ fn erf<T: Element>(v: T) -> T {
 }
 
 macro_rules! unary_ops {
-    ($( $(#[$doc:meta])* $Op:ident $name:ident: |$v:ident| $fwd:expr, d: |$x:ident, $y:ident| $deriv:expr; )*) => {
+    ($( $(#[$doc:meta])* $Op:ident $name:ident: |$v:ident| $fwd:expr, d: |$x:ident, $y:ident| $deriv:expr
+        $(, ds: |$sx:ident| $sderiv:expr)?; )*) => {
         $(
             struct $Op;
             impl $Op {
@@ -49,6 +51,15 @@ macro_rules! unary_ops {
                     smallvec![Some(g * &$Op::derivative(&i[0], out))]
                 }
                 fn jvp(&self, i: &[Tensor], t: &[Option<Tensor>]) -> Tensor {
+                    $(
+                        let operands = [Some(&i[0]), t[0].as_ref()];
+                        if let Some(r) = crate::autodiff::forward::scalar_rule(&i[0], operands, |v| {
+                            let $sx = v[0].unwrap_or(0.0);
+                            v[1].unwrap_or(0.0) * $sderiv
+                        }) {
+                            return r;
+                        }
+                    )?
                     let y = i[0].$name();
                     t[0].as_ref().expect("tangent") * &$Op::derivative(&i[0], &y)
                 }
@@ -71,21 +82,21 @@ unary_ops! {
     /// use nabla::Tensor;
     /// assert_eq!(Tensor::scalar(0.0f64).exp().item(), 1.0);
     /// ```
-    Exp exp: |v| v.exp(), d: |x, y| y.clone();
+    Exp exp: |v| v.exp(), d: |x, y| y.clone(), ds: |x| x.exp();
     /// Natural logarithm elementwise.
-    Ln ln: |v| v.ln(), d: |x, y| x.recip();
+    Ln ln: |v| v.ln(), d: |x, y| x.recip(), ds: |x| 1.0 / x;
     /// `ln(1 + x)`, accurate near 0.
     Log1p log1p: |v| v.ln_1p(), d: |x, y| (x + 1.0).recip();
     /// `eˣ - 1`, accurate near 0.
     Expm1 expm1: |v| v.exp_m1(), d: |x, y| y + 1.0;
     /// Square root elementwise.
-    Sqrt sqrt: |v| v.sqrt(), d: |x, y| y.recip() * 0.5;
+    Sqrt sqrt: |v| v.sqrt(), d: |x, y| y.recip() * 0.5, ds: |x| 0.5 / x.sqrt();
     /// Absolute value; its derivative at 0 is taken as 0.
     Abs abs: |v| v.abs(), d: |x, y| x.sign();
     /// Sine.
-    Sin sin: |v| v.sin(), d: |x, y| x.cos();
+    Sin sin: |v| v.sin(), d: |x, y| x.cos(), ds: |x| x.cos();
     /// Cosine.
-    Cos cos: |v| v.cos(), d: |x, y| x.sin().neg();
+    Cos cos: |v| v.cos(), d: |x, y| x.sin().neg(), ds: |x| -x.sin();
     /// Tangent.
     Tan tan: |v| v.tan(), d: |x, y| y.square() + 1.0;
     /// Hyperbolic tangent.
@@ -94,7 +105,7 @@ unary_ops! {
     /// use nabla::Tensor;
     /// assert_eq!(Tensor::scalar(0.0f32).tanh().item(), 0.0);
     /// ```
-    Tanh tanh: |v| v.tanh(), d: |x, y| 1.0 - y.square();
+    Tanh tanh: |v| v.tanh(), d: |x, y| 1.0 - y.square(), ds: |x| 1.0 - x.tanh().powi(2);
     /// Logistic sigmoid `1 / (1 + e⁻ˣ)`.
     Sigmoid sigmoid: |v| {
         if v >= T::zero() { T::one() / (T::one() + (-v).exp()) } else { let e = v.exp(); e / (T::one() + e) }
