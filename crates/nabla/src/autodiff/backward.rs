@@ -1,7 +1,9 @@
 //! The reverse-mode engine: one pass over the recorded graph, newest node first.
 
 use super::state;
+use crate::dtype::Element;
 use crate::tensor::Tensor;
+use crate::tensor::cpu::{self, with_dtype};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
@@ -243,7 +245,7 @@ pub(crate) fn run(
             }
             let p = my_edges[k] as usize;
             grads[p] = Some(match grads[p].take() {
-                Some(prev) => &prev + &gk,
+                Some(prev) => accumulate(prev, gk),
                 None => gk,
             });
         }
@@ -271,6 +273,35 @@ pub(crate) fn run(
         let _ = SCRATCH.try_with(|s| s.set(Some(scratch)));
     }
     results
+}
+
+/// `acc + g` for two gradients of the same input. When `acc` is a plain value (not recorded, no
+/// tangents) that nothing else holds, and `g` is plain too, `g` is added into `acc`'s buffer: no
+/// new tensor, the same sums as `acc + g`. Otherwise (a recorded backward pass, a shared or
+/// strided `acc`) the addition is an ordinary operation.
+fn accumulate(mut acc: Tensor, g: Tensor) -> Tensor {
+    fn plain(t: &Tensor) -> bool {
+        t.0.node.is_none() && t.0.tangents.is_empty()
+    }
+    fn add_into<T: Element>(acc: &mut Tensor, g: &Tensor) -> bool {
+        let Some(src) = g.contiguous_slice::<T>() else {
+            return false;
+        };
+        let Some(dst) = acc.try_data_mut::<T>() else {
+            return false;
+        };
+        cpu::add_assign(dst, src);
+        true
+    }
+    if plain(&acc)
+        && plain(&g)
+        && acc.dtype() == g.dtype()
+        && acc.shape() == g.shape()
+        && with_dtype!(acc.dtype(), add_into::<T>(&mut acc, &g))
+    {
+        return acc;
+    }
+    &acc + &g
 }
 
 /// Gradients of a scalar with respect to the variables it depends on, from [`Tensor::backward`].

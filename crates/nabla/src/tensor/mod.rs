@@ -470,7 +470,7 @@ impl Tensor {
     /// The elements for writing in place, when this handle is the only owner of a contiguous buffer
     /// that it covers exactly; `None` otherwise (then the caller builds a new tensor).
     pub(crate) fn try_data_mut<T: Element>(&mut self) -> Option<&mut [T]> {
-        let inner = Arc::get_mut(&mut self.0)?;
+        let inner = self.unique_mut()?;
         let numel = inner.layout.numel();
         if !inner.layout.is_contiguous() || inner.layout.offset != 0 {
             return None;
