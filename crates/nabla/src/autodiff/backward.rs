@@ -201,6 +201,10 @@ pub(crate) fn run(
     let _mode = state::GradModeGuard::set(create_graph);
     let mut needs: SmallVec<[bool; 4]> = SmallVec::new();
     for i in 0..n {
+        // The graph is usually far larger than the caches: fetch a node a few steps ahead.
+        if let Some(ahead) = order.get(i + PREFETCH_AHEAD) {
+            prefetch(ahead);
+        }
         if !reaches[i] {
             continue;
         }
@@ -212,11 +216,7 @@ pub(crate) fn run(
         }
         let my_edges = &edges[edge_start[i] as usize..edge_start[i + 1] as usize];
         needs.clear();
-        needs.extend(
-            my_edges
-                .iter()
-                .map(|&p| p != NONE && reaches[p as usize]),
-        );
+        needs.extend(my_edges.iter().map(|&p| p != NONE && reaches[p as usize]));
         if !needs.iter().any(|&b| b) {
             continue;
         }
@@ -273,6 +273,27 @@ pub(crate) fn run(
         let _ = SCRATCH.try_with(|s| s.set(Some(scratch)));
     }
     results
+}
+
+/// How many nodes ahead of the one being differentiated the backward loop prefetches.
+const PREFETCH_AHEAD: usize = 6;
+
+/// Asks the CPU to bring `t`'s fields (a tensor is 168 bytes: three cache lines) into the cache.
+#[inline(always)]
+fn prefetch(t: &Tensor) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let p = std::sync::Arc::as_ptr(&t.0).cast::<i8>();
+        // SAFETY: a prefetch is a hint that never faults, whatever the address.
+        unsafe {
+            _mm_prefetch(p, _MM_HINT_T0);
+            _mm_prefetch(p.wrapping_add(64), _MM_HINT_T0);
+            _mm_prefetch(p.wrapping_add(128), _MM_HINT_T0);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = t;
 }
 
 /// `acc + g` for two gradients of the same input. When `acc` is a plain value (not recorded, no
