@@ -389,3 +389,42 @@ impl Grads {
         self.map.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tensor, grad, value_and_grad};
+
+    /// An input used several times gets the sum of its gradients (added in place once the sum is
+    /// a fresh tensor), and a seed the caller still holds is never written.
+    #[test]
+    fn repeated_uses_sum_without_writing_held_tensors() {
+        let x = Tensor::from_vec(vec![1.0f64, 2.0], [2]).variable();
+        // the adds hand the seed itself to both of their inputs
+        let y = &(&(&x + &x) + &(&x * 3.0)) + &x;
+        let seed = Tensor::from_vec(vec![1.0f64, 10.0], [2]);
+        let g = y.backward_with(&seed);
+        assert_eq!(g.get(&x).unwrap().to_vec::<f64>(), vec![6.0, 60.0]);
+        assert_eq!(seed.to_vec::<f64>(), vec![1.0, 10.0]);
+        // the same through a recorded backward pass (grad of grad): no in-place sums there
+        let d = grad(|x: &Tensor| grad(|x: &Tensor| (x * x * x + x * x).sum())(x).sum());
+        assert_eq!(
+            d(&Tensor::from_vec(vec![1.0f64, 2.0], [2])).to_vec::<f64>(),
+            vec![8.0, 14.0]
+        );
+    }
+
+    /// Values recorded before a transform's variables are constants to it (the traversal does not
+    /// enter them), and stay differentiable on their own.
+    #[test]
+    fn older_recorded_values_are_constants_to_an_inner_transform() {
+        let w = Tensor::scalar(3.0f64).variable();
+        let c = &w * &w;
+        let (v, g) = value_and_grad(
+            |p: &[Tensor]| &(&p[0] * &c) + &p[0].sin(),
+            &[Tensor::scalar(0.5f64)],
+        );
+        assert!((v.item() - (4.5 + 0.5f64.sin())).abs() < 1e-12);
+        assert!((g[0].item() - (9.0 + 0.5f64.cos())).abs() < 1e-12);
+        assert_eq!(c.backward().get(&w).unwrap().item(), 6.0);
+    }
+}
