@@ -38,9 +38,9 @@ pub(crate) fn add_assign<T: Element>(dst: &mut [T], src: &[T]) {
     if dst.len() >= PAR_THRESHOLD {
         dst.par_chunks_mut(PAR_CHUNK)
             .zip(src.par_chunks(PAR_CHUNK))
-            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d = *d + s));
+            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d += s));
     } else {
-        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = *d + s);
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
     }
 }
 
