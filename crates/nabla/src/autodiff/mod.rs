@@ -107,7 +107,7 @@ pub(crate) fn record<O: Op>(mut out: Tensor, op: O, inputs: &[&Tensor]) -> Tenso
     } else {
         Default::default()
     };
-    let inner = std::sync::Arc::get_mut(&mut out.0).expect("record: output must be fresh");
+    let inner = out.unique_mut().expect("record: output must be fresh");
     if track {
         inner.node = Some(Node {
             id: state::next_id(),

@@ -32,6 +32,18 @@ macro_rules! with_dtype {
 }
 pub(crate) use with_dtype;
 
+/// `dst[i] += src[i]` (slices of the same length), split across threads when large.
+pub(crate) fn add_assign<T: Element>(dst: &mut [T], src: &[T]) {
+    debug_assert_eq!(dst.len(), src.len());
+    if dst.len() >= PAR_THRESHOLD {
+        dst.par_chunks_mut(PAR_CHUNK)
+            .zip(src.par_chunks(PAR_CHUNK))
+            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, &s)| *d += s));
+    } else {
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+    }
+}
+
 /// `f` applied to every element, into a new contiguous tensor.
 #[inline]
 pub(crate) fn map<T: Element>(x: &Tensor, f: impl Fn(T) -> T + Sync + Send) -> Tensor {

@@ -14,6 +14,7 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    #[inline]
     pub fn contiguous(shape: Shape) -> Layout {
         let strides = shape.contiguous_strides();
         Layout {

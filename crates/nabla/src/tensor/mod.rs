@@ -95,7 +95,7 @@ impl Drop for Inner {
         while let Some(mut t) = stack.pop() {
             // Empty the tensor in place (no move of the whole `Inner` out of its block); dropping
             // `t` then frees it without recursing.
-            if let Some(inner) = Arc::get_mut(&mut t.0) {
+            if let Some(inner) = t.unique_mut() {
                 if let Some(node) = inner.node.take() {
                     freed += 1;
                     stack.extend(node.inputs);
@@ -123,15 +123,40 @@ impl Tensor {
     pub(crate) fn from_parts(storage: Storage, layout: Layout) -> Tensor {
         // Allocate first, then write the fields straight into the block (no temporary `Inner`
         // on the stack copied into it: this runs for every tensor created).
-        let mut block = Arc::<Inner>::new_uninit();
-        Arc::get_mut(&mut block).expect("fresh").write(Inner {
-            storage,
-            layout,
-            node: None,
-            tangents: Default::default(),
-        });
-        // SAFETY: initialised just above.
-        Tensor(unsafe { block.assume_init() })
+        let block = Arc::<Inner>::new_uninit();
+        // SAFETY: the block is fresh, so this is its only handle and nothing reads it while it is
+        // written (`Arc::get_mut` would say so too, at the cost of an atomic read-modify-write).
+        unsafe {
+            Arc::as_ptr(&block)
+                .cast_mut()
+                .write(std::mem::MaybeUninit::new(Inner {
+                    storage,
+                    layout,
+                    node: None,
+                    tangents: Default::default(),
+                }));
+            // Initialised just above.
+            Tensor(block.assume_init())
+        }
+    }
+
+    /// This tensor's fields for writing when this handle is its only owner, else `None`: what
+    /// `Arc::get_mut` gives, with two loads instead of its atomic read-modify-write (which costs a
+    /// noticeable part of a recorded scalar operation). Sound because the crate never makes a
+    /// `Weak` of a tensor: with one strong count and no weak one, `&mut self` is the only way to
+    /// reach the fields, and no other handle can appear (a clone needs a handle).
+    #[inline]
+    pub(crate) fn unique_mut(&mut self) -> Option<&mut Inner> {
+        if Arc::strong_count(&self.0) == 1 && Arc::weak_count(&self.0) == 0 {
+            // Pairs with the release decrement of a handle dropped on another thread, as
+            // `Arc::get_mut` does.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            // SAFETY: this handle is the only one (see above), and it is borrowed mutably for the
+            // lifetime of the result.
+            Some(unsafe { &mut *Arc::as_ptr(&self.0).cast_mut() })
+        } else {
+            None
+        }
     }
 
     pub(crate) fn from_arc<T: Element>(data: Arc<storage::Buffer<T>>, shape: Shape) -> Tensor {
@@ -445,7 +470,7 @@ impl Tensor {
     /// The elements for writing in place, when this handle is the only owner of a contiguous buffer
     /// that it covers exactly; `None` otherwise (then the caller builds a new tensor).
     pub(crate) fn try_data_mut<T: Element>(&mut self) -> Option<&mut [T]> {
-        let inner = Arc::get_mut(&mut self.0)?;
+        let inner = self.unique_mut()?;
         let numel = inner.layout.numel();
         if !inner.layout.is_contiguous() || inner.layout.offset != 0 {
             return None;

@@ -36,6 +36,7 @@ impl Shape {
         &self.0
     }
     /// Row-major (C order) strides for this shape.
+    #[inline]
     pub fn contiguous_strides(&self) -> SmallVec<[usize; 4]> {
         if self.0.is_empty() {
             return SmallVec::new();
