@@ -151,7 +151,11 @@ fn grad_directional_and_read() {
 
 #[test]
 fn sparse_content_keeps_the_k_largest_dense_weights_unrenormalised() {
-    let (m, k, s) = (rnd(&[2, 7, 3], 1), rnd(&[2, 2, 3], 2), oneplus(&rnd(&[2, 2], 3)));
+    let (m, k, s) = (
+        rnd(&[2, 7, 3], 1),
+        rnd(&[2, 2, 3], 2),
+        oneplus(&rnd(&[2, 2], 3)),
+    );
     let dense = content_weighting(&m, &k, &s).to_vec::<f64>();
     let sparse = sparse_content_weighting(&m, &k, &s, 3).to_vec::<f64>();
     for (d, row) in dense.chunks(7).zip(sparse.chunks(7)) {
@@ -159,7 +163,11 @@ fn sparse_content_keeps_the_k_largest_dense_weights_unrenormalised() {
         let mut top = d.to_vec();
         top.sort_by(|a, b| b.total_cmp(a));
         for (a, b) in d.iter().zip(row) {
-            assert!(if *a >= top[2] { (a - b).abs() < 1e-15 } else { *b == 0.0 });
+            assert!(if *a >= top[2] {
+                (a - b).abs() < 1e-15
+            } else {
+                *b == 0.0
+            });
         }
         assert!(row.iter().sum::<f64>() < 1.0 - 1e-3, "{row:?}");
     }
@@ -412,6 +420,32 @@ fn grad_whole_dnc_dense_and_sparse() {
         let x = rnd(&[2, 3, 3], 7);
         check_grad(|x| dnc.forward_sequence(&x[0], None).0, &[x]).unwrap();
     }
+}
+
+#[test]
+fn grad_sparse_dnc_interface_weights_over_a_long_sequence() {
+    // the interface layer drives every memory operation; over 12 steps the sparse selections
+    // (top-K content, allocation among the K least used, K-sparse reads, pruned links) change
+    // from step to step, and the gradient must still carry through the values they keep
+    let cfg = DncConfig {
+        memory_size: 8,
+        read_heads: 1,
+        ..config(Some(3))
+    };
+    let x = rnd(&[2, 12, 3], 11);
+    let w0 = Dnc::new(cfg, &mut StdRng::seed_from_u64(5))
+        .interface
+        .weight
+        .detach();
+    check_grad(
+        |w| {
+            let mut dnc = Dnc::new(cfg, &mut StdRng::seed_from_u64(5));
+            dnc.interface.weight = w[0].clone();
+            dnc.forward_sequence(&x, None).0
+        },
+        &[w0 * 3.0],
+    )
+    .unwrap();
 }
 
 #[test]
