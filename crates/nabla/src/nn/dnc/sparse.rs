@@ -56,14 +56,8 @@ pub fn keep_top_k(x: &Tensor, k: usize) -> Tensor {
         .scatter_add(axis, &idx, &x.gather(axis, &idx))
 }
 
-/// Top-K content addressing: the dense [`content_weighting`](super::content_weighting) with all
-/// but its K largest entries of each head set to zero (like `ŵ` and `p̂` of the sparse link
-/// matrix), `[B, H, N]`. The kept weights are *not* renormalised over the K slots: the softmax's
-/// denominator still counts every slot, so a key that matches nothing well gives small weights
-/// (as in the dense DNC, where the mass then spreads over the many unmatched, mostly empty slots)
-/// rather than full weight on the K least bad matches, which, for the write head, would overwrite
-/// stored words. With K = N it is the dense weighting. The cost stays linear in `N`
-/// (`O(N W)` for the similarities, `O(N)` for the softmax's denominator).
+/// Top-K content addressing: like [`content_weighting`](super::content_weighting) but the softmax
+/// runs over the K most similar slots only and the rest get weight zero. `[B, H, N]`.
 pub fn sparse_content_weighting(
     memory: &Tensor,
     keys: &Tensor,
@@ -72,7 +66,7 @@ pub fn sparse_content_weighting(
 ) -> Tensor {
     let scores = cosine_similarity(memory, keys) * strengths.unsqueeze(2);
     let idx = top_k_indices(&scores, k, false);
-    let w = scores.softmax(2).gather(2, &idx);
+    let w = scores.gather(2, &idx).softmax(2);
     scores.zeros_like().scatter_add(2, &idx, &w)
 }
 
