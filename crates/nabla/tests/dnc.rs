@@ -150,6 +150,33 @@ fn grad_directional_and_read() {
 }
 
 #[test]
+fn sparse_content_is_the_softmax_over_the_k_most_similar_slots() {
+    let (m, k, s) = (
+        rnd(&[2, 7, 3], 1),
+        rnd(&[2, 2, 3], 2),
+        oneplus(&rnd(&[2, 2], 3)),
+    );
+    let dense = content_weighting(&m, &k, &s).to_vec::<f64>();
+    let sparse = sparse_content_weighting(&m, &k, &s, 3).to_vec::<f64>();
+    for (d, row) in dense.chunks(7).zip(sparse.chunks(7)) {
+        // the dense weights of the 3 most similar slots, renormalised to sum to 1; zero elsewhere
+        let mut top = d.to_vec();
+        top.sort_by(|a, b| b.total_cmp(a));
+        let kept: f64 = top[..3].iter().sum();
+        for (a, b) in d.iter().zip(row) {
+            assert!(if *a >= top[2] {
+                (a / kept - b).abs() < 1e-12
+            } else {
+                *b == 0.0
+            });
+        }
+    }
+    // with K = N it is the dense weighting
+    let all = sparse_content_weighting(&m, &k, &s, 7).to_vec::<f64>();
+    assert!(dense.iter().zip(&all).all(|(a, b)| (a - b).abs() < 1e-12));
+}
+
+#[test]
 fn grad_sparse_content_and_allocation() {
     check_grad(
         |x| sparse_content_weighting(&x[0], &x[1], &oneplus(&x[2]), 3),
@@ -393,6 +420,32 @@ fn grad_whole_dnc_dense_and_sparse() {
         let x = rnd(&[2, 3, 3], 7);
         check_grad(|x| dnc.forward_sequence(&x[0], None).0, &[x]).unwrap();
     }
+}
+
+#[test]
+fn grad_sparse_dnc_interface_weights_over_a_long_sequence() {
+    // the interface layer drives every memory operation; over 12 steps the sparse selections
+    // (top-K content, allocation among the K least used, K-sparse reads, pruned links) change
+    // from step to step, and the gradient must still carry through the values they keep
+    let cfg = DncConfig {
+        memory_size: 8,
+        read_heads: 1,
+        ..config(Some(3))
+    };
+    let x = rnd(&[2, 12, 3], 11);
+    let w0 = Dnc::new(cfg, &mut StdRng::seed_from_u64(5))
+        .interface
+        .weight
+        .detach();
+    check_grad(
+        |w| {
+            let mut dnc = Dnc::new(cfg, &mut StdRng::seed_from_u64(5));
+            dnc.interface.weight = w[0].clone();
+            dnc.forward_sequence(&x, None).0
+        },
+        &[w0 * 3.0],
+    )
+    .unwrap();
 }
 
 #[test]
