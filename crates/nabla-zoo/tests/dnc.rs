@@ -3,29 +3,19 @@
 //! `#[ignore]`d (about ten minutes each in release on 2 quiet cores):
 //! `cargo test --release -p nabla-zoo --test dnc -- --ignored`.
 
-use nabla_zoo::experiment::{Config, Silent};
+mod common;
 
-type Metrics = serde_json::Map<String, serde_json::Value>;
+use common::{Metrics, metric, metrics, try_run};
+
+/// The run's metrics and how many heat maps it drew.
+fn run_with(name: &str, quick: bool, seed: u64, overrides: &[(&str, &str)]) -> (Metrics, usize) {
+    let report = try_run(name, quick, seed, None, overrides).unwrap();
+    let maps = report.heatmaps.len();
+    (metrics(report), maps)
+}
 
 fn run(name: &str, seed: u64) -> (Metrics, usize) {
     run_with(name, true, seed, &[])
-}
-
-fn run_with(name: &str, quick: bool, seed: u64, overrides: &[(&str, &str)]) -> (Metrics, usize) {
-    let exp = nabla_zoo::find(name).expect("registered");
-    let o: Vec<(String, String)> = overrides
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    let cfg = Config::new(&exp.spec(), quick, seed, None, &o).unwrap();
-    let report = exp.run(&cfg, &mut Silent).unwrap();
-    assert!(!report.summary.is_empty() && !report.curves.is_empty());
-    (report.metrics.into_iter().collect(), report.heatmaps.len())
-}
-
-fn metric(m: &Metrics, k: &str) -> f64 {
-    m[k].as_f64()
-        .unwrap_or_else(|| panic!("{k} missing in {m:?}"))
 }
 
 #[test]
@@ -69,11 +59,8 @@ fn dnc_scaling_quick_measures_both_variants() {
 #[test]
 fn sparse_dnc_copy_quick_learns() {
     // the sparse DNC (K = 4 of 32 slots) on the quick copy task, otherwise the shipped options
-    let exp = nabla_zoo::find("dnc-copy").expect("registered");
-    let over = [("sparse-k".to_string(), "4".to_string())];
-    let cfg = Config::new(&exp.spec(), true, 0, None, &over).unwrap();
-    let m = exp.run(&cfg, &mut Silent).unwrap().metrics;
-    assert!(metric(&m.into_iter().collect(), "bit_error_rate") < 0.25);
+    let (m, _) = run_with("dnc-copy", true, 0, &[("sparse-k", "4")]);
+    assert!(metric(&m, "bit_error_rate") < 0.25, "{m:?}");
 }
 
 #[test]
