@@ -3,7 +3,8 @@
 //! 1. `hvp(f, x, v)`: without ever forming the Hessian (forward over reverse by default, reverse
 //!    over reverse with `hvp_with(HvpMode::ReverseOverReverse, ..)`), at a small multiple of the
 //!    cost of one gradient: about 2.9 gradients in instructions on the rk4-pendulum benchmark
-//!    (`bench/examples/hvp_repeat.rs`), 3.7-4.2 in CPU time on a loaded machine;
+//!    (`bench/examples/hvp_repeat.rs`), but 4.9-5.7 in wall time on a quiet host (its working set
+//!    is about three times a gradient's);
 //! 2. a central finite difference of gradients, `(∇f(x + εv) - ∇f(x - εv)) / 2ε`;
 //! 3. the full Hessian as `jacobian` of `grad(f)`, multiplied by `v`.
 //!
