@@ -2,20 +2,12 @@
 //! 1e-12 in f64 on random straight-line and looped programs and on an RK4 simulator; a branch on a
 //! traced value never replays stale; composition with other transforms stays exact.
 
+mod compile_common;
+
+use compile_common::{assert_close, close};
 use nabla::{DType, HvpMode, Tensor, compile, grad, hvp, hvp_with, value_and_grad};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))
-}
-
-fn assert_same(what: &str, c: &Tensor, e: &Tensor) {
-    assert_eq!(c.shape(), e.shape(), "{what}: shapes");
-    for (i, (x, y)) in c.to_vec::<f64>().iter().zip(e.to_vec::<f64>()).enumerate() {
-        assert!(close(*x, y), "{what}[{i}]: compiled {x} vs eager {y}");
-    }
-}
 
 /// One random instruction of a program over a pool of values (all of one shape, or 0-d).
 #[derive(Clone, Debug)]
@@ -120,12 +112,12 @@ fn random_straight_line_and_looped_programs_match_eager() {
         let (ev, eg) = value_and_grad(f, &xs);
         for _ in 0..2 {
             let (cv, cg) = cf.value_and_grad(&xs);
-            assert_same(&format!("case {case} value"), &cv, &ev);
+            assert_close(&format!("case {case} value"), &cv, &ev);
             for (i, (c, e)) in cg.iter().zip(&eg).enumerate() {
-                assert_same(&format!("case {case} grad {i}"), c, e);
+                assert_close(&format!("case {case} grad {i}"), c, e);
             }
         }
-        assert_same("call", &cf.call(&xs), &ev);
+        assert_close("call", &cf.call(&xs), &ev);
         let st = cf.stats();
         assert_eq!(st.traces, 1, "case {case}: {st:?}");
         assert_eq!(st.eager_calls, 0, "case {case}: {st:?}");
@@ -134,8 +126,8 @@ fn random_straight_line_and_looped_programs_match_eager() {
         let ys: Vec<Tensor> = xs.iter().map(|x| x * 0.7 + 0.1).collect();
         let (cv, cg) = cf.value_and_grad(&ys);
         let (ev, eg) = value_and_grad(f, &ys);
-        assert_same("new inputs", &cv, &ev);
-        assert_same("new inputs grad", &cg[0], &eg[0]);
+        assert_close("new inputs", &cv, &ev);
+        assert_close("new inputs grad", &cg[0], &eg[0]);
         assert_eq!(cf.stats().traces, 1);
     }
 }
@@ -175,9 +167,9 @@ fn rk4_pendulum_compiled_matches_eager() {
     let cf = compile(f);
     let (ev, eg) = value_and_grad(f, &p);
     let (cv, cg) = cf.value_and_grad(&p);
-    assert_same("loss", &cv, &ev);
+    assert_close("loss", &cv, &ev);
     for i in 0..3 {
-        assert_same("grad", &cg[i], &eg[i]);
+        assert_close("grad", &cg[i], &eg[i]);
     }
     assert!(cf.stats().tape_len > 10_000, "{:?}", cf.stats());
     // f32 gives the eager f32 numbers (same operations in the same order)
@@ -275,9 +267,9 @@ fn new_shapes_retrace_and_captured_tensors_are_constants() {
     let x3 = Tensor::from_vec(vec![0.1f64, 0.2, 0.3], [3]);
     let (_, g) = cf.value_and_grad(std::slice::from_ref(&x3));
     let (_, ge) = value_and_grad(f, std::slice::from_ref(&x3));
-    assert_same("captured", &g[0], &ge[0]);
+    assert_close("captured", &g[0], &ge[0]);
     let x1 = Tensor::scalar(0.4f64);
-    assert_same(
+    assert_close(
         "scalar",
         &cf.call(std::slice::from_ref(&x1)),
         &f(std::slice::from_ref(&x1)),
@@ -327,7 +319,7 @@ fn compiled_hvp_matches_eager_on_rk4_and_random_programs() {
     for mode in [HvpMode::ForwardOverReverse, HvpMode::ReverseOverReverse] {
         let he = hvp_with(mode, f, &p, &v);
         for i in 0..3 {
-            assert_same(&format!("rk4 hvp {i} ({mode:?})"), &hc[i], &he[i]);
+            assert_close(&format!("rk4 hvp {i} ({mode:?})"), &hc[i], &he[i]);
         }
     }
     assert_eq!(cf.stats().eager_calls, 0);
@@ -353,7 +345,7 @@ fn compiled_hvp_matches_eager_on_rk4_and_random_programs() {
         let hc = compile(f).hvp(&xs, &vs);
         let he = hvp_with(HvpMode::ReverseOverReverse, f, &xs, &vs);
         for (i, (c, e)) in hc.iter().zip(&he).enumerate() {
-            assert_same(&format!("case {case} hvp {i}"), c, e);
+            assert_close(&format!("case {case} hvp {i}"), c, e);
         }
     }
 }
@@ -386,9 +378,9 @@ fn batched_rk4_compiled_matches_eager() {
     let (ev, eg) = value_and_grad(f, &p);
     for _ in 0..2 {
         let (cv, cg) = cf.value_and_grad(&p);
-        assert_same("batch loss", &cv, &ev);
+        assert_close("batch loss", &cv, &ev);
         for i in 0..3 {
-            assert_same(&format!("batch grad {i}"), &cg[i], &eg[i]);
+            assert_close(&format!("batch grad {i}"), &cg[i], &eg[i]);
         }
     }
     let st = cf.stats();
@@ -398,7 +390,7 @@ fn batched_rk4_compiled_matches_eager() {
     let hc = cf.hvp(&p, &v);
     let he = hvp_with(HvpMode::ReverseOverReverse, f, &p, &v);
     for i in 0..3 {
-        assert_same(&format!("batch hvp {i}"), &hc[i], &he[i]);
+        assert_close(&format!("batch hvp {i}"), &hc[i], &he[i]);
     }
 }
 
@@ -440,10 +432,10 @@ fn matmul_broadcasts_views_and_axis_sums_compile_with_an_inner_gradient() {
     let (cv, cg) = cf.value_and_grad(&lr);
     let st = cf.stats();
     assert_eq!((st.traces, st.eager_calls), (1, 0), "{st:?}");
-    assert_same("loss", &cv, &ev);
-    assert_same("hypergradient", &cg[0], &eg[0]);
+    assert_close("loss", &cv, &ev);
+    assert_close("hypergradient", &cg[0], &eg[0]);
     let v = [Tensor::scalar(1.0f64)];
-    assert_same(
+    assert_close(
         "hvp",
         &cf.hvp(&lr, &v)[0],
         &hvp_with(HvpMode::ReverseOverReverse, f, &lr, &v)[0],
@@ -453,9 +445,9 @@ fn matmul_broadcasts_views_and_axis_sums_compile_with_an_inner_gradient() {
     let cg_ = compile(g);
     let (ev, eg) = value_and_grad(g, &init);
     let (cv, cgr) = cg_.value_and_grad(&init);
-    assert_same("mlp loss", &cv, &ev);
+    assert_close("mlp loss", &cv, &ev);
     for i in 0..4 {
-        assert_same(&format!("mlp grad {i}"), &cgr[i], &eg[i]);
+        assert_close(&format!("mlp grad {i}"), &cgr[i], &eg[i]);
     }
     assert_eq!(cg_.stats().eager_calls, 0);
 }

@@ -4,20 +4,12 @@
 //! lanes are not chunked; the vectorised `f32` sine and cosine of the replay are within one ulp of
 //! the standard library's.
 
+mod compile_common;
+
+use compile_common::assert_close;
 use nabla::{Tensor, compile, value_and_grad};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-12 * (1.0 + a.abs().max(b.abs()))
-}
-
-fn assert_close(what: &str, c: &Tensor, e: &Tensor) {
-    assert_eq!(c.shape(), e.shape(), "{what}: shapes");
-    for (i, (x, y)) in c.to_vec::<f64>().iter().zip(e.to_vec::<f64>()).enumerate() {
-        assert!(close(*x, y), "{what}[{i}]: compiled {x} vs eager {y}");
-    }
-}
 
 fn assert_bits(what: &str, c: &Tensor, w: &Tensor) {
     assert_eq!(c.shape(), w.shape(), "{what}: shapes");
