@@ -4,7 +4,7 @@
 
 mod compile_common;
 
-use compile_common::{assert_close, close};
+use compile_common::{assert_close, close, rk4_pendulum};
 use nabla::{DType, HvpMode, Tensor, compile, grad, hvp, hvp_with, value_and_grad};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -138,22 +138,6 @@ fn pendulum(p: &[Tensor], steps: usize) -> Tensor {
     let om = Tensor::scalar(0.0f64).to_dtype(p[0].dtype());
     let (th, om) = rk4_pendulum(p, th, om, steps);
     &th * &th + &om * &om
-}
-
-/// `steps` RK4 steps of the damped pendulum with parameters `(b, g, l)` from `(th, om)`.
-fn rk4_pendulum(p: &[Tensor], mut th: Tensor, mut om: Tensor, steps: usize) -> (Tensor, Tensor) {
-    let (b, g, l) = (&p[0], &p[1], &p[2]);
-    let f = |th: &Tensor, om: &Tensor| (om.clone(), -(g / l) * th.sin() - b * om);
-    let (h, dt) = (0.005, 0.01);
-    for _ in 0..steps {
-        let (k1t, k1o) = f(&th, &om);
-        let (k2t, k2o) = f(&(&th + &k1t * h), &(&om + &k1o * h));
-        let (k3t, k3o) = f(&(&th + &k2t * h), &(&om + &k2o * h));
-        let (k4t, k4o) = f(&(&th + &k3t * dt), &(&om + &k3o * dt));
-        th = &th + (&k1t + &k2t * 2.0 + &k3t * 2.0 + &k4t) * (dt / 6.0);
-        om = &om + (&k1o + &k2o * 2.0 + &k3o * 2.0 + &k4o) * (dt / 6.0);
-    }
-    (th, om)
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod compile_common;
 
-use compile_common::assert_close;
+use compile_common::{assert_close, rk4_pendulum};
 use nabla::{Tensor, compile, value_and_grad};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -25,18 +25,7 @@ fn assert_bits(what: &str, c: &Tensor, w: &Tensor) {
 
 /// `steps` RK4 steps of the damped pendulum over a batch, the loss summed over the batch.
 fn pendulum_batch(p: &[Tensor], steps: usize) -> Tensor {
-    let (b, g, l) = (&p[0], &p[1], &p[2]);
-    let f = |th: &Tensor, om: &Tensor| (om.clone(), -(g / l) * th.sin() - b * om);
-    let (h, dt) = (0.005, 0.01);
-    let (mut th, mut om) = (p[0].ones_like(), p[0].zeros_like());
-    for _ in 0..steps {
-        let (k1t, k1o) = f(&th, &om);
-        let (k2t, k2o) = f(&(&th + &k1t * h), &(&om + &k1o * h));
-        let (k3t, k3o) = f(&(&th + &k2t * h), &(&om + &k2o * h));
-        let (k4t, k4o) = f(&(&th + &k3t * dt), &(&om + &k3o * dt));
-        th = &th + (&k1t + &k2t * 2.0 + &k3t * 2.0 + &k4t) * (dt / 6.0);
-        om = &om + (&k1o + &k2o * 2.0 + &k3o * 2.0 + &k4o) * (dt / 6.0);
-    }
+    let (th, om) = rk4_pendulum(p, p[0].ones_like(), p[0].zeros_like(), steps);
     (&th * &th + &om * &om).sum()
 }
 
