@@ -160,6 +160,10 @@ pub(crate) fn run(
     while let Some(Pending { id, slot, t }) = heap.pop() {
         pending.remove(&id);
         let node = t.0.node.as_ref().expect("tracked");
+        if node.inputs.is_empty() && node.op.is_lowered() {
+            // a node of a lean compile trace: the trace restarts with the full graph
+            crate::compile::needs_graph();
+        }
         slot_pos[slot as usize] = order.len() as u32;
         order.push(t);
         target.push(is_target(node));

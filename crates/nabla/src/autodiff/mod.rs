@@ -16,7 +16,7 @@ mod checkpoint;
 mod custom;
 pub(crate) mod forward;
 mod hessian;
-mod op_slot;
+pub(crate) mod op_slot;
 pub(crate) mod state;
 mod tensor_api;
 mod transforms;
@@ -50,6 +50,12 @@ pub(crate) trait Op: Send + Sync + 'static {
     /// The primitive of the compiled path ([`crate::compile`]) this operation lowers to, if any.
     fn lower(&self) -> Option<crate::compile::Prim> {
         None
+    }
+
+    /// Whether this is the operation of a node a lean compile trace lowered and cut from its
+    /// inputs (see `compile::Lowered`).
+    fn is_lowered(&self) -> bool {
+        false
     }
 }
 
@@ -116,6 +122,9 @@ pub(crate) fn record<O: Op>(mut out: Tensor, op: O, inputs: &[&Tensor]) -> Tenso
         });
     }
     inner.tangents = tangents;
+    if track {
+        crate::compile::recorded(&mut out);
+    }
     out
 }
 
@@ -134,5 +143,6 @@ pub(crate) fn fresh_variable(x: &Tensor) -> Tensor {
         inputs: SmallVec::new(),
     });
     inner.tangents = x.0.tangents.clone();
+    crate::compile::recorded(&mut v);
     v
 }

@@ -22,6 +22,7 @@ impl Tensor {
             op: super::op_slot::OpSlot::new(Leaf),
             inputs: SmallVec::new(),
         });
+        crate::compile::recorded(&mut v);
         v
     }
 
@@ -84,7 +85,10 @@ impl Tensor {
     /// assert!(w.is_leaf() && !y.is_leaf());
     /// ```
     pub fn is_leaf(&self) -> bool {
-        self.0.node.as_ref().is_some_and(|n| n.inputs.is_empty())
+        self.0
+            .node
+            .as_ref()
+            .is_some_and(|n| n.inputs.is_empty() && !n.op.is_lowered())
     }
 
     /// The same values cut off from differentiation: no graph link, no forward-mode tangents.

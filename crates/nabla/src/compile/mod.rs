@@ -24,9 +24,11 @@
 mod chunk;
 mod num;
 mod tape;
+mod trace;
 mod vmath;
 
-use crate::autodiff::{fresh_variable, state};
+use crate::autodiff::op_slot::OpSlot;
+use crate::autodiff::{InputGrads, Op, fresh_variable, state};
 use crate::dtype::DType;
 use crate::tensor::Tensor;
 use std::cell::{Cell, RefCell};
@@ -40,6 +42,79 @@ thread_local! {
     static TRACE_STRICT: Cell<bool> = const { Cell::new(false) };
     /// The first value-dependent read seen by the running trace.
     static TRACE_READ: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The tape the running trace builds.
+    static BUILDER: RefCell<Option<trace::Builder>> = const { RefCell::new(None) };
+    /// Whether the running trace drops the inputs of the nodes it has lowered (see `recorded`).
+    static LEAN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called for every graph node created: under a trace, lowers it into the tape at once.
+#[inline]
+pub(crate) fn recorded(t: &mut Tensor) {
+    if TRACE_START.with(|c| c.get()) != 0 {
+        lower_recorded(t);
+    }
+}
+
+/// Lowers the node just recorded for `t`. In a lean trace, a node recorded at the trace's own
+/// level (not inside an inner transform) that lowered keeps no inputs: nothing will run its reverse
+/// rule, since the tape differentiates the program, so the values the program no longer holds are
+/// freed as it goes, as in an unrecorded evaluation. Its operation becomes [`Lowered`], which
+/// restarts the trace with the full graph should a reverse pass reach it after all (`backward`
+/// called inside the compiled function).
+#[inline(never)]
+fn lower_recorded(t: &mut Tensor) {
+    let lowered = BUILDER.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => match b.as_mut() {
+            Some(b) => {
+                let _off = state::GradModeGuard::set(false);
+                b.record(t)
+            }
+            None => false,
+        },
+        Err(_) => false,
+    });
+    if lowered && LEAN.with(|c| c.get()) && state::depth() == 1 {
+        if let Some(node) = t.unique_mut().and_then(|inner| inner.node.as_mut())
+            && !node.inputs.is_empty()
+        {
+            node.inputs = Default::default();
+            node.op = OpSlot::new(Lowered);
+        }
+    }
+}
+
+/// What a lean trace could not give: the full graph. Unwinds the trace, which restarts keeping it.
+struct NeedsGraph;
+
+/// The operation of a node lowered by a lean trace, whose inputs were dropped.
+pub(crate) struct Lowered;
+
+impl Op for Lowered {
+    fn name(&self) -> &str {
+        "lowered"
+    }
+    fn vjp(&self, _: &[Tensor], _: &Tensor, _: &Tensor, _: &[bool]) -> InputGrads {
+        needs_graph()
+    }
+    fn jvp(&self, _: &[Tensor], _: &[Option<Tensor>]) -> Tensor {
+        needs_graph()
+    }
+    fn is_lowered(&self) -> bool {
+        true
+    }
+}
+
+/// Called when a reverse pass reaches a node of a lean trace: restarts the trace with the full
+/// graph (a tensor that escaped the trace has no graph to differentiate).
+pub(crate) fn needs_graph() -> ! {
+    if LEAN.with(|c| c.get()) {
+        std::panic::resume_unwind(Box::new(NeedsGraph));
+    }
+    panic!(
+        "compile: a tensor computed inside a compiled function escaped its trace and was \
+         differentiated (a compiled function must be pure: return what you need)"
+    )
 }
 
 /// Called by every operation that reads a tensor's values outside the recorded graph. Under a
@@ -321,36 +396,62 @@ where
         tape.run(xs, grad)
     }
 
-    /// Runs `f` once on fresh variables with the guards on, and lowers what it recorded.
+    /// Runs `f` once on fresh variables with the guards on, lowering what it records. The trace
+    /// is lean (see `lower_recorded`) unless `f` runs a reverse pass over the trace's own level
+    /// (`backward` inside `f`); then it restarts with the full graph.
     fn trace(&self, xs: &[Tensor]) -> Entry {
+        if cfg!(panic = "unwind")
+            && let Some(entry) = self.trace_with(xs, true)
+        {
+            return entry;
+        }
+        self.trace_with(xs, false)
+            .expect("a full trace does not restart")
+    }
+
+    /// One trace; `None` when a lean trace must restart with the full graph.
+    fn trace_with(&self, xs: &[Tensor], lean: bool) -> Option<Entry> {
         let _on = state::GradModeGuard::set(true);
         // The trace is a transform: an inner `value_and_grad` or `backward` records its backward
         // pass (create_graph), so a gradient that depends on a traced value is lowered with it.
         let _depth = state::DepthGuard::enter();
         let start = state::next_id();
         let vars: Vec<Tensor> = xs.iter().map(fresh_variable).collect();
-        let ids: Vec<u64> = vars
-            .iter()
-            .map(|v| v.0.node.as_ref().expect("variable").id)
-            .collect();
+        let builder = match trace::Builder::new(&vars, start) {
+            Ok(b) => b,
+            Err(why) => return Some(Entry::Eager(why)),
+        };
         struct Reset;
         impl Drop for Reset {
             fn drop(&mut self) {
                 TRACE_START.with(|c| c.set(0));
                 TRACE_STRICT.with(|c| c.set(false));
+                LEAN.with(|c| c.set(false));
+                BUILDER.with(|b| b.borrow_mut().take());
             }
         }
         TRACE_READ.with(|r| *r.borrow_mut() = None);
+        BUILDER.with(|b| *b.borrow_mut() = Some(builder));
         TRACE_START.with(|c| c.set(start));
         TRACE_STRICT.with(|c| c.set(self.strict));
+        LEAN.with(|c| c.set(lean));
         let reset = Reset;
-        let out = (self.f)(&vars);
+        let out = if lean {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.f)(&vars)));
+            match run {
+                Ok(out) => out,
+                Err(p) if p.is::<NeedsGraph>() => return None,
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        } else {
+            (self.f)(&vars)
+        };
+        let builder = BUILDER.with(|b| b.borrow_mut().take()).expect("builder");
         drop(reset);
-        let end = state::next_id();
         if let Some(why) = TRACE_READ.with(|r| r.borrow_mut().take()) {
-            return Entry::Eager(why);
+            return Some(Entry::Eager(why));
         }
-        match tape::Tape::build(&out, &ids, &vars, (start, end)) {
+        Some(match builder.finish(&out) {
             Ok(t) => Entry::Tape(Arc::new(t.with_chunks(self.chunk))),
             Err(why) => {
                 if self.strict {
@@ -358,6 +459,6 @@ where
                 }
                 Entry::Eager(why)
             }
-        }
+        })
     }
 }

@@ -4,11 +4,9 @@
 
 use super::chunk::Plan;
 use super::num::{Dual, Num};
-use crate::autodiff::Node;
 use crate::dtype::{DType, Element};
 use crate::tensor::cpu::with_dtype;
 use crate::tensor::{Shape, Tensor};
-use rustc_hash::FxHashMap;
 use std::any::Any;
 use std::sync::Mutex;
 
@@ -98,88 +96,41 @@ pub(crate) struct Tape {
     chunked: Option<Plan>,
 }
 
-/// Why a traced graph could not be lowered.
-pub(crate) type LowerError = String;
-
 impl Tape {
-    /// Lowers the graph that computed `out` from the variables `inputs` (ids of their nodes, in
-    /// order). Every node with an id in `start..end` was recorded during the trace; the ids index
-    /// dense tables (no hashing), and visiting them in id order is a topological order (a node's
-    /// inputs have smaller ids).
-    pub(crate) fn build(
-        out: &Tensor,
-        input_ids: &[u64],
-        inputs: &[Tensor],
-        (start, end): (u64, u64),
-    ) -> Result<Tape, LowerError> {
-        let dtype = out.dtype();
-        let range = (end - start) as usize;
-        let mut b = Builder {
-            slots: Vec::new(),
-            start,
-            by_node: vec![NO_SLOT; range],
-            consts: Vec::new(),
-            instrs: Vec::new(),
-            arena_len: 0,
-            maps: Vec::new(),
-            seen: FxHashMap::with_capacity_and_hasher(range, Default::default()),
-        };
-        let mut input_slots = Vec::new();
-        for (x, &id) in inputs.iter().zip(input_ids) {
-            if x.dtype() != dtype {
-                return Err(format!(
-                    "mixed dtypes ({} input, {} output)",
-                    x.dtype(),
-                    dtype
-                ));
-            }
-            let s = b.slot(x.numel());
-            b.by_node[(id - start) as usize] = s;
-            input_slots.push(s);
-        }
-        // The recorded nodes reachable from the output, placed by id.
-        let mut nodes: Vec<Option<&Tensor>> = vec![None; range];
-        let mut stack: Vec<&Tensor> = vec![out];
-        while let Some(t) = stack.pop() {
-            let Some(node) = t.0.node.as_ref() else {
-                continue;
-            };
-            if node.id < start || node.id >= end {
-                return Err("the function captures a tensor that requires grad".into());
-            }
-            let k = (node.id - start) as usize;
-            if b.by_node[k] != NO_SLOT || nodes[k].is_some() {
-                continue;
-            }
-            nodes[k] = Some(t);
-            stack.extend(node.inputs.iter());
-        }
-        for t in nodes.into_iter().flatten() {
-            let node = t.0.node.as_ref().expect("node");
-            b.lower(t, node, dtype)?;
-        }
-        let output = b.operand(out, dtype)?;
-        let scalar = b.slots.iter().all(|s| s.len == 1)
-            && b.instrs.iter().all(|i| {
+    /// A tape from the parts the trace built (see `trace::Builder::finish`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        dtype: DType,
+        slots: Vec<Slot>,
+        instrs: Vec<Instr>,
+        inputs: Vec<u32>,
+        consts: Vec<(u32, Vec<f64>)>,
+        output: u32,
+        out_shape: Shape,
+        maps: Vec<Vec<u32>>,
+    ) -> Tape {
+        let arena_len = slots.last().map_or(0, |s| s.off + s.len);
+        let scalar = slots.iter().all(|s| s.len == 1)
+            && instrs.iter().all(|i| {
                 !matches!(
                     i.prim,
                     Prim::Gather(_) | Prim::ScatterAdd(_) | Prim::MatMul(..)
                 )
             });
-        Ok(Tape {
+        Tape {
             dtype,
-            slots: b.slots,
-            instrs: b.instrs,
-            inputs: input_slots,
-            consts: b.consts,
+            slots,
+            instrs,
+            inputs,
+            consts,
             output,
-            out_shape: out.shape().clone(),
-            arena_len: b.arena_len,
-            maps: b.maps,
+            out_shape,
+            arena_len,
+            maps,
             pool: Mutex::new(Vec::new()),
             scalar,
             chunked: None,
-        })
+        }
     }
 
     /// Plans the chunked replay with `lanes` lanes per chunk (0: never), where the program
@@ -707,209 +658,5 @@ fn backward_scalar<N: Num>(instrs: &[Instr], v: &[N], g: &mut [N]) {
         if is_binary(ins.prim) {
             g[b] += db;
         }
-    }
-}
-
-/// A node without a slot yet.
-const NO_SLOT: u32 = u32::MAX;
-
-/// A pure elementwise instruction: its primitive's key and operand slots.
-type CseKey = ((u8, u64, u64), u32, u32);
-
-/// What identifies a pure elementwise primitive (its kind and constants), for common
-/// subexpression elimination; `None` for the others (their index maps are per instruction).
-fn cse_key(p: Prim) -> Option<(u8, u64, u64)> {
-    let unary = |f: UnaryFn| f as u8;
-    Some(match p {
-        Prim::Add => (0, 0, 0),
-        Prim::Sub => (1, 0, 0),
-        Prim::Mul => (2, 0, 0),
-        Prim::Div => (3, 0, 0),
-        Prim::Affine(c, d) => (4, c.to_bits(), d.to_bits()),
-        Prim::RDiv(c) => (5, c.to_bits(), 0),
-        Prim::PowF(q) => (6, q.to_bits(), 0),
-        Prim::Unary(f) => (7, unary(f) as u64, 0),
-        Prim::SumAll => (8, 0, 0),
-        Prim::Copy => (9, 0, 0),
-        _ => return None,
-    })
-}
-
-struct Builder {
-    /// The elementwise instructions pushed so far, by primitive and operands.
-    seen: FxHashMap<CseKey, u32>,
-    slots: Vec<Slot>,
-    /// The first node id of the trace; `by_node[id - start]` is the slot of node `id`.
-    start: u64,
-    by_node: Vec<u32>,
-    consts: Vec<(u32, Vec<f64>)>,
-    instrs: Vec<Instr>,
-    arena_len: usize,
-    maps: Vec<Vec<u32>>,
-}
-
-/// The element indices `0..n` of a tensor of `shape`, in `dtype` (exact below 2^24 elements).
-fn indices(shape: &Shape, dtype: DType) -> Tensor {
-    let n = shape.numel();
-    Tensor::from_vec(
-        (0..n).map(|i| i as f64).collect::<Vec<f64>>(),
-        shape.clone(),
-    )
-    .to_dtype(dtype)
-}
-
-/// A tensor of indices as an index map.
-fn index_map(t: &Tensor) -> Vec<u32> {
-    t.values_as::<f64>().into_iter().map(|v| v as u32).collect()
-}
-
-impl Builder {
-    /// A new instruction writing a new slot of `len` elements, or the slot of an earlier
-    /// instruction that computes the same elementwise primitive of the same operands (common
-    /// subexpressions: `g / l` evaluated at every step of a solver is computed once).
-    fn push(&mut self, prim: Prim, a: u32, b: u32, len: usize) -> u32 {
-        let key = cse_key(prim).map(|k| (k, a, b));
-        if let Some(&out) = key.as_ref().and_then(|k| self.seen.get(k)) {
-            return out;
-        }
-        let out = self.slot(len);
-        self.instrs.push(Instr { prim, a, b, out });
-        if let Some(k) = key {
-            self.seen.insert(k, out);
-        }
-        out
-    }
-
-    /// A new index map.
-    fn map(&mut self, m: Vec<u32>) -> u32 {
-        self.maps.push(m);
-        (self.maps.len() - 1) as u32
-    }
-
-    fn slot(&mut self, len: usize) -> u32 {
-        self.slots.push(Slot {
-            off: self.arena_len,
-            len,
-        });
-        self.arena_len += len;
-        (self.slots.len() - 1) as u32
-    }
-
-    /// The slot holding `t`: the result of a lowered node, or a new constant.
-    fn operand(&mut self, t: &Tensor, dtype: DType) -> Result<u32, LowerError> {
-        if t.dtype() != dtype {
-            return Err(format!("mixed dtypes ({} and {})", t.dtype(), dtype));
-        }
-        if let Some(node) = t.0.node.as_ref() {
-            return self
-                .by_node
-                .get((node.id - self.start) as usize)
-                .copied()
-                .filter(|&s| s != NO_SLOT)
-                .ok_or_else(|| "internal: operand lowered out of order".to_string());
-        }
-        let data: Vec<f64> = t.values_as();
-        let s = self.slot(data.len());
-        self.consts.push((s, data));
-        Ok(s)
-    }
-
-    fn lower(&mut self, t: &Tensor, node: &Node, dtype: DType) -> Result<(), LowerError> {
-        let name = node.op.name();
-        if node.inputs.is_empty() {
-            // a variable created inside the trace (an inner transform's leaf over a constant):
-            // a constant of the tape
-            if t.dtype() != dtype {
-                return Err(format!("mixed dtypes ({} and {dtype})", t.dtype()));
-            }
-            let data: Vec<f64> = t.values_as();
-            let s = self.slot(data.len());
-            self.consts.push((s, data));
-            self.by_node[(node.id - self.start) as usize] = s;
-            return Ok(());
-        }
-        let prim = node
-            .op
-            .lower()
-            .ok_or_else(|| format!("operation `{name}` has no compiled form"))?;
-        let n = t.numel();
-        let ins = &node.inputs;
-        if n >= 1 << 24 || ins.iter().any(|x| x.numel() >= 1 << 24) {
-            return Err(format!("`{name}` on more than 2^24 elements"));
-        }
-        let a = self.operand(&ins[0], dtype)?;
-        let b = if ins.len() > 1 {
-            self.operand(&ins[1], dtype)?
-        } else {
-            a
-        };
-        let out = match prim {
-            Prim::SumAll if n == 1 => self.push(prim, a, b, n),
-            Prim::Copy if ins[0].numel() == n => self.push(prim, a, b, n),
-            Prim::Linear if ins.len() == 1 => {
-                // a linear view is its own forward rule: applied to the indices, it gives them
-                let idx = indices(ins[0].shape(), ins[0].dtype());
-                let m = index_map(&node.op.jvp(ins, &[Some(idx)]));
-                if m.len() != n {
-                    return Err(format!(
-                        "internal: `{name}` index map of {} for {n}",
-                        m.len()
-                    ));
-                }
-                let m = self.map(m);
-                self.push(Prim::Gather(m), a, a, n)
-            }
-            Prim::ReduceLinear if ins.len() == 1 => {
-                // the reverse rule of a sum broadcasts the output's indices over the input
-                let idx = indices(t.shape(), t.dtype());
-                let g = node.op.vjp(ins, t, &idx, &[true]);
-                let Some(Some(g)) = g.into_iter().next() else {
-                    return Err(format!("internal: `{name}` has no reverse rule"));
-                };
-                let m = index_map(&g);
-                if m.len() != ins[0].numel() {
-                    return Err(format!("internal: `{name}` index map of {}", m.len()));
-                }
-                let m = self.map(m);
-                self.push(Prim::ScatterAdd(m), a, a, n)
-            }
-            Prim::MatMul(..) => {
-                let (da, db) = (ins[0].dims(), ins[1].dims());
-                if da.len() != 2 || db.len() != 2 {
-                    return Err(format!(
-                        "`matmul` on shapes {}, {} (only [m, k] @ [k, n] is compiled)",
-                        ins[0].shape(),
-                        ins[1].shape()
-                    ));
-                }
-                let p = Prim::MatMul(da[0] as u32, da[1] as u32, db[1] as u32);
-                self.push(p, a, b, n)
-            }
-            Prim::SumAll | Prim::Copy | Prim::Linear | Prim::ReduceLinear => {
-                let shapes: Vec<String> = ins.iter().map(|x| x.shape().to_string()).collect();
-                return Err(format!("`{name}` on shapes {}", shapes.join(", ")));
-            }
-            _ => {
-                // elementwise: an operand of another shape (not one element) is first expanded
-                let mut expand = |x: &Tensor, s: u32| -> Result<u32, LowerError> {
-                    if x.numel() == 1 || x.shape() == t.shape() {
-                        return Ok(s);
-                    }
-                    // (the operation ran, so x broadcasts to the output's shape)
-                    let idx = indices(x.shape(), x.dtype());
-                    let m = self.map(index_map(&idx.broadcast_to(t.shape())));
-                    Ok(self.push(Prim::Gather(m), s, s, n))
-                };
-                let a = expand(&ins[0], a)?;
-                let b = if ins.len() > 1 {
-                    expand(&ins[1], b)?
-                } else {
-                    a
-                };
-                self.push(prim, a, b, n)
-            }
-        };
-        self.by_node[(node.id - self.start) as usize] = out;
-        Ok(())
     }
 }
