@@ -203,7 +203,7 @@ pub(crate) fn strip_from(x: &Tensor, level: u64) -> Tensor {
         };
         let mut v = view;
         std::sync::Arc::get_mut(&mut v.0).expect("fresh").node = Some(node);
-        crate::compile::recorded(&mut v);
+        crate::compile::recorded(&v);
         v
     } else {
         view

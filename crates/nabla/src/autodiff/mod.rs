@@ -113,18 +113,26 @@ pub(crate) fn record<O: Op>(mut out: Tensor, op: O, inputs: &[&Tensor]) -> Tenso
     } else {
         Default::default()
     };
+    let node = track.then(|| {
+        let id = state::next_id();
+        // under a lean compile trace, the operation is lowered into the tape and keeps no inputs
+        if crate::compile::lowered_lean(&out, id, &op, inputs) {
+            Node {
+                id,
+                op: op_slot::OpSlot::new(crate::compile::Lowered),
+                inputs: SmallVec::new(),
+            }
+        } else {
+            Node {
+                id,
+                op: op_slot::OpSlot::new(op),
+                inputs: inputs.iter().map(|t| (*t).clone()).collect(),
+            }
+        }
+    });
     let inner = out.unique_mut().expect("record: output must be fresh");
-    if track {
-        inner.node = Some(Node {
-            id: state::next_id(),
-            op: op_slot::OpSlot::new(op),
-            inputs: inputs.iter().map(|t| (*t).clone()).collect(),
-        });
-    }
+    inner.node = node;
     inner.tangents = tangents;
-    if track {
-        crate::compile::recorded(&mut out);
-    }
     out
 }
 
@@ -143,6 +151,6 @@ pub(crate) fn fresh_variable(x: &Tensor) -> Tensor {
         inputs: SmallVec::new(),
     });
     inner.tangents = x.0.tangents.clone();
-    crate::compile::recorded(&mut v);
+    crate::compile::recorded(&v);
     v
 }

@@ -22,7 +22,7 @@ impl Tensor {
             op: super::op_slot::OpSlot::new(Leaf),
             inputs: SmallVec::new(),
         });
-        crate::compile::recorded(&mut v);
+        crate::compile::recorded(&v);
         v
     }
 

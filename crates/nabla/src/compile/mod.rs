@@ -27,10 +27,10 @@ mod tape;
 mod trace;
 mod vmath;
 
-use crate::autodiff::op_slot::OpSlot;
 use crate::autodiff::{InputGrads, Op, fresh_variable, state};
 use crate::dtype::DType;
 use crate::tensor::Tensor;
+use smallvec::SmallVec;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -48,40 +48,46 @@ thread_local! {
     static LEAN: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Called for every graph node created: under a trace, lowers it into the tape at once.
+/// Called for every graph node created outside `autodiff::record` (leaves, identities): under a
+/// trace, lowers it into the tape.
 #[inline]
-pub(crate) fn recorded(t: &mut Tensor) {
+pub(crate) fn recorded(t: &Tensor) {
     if TRACE_START.with(|c| c.get()) != 0 {
-        lower_recorded(t);
+        let node = t.0.node.as_ref().expect("recorded");
+        let ins: SmallVec<[&Tensor; 2]> = node.inputs.iter().collect();
+        lower_op(t, node.id, &*node.op, &ins);
     }
 }
 
-/// Lowers the node just recorded for `t`. In a lean trace, a node recorded at the trace's own
-/// level (not inside an inner transform) that lowered keeps no inputs: nothing will run its reverse
-/// rule, since the tape differentiates the program, so the values the program no longer holds are
-/// freed as it goes, as in an unrecorded evaluation. Its operation becomes [`Lowered`], which
-/// restarts the trace with the full graph should a reverse pass reach it after all (`backward`
-/// called inside the compiled function).
+/// Called by `autodiff::record` for every operation it records (as node `id`): under a trace,
+/// lowers it into the tape at once. Whether the node may then be a [`Lowered`] one without
+/// inputs: in a lean trace, an operation at the trace's own level (not inside an inner
+/// transform) that lowered. Nothing will run its reverse rule, since the tape differentiates the
+/// program, so the values the program no longer holds are freed as it goes, as in an unrecorded
+/// evaluation; should a reverse pass reach such a node after all (`backward` inside the compiled
+/// function), the trace restarts keeping the full graph.
+#[inline]
+pub(crate) fn lowered_lean(out: &Tensor, id: u64, op: &dyn Op, inputs: &[&Tensor]) -> bool {
+    TRACE_START.with(|c| c.get()) != 0
+        && lower_op(out, id, op, inputs)
+        && LEAN.with(|c| c.get())
+        && state::depth() == 1
+        && !inputs.is_empty()
+}
+
+/// Lowers operation `op` of `inputs` computing `out` (node `id`); whether it lowered.
 #[inline(never)]
-fn lower_recorded(t: &mut Tensor) {
-    let lowered = BUILDER.with(|b| match b.try_borrow_mut() {
+fn lower_op(out: &Tensor, id: u64, op: &dyn Op, inputs: &[&Tensor]) -> bool {
+    BUILDER.with(|b| match b.try_borrow_mut() {
         Ok(mut b) => match b.as_mut() {
             Some(b) => {
                 let _off = state::GradModeGuard::set(false);
-                b.record(t)
+                b.record(out, id, op, inputs)
             }
             None => false,
         },
         Err(_) => false,
-    });
-    if lowered && LEAN.with(|c| c.get()) && state::depth() == 1 {
-        if let Some(node) = t.unique_mut().and_then(|inner| inner.node.as_mut())
-            && !node.inputs.is_empty()
-        {
-            node.inputs = Default::default();
-            node.op = OpSlot::new(Lowered);
-        }
-    }
+    })
 }
 
 /// What a lean trace could not give: the full graph. Unwinds the trace, which restarts keeping it.

@@ -9,15 +9,21 @@
 //! run eagerly, so a value the function computes and throws away costs nothing.
 
 use super::tape::{Instr, Prim, Slot, Tape, UnaryFn};
-use crate::autodiff::Node;
+use crate::autodiff::Op;
 use crate::dtype::DType;
 use crate::tensor::{Shape, Tensor};
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 /// A node without a slot yet.
 const NO_SLOT: u32 = u32::MAX;
 /// Slot numbers from here up are failures: `FAILED + i` failed for the reason `fails[i]`.
 const FAILED: u32 = 1 << 31;
+
+/// How many recent uses of an operand common subexpression elimination looks through.
+const CSE_LIST: usize = 8;
+/// Instructions up to this depth are found by common subexpression elimination wherever they are.
+const CSE_SHALLOW: u16 = 6;
 
 /// A pure elementwise instruction: its primitive's key and operand slots.
 type CseKey = ((u8, u64, u64), u32, u32);
@@ -59,8 +65,15 @@ pub(super) struct Builder {
     /// The first node id of the trace; `by_node[id - start]` is the slot of node `id`.
     start: u64,
     by_node: Vec<u32>,
-    /// The elementwise instructions pushed so far, by primitive and operands.
+    /// The elementwise instructions of invariant operands pushed so far, by primitive and
+    /// operands (see `push`).
     seen: FxHashMap<CseKey, u32>,
+    /// Each slot's depth: 0 for inputs and constants, else one more than its deepest operand's.
+    depth: Vec<u16>,
+    /// The newest elementwise instruction whose newer operand is each slot, and for each
+    /// instruction the next older one with the same newer operand (`NO_SLOT` ends a list).
+    first_use: Vec<u32>,
+    next_use: Vec<u32>,
     slots: Vec<Slot>,
     instrs: Vec<Instr>,
     inputs: Vec<u32>,
@@ -96,6 +109,9 @@ impl Builder {
             start,
             by_node: Vec::with_capacity(1024),
             seen: FxHashMap::default(),
+            depth: Vec::with_capacity(1024),
+            first_use: Vec::with_capacity(1024),
+            next_use: Vec::with_capacity(1024),
             slots: Vec::with_capacity(1024),
             instrs: Vec::with_capacity(1024),
             inputs: Vec::new(),
@@ -115,13 +131,13 @@ impl Builder {
         Ok(b)
     }
 
-    /// Lowers the node just recorded for `t`; whether it lowered (else it is marked failed).
-    pub(super) fn record(&mut self, t: &Tensor) -> bool {
-        let node = t.0.node.as_ref().expect("recorded");
-        if node.id < self.start {
+    /// Lowers operation `op` of `inputs` that computed `t`, recorded as node `id`; whether it
+    /// lowered (else the node is marked failed).
+    pub(super) fn record(&mut self, t: &Tensor, id: u64, op: &dyn Op, inputs: &[&Tensor]) -> bool {
+        if id < self.start {
             return false;
         }
-        let s = match self.lower(t, node) {
+        let s = match self.lower(t, op, inputs) {
             Ok(s) => s,
             Err(Failure::Slot(s)) => s,
             Err(Failure::Why(why)) => {
@@ -129,7 +145,7 @@ impl Builder {
                 FAILED + (self.fails.len() - 1) as u32
             }
         };
-        self.set(node.id, s);
+        self.set(id, s);
         s < FAILED
     }
 
@@ -226,16 +242,52 @@ impl Builder {
     /// A new instruction writing a new slot of `len` elements, or the slot of an earlier
     /// instruction that computes the same elementwise primitive of the same operands (common
     /// subexpressions: `g / l` evaluated at every step of a solver is computed once).
+    ///
+    /// Shallow instructions (a few operations from the inputs and constants, like `g / l`, which
+    /// a loop repeats at every step) are found in a hash table; the deep ones, most of a long
+    /// program, in a short list of the recent uses of their newer operand, which stays in cache
+    /// where a table of every instruction would not (the first call of a compiled simulator is
+    /// mostly this bookkeeping).
     fn push(&mut self, prim: Prim, a: u32, b: u32, len: usize) -> u32 {
-        let key = cse_key(prim).map(|k| (k, a, b));
-        if let Some(&out) = key.as_ref().and_then(|k| self.seen.get(k)) {
+        let depth = 1 + self.depth[a as usize]
+            .max(self.depth[b as usize])
+            .min(u16::MAX - 1);
+        let Some(k) = cse_key(prim) else {
+            return self.instr(prim, a, b, len, depth);
+        };
+        if depth <= CSE_SHALLOW {
+            if let Some(&out) = self.seen.get(&(k, a, b)) {
+                return out;
+            }
+            let out = self.instr(prim, a, b, len, depth);
+            self.seen.insert((k, a, b), out);
             return out;
         }
-        let out = self.slot(len);
-        self.instrs.push(Instr { prim, a, b, out });
-        if let Some(k) = key {
-            self.seen.insert(k, out);
+        let newer = a.max(b) as usize;
+        let mut i = self.first_use[newer];
+        for _ in 0..CSE_LIST {
+            if i == NO_SLOT {
+                break;
+            }
+            let x = self.instrs[i as usize];
+            if x.a == a && x.b == b && cse_key(x.prim) == Some(k) {
+                return x.out;
+            }
+            i = self.next_use[i as usize];
         }
+        let out = self.instr(prim, a, b, len, depth);
+        let at = (self.instrs.len() - 1) as u32;
+        self.next_use[at as usize] = self.first_use[newer];
+        self.first_use[newer] = at;
+        out
+    }
+
+    /// A new instruction writing a new slot.
+    fn instr(&mut self, prim: Prim, a: u32, b: u32, len: usize, depth: u16) -> u32 {
+        let out = self.slot(len);
+        self.depth[out as usize] = depth;
+        self.instrs.push(Instr { prim, a, b, out });
+        self.next_use.push(NO_SLOT);
         out
     }
 
@@ -245,7 +297,10 @@ impl Builder {
         (self.maps.len() - 1) as u32
     }
 
+    /// A new slot of `len` elements (of depth 0: an input or a constant, until told otherwise).
     fn slot(&mut self, len: usize) -> u32 {
+        self.depth.push(0);
+        self.first_use.push(NO_SLOT);
         self.slots.push(Slot {
             off: self.arena_len,
             len,
@@ -286,9 +341,9 @@ impl Builder {
         }
     }
 
-    fn lower(&mut self, t: &Tensor, node: &Node) -> Result<u32, Failure> {
-        let name = node.op.name();
-        if node.inputs.is_empty() {
+    fn lower(&mut self, t: &Tensor, op: &dyn Op, ins: &[&Tensor]) -> Result<u32, Failure> {
+        let name = op.name();
+        if ins.is_empty() {
             // a variable created inside the trace (an inner transform's leaf over a constant):
             // a constant of the tape
             if t.dtype() != self.dtype {
@@ -296,18 +351,22 @@ impl Builder {
             }
             return Ok(self.constant(t));
         }
-        let prim = node
-            .op
+        let prim = op
             .lower()
             .ok_or_else(|| format!("operation `{name}` has no compiled form"))?;
         let n = t.numel();
-        let ins = &node.inputs;
+        // the rules take owned inputs (only the linear views' index maps call them)
+        let owned = || {
+            ins.iter()
+                .map(|&x| x.clone())
+                .collect::<SmallVec<[Tensor; 2]>>()
+        };
         if n >= 1 << 24 || ins.iter().any(|x| x.numel() >= 1 << 24) {
             return Err(format!("`{name}` on more than 2^24 elements").into());
         }
-        let a = self.operand(&ins[0])?;
+        let a = self.operand(ins[0])?;
         let b = if ins.len() > 1 {
-            self.operand(&ins[1])?
+            self.operand(ins[1])?
         } else {
             a
         };
@@ -317,7 +376,7 @@ impl Builder {
             Prim::Linear if ins.len() == 1 => {
                 // a linear view is its own forward rule: applied to the indices, it gives them
                 let idx = indices(ins[0].shape(), ins[0].dtype());
-                let m = index_map(&node.op.jvp(ins, &[Some(idx)]));
+                let m = index_map(&op.jvp(&owned(), &[Some(idx)]));
                 if m.len() != n {
                     return Err(
                         format!("internal: `{name}` index map of {} for {n}", m.len()).into(),
@@ -329,7 +388,7 @@ impl Builder {
             Prim::ReduceLinear if ins.len() == 1 => {
                 // the reverse rule of a sum broadcasts the output's indices over the input
                 let idx = indices(t.shape(), t.dtype());
-                let g = node.op.vjp(ins, t, &idx, &[true]);
+                let g = op.vjp(&owned(), t, &idx, &[true]);
                 let Some(Some(g)) = g.into_iter().next() else {
                     return Err(format!("internal: `{name}` has no reverse rule").into());
                 };
@@ -368,9 +427,9 @@ impl Builder {
                     let m = b.map(index_map(&idx.broadcast_to(t.shape())));
                     b.push(Prim::Gather(m), s, s, n)
                 };
-                let a = expand(self, &ins[0], a);
+                let a = expand(self, ins[0], a);
                 let b = if ins.len() > 1 {
-                    expand(self, &ins[1], b)
+                    expand(self, ins[1], b)
                 } else {
                     a
                 };
