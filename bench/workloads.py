@@ -63,7 +63,7 @@ WORKLOADS = {w.name: w for w in [
           10.0, "first_s"),
     ]),
     Workload("rk4-pendulum", 3, 20, ("nabla", "pytorch", "jax"), rtol=1e-3, jax_loop_variants=True,
-             nabla_processes=(("grad", "hvp-fwd-rev", "hvp-rev-rev"), ("grad-compiled", "hvp-compiled")),
+             nabla_processes=(("grad", "hvp-auto", "hvp-fwd-rev", "hvp-rev-rev"), ("grad-compiled", "hvp-compiled")),
              comparisons=[
         C("grad", "pytorch", "grad", "gradient through 1,000 RK4 steps vs PyTorch eager", 30.0),
         C("grad", "jax", "grad-unrolled", "first call vs JAX first call (trace+compile+run), unrolled loop",

@@ -319,8 +319,10 @@ fn run_rk4_pendulum(ctx: &Ctx) -> Result<Vec<Measurement>, String> {
         let (loss, g) = nb::pendulum_grad(&params);
         let grad: Vec<f64> = g.iter().map(Tensor::item).collect();
         out.push(pendulum_measurement("grad", s, warmup, loss.item(), grad));
-        // Hessian-vector products along (1, 1, 1), both eager modes, as a multiple of one gradient.
+        // Hessian-vector products along (1, 1, 1): the default mode (a trace, then forward over
+        // reverse on its tape) and both eager modes, as a multiple of one eager gradient.
         for (variant, mode) in [
+            ("hvp-auto", nabla::HvpMode::Auto),
             ("hvp-fwd-rev", nabla::HvpMode::ForwardOverReverse),
             ("hvp-rev-rev", nabla::HvpMode::ReverseOverReverse),
         ] {

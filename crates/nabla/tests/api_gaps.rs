@@ -69,7 +69,11 @@ fn single_input_hvp_still_works_and_matches_the_joint_form() {
     let rr = grad(move |y: &Tensor| (g(y) * &v).sum())(&x).to_vec::<f64>();
     assert!(close(&hv, &rr, 1e-12));
     let v = Tensor::from_vec(vec![1.0f64, 2.0, -1.0], [3]);
-    for mode in [HvpMode::ForwardOverReverse, HvpMode::ReverseOverReverse] {
+    for mode in [
+        HvpMode::Auto,
+        HvpMode::ForwardOverReverse,
+        HvpMode::ReverseOverReverse,
+    ] {
         let joint = hvp_with(
             mode,
             |p: &[Tensor]| f(&p[0]),
@@ -85,7 +89,11 @@ fn hvp_composes_with_grad() {
     // d/dx of <H(x) v, 1> for f = sum(x^4): H v = 12 x² v, so the result is 24 x v
     let x = Tensor::from_vec(vec![0.5f64, -1.0], [2]);
     let v = Tensor::from_vec(vec![1.0f64, 3.0], [2]);
-    for mode in [HvpMode::ForwardOverReverse, HvpMode::ReverseOverReverse] {
+    for mode in [
+        HvpMode::Auto,
+        HvpMode::ForwardOverReverse,
+        HvpMode::ReverseOverReverse,
+    ] {
         let vv = v.clone();
         let d = grad(move |y: &Tensor| {
             hvp_with(

@@ -300,7 +300,11 @@ fn compiled_hvp_matches_eager_on_rk4_and_random_programs() {
     let f = |p: &[Tensor]| pendulum(p, 100);
     let cf = compile(f);
     let hc = cf.hvp(&p, &v);
-    for mode in [HvpMode::ForwardOverReverse, HvpMode::ReverseOverReverse] {
+    for mode in [
+        HvpMode::Auto,
+        HvpMode::ForwardOverReverse,
+        HvpMode::ReverseOverReverse,
+    ] {
         let he = hvp_with(mode, f, &p, &v);
         for i in 0..3 {
             assert_close(&format!("rk4 hvp {i} ({mode:?})"), &hc[i], &he[i]);

@@ -81,3 +81,36 @@ fn a_tensor_that_escapes_the_trace_cannot_be_differentiated() {
     let y = escaped.borrow_mut().take().expect("escaped");
     y.sum().backward();
 }
+
+#[test]
+fn the_default_hvp_traces_where_it_compiles_and_falls_back_where_not() {
+    use nabla::{HvpMode, hvp_with};
+    let xs = inputs();
+    let vs = vec![
+        Tensor::from_vec(vec![1.0f64, -2.0, 0.5], [3]),
+        Tensor::scalar(0.7f64),
+    ];
+    let smooth = |p: &[Tensor]| ((&p[0] * &p[1]).sin() * p[0].exp()).sum() * &p[1];
+    // branches on a value: the trace sees the read and the default falls back to eager mode
+    let branchy = |p: &[Tensor]| {
+        if p[1].item() > 0.0 {
+            (&p[0] * &p[0] * &p[1]).sum()
+        } else {
+            p[0].sin().sum()
+        }
+    };
+    // the function captures a tensor that requires grad: a trace cannot replace it
+    let w = Tensor::scalar(1.3f64).variable();
+    let captures = |p: &[Tensor]| (&p[0] * &w).square().sum() * &p[1];
+    for (name, f) in [
+        ("smooth", &smooth as &dyn Fn(&[Tensor]) -> Tensor),
+        ("branchy", &branchy),
+        ("captures", &captures),
+    ] {
+        let auto = hvp_with(HvpMode::Auto, f, &xs, &vs);
+        let eager = hvp_with(HvpMode::ReverseOverReverse, f, &xs, &vs);
+        for (i, (a, e)) in auto.iter().zip(&eager).enumerate() {
+            assert_close(&format!("{name} hvp block {i}"), a, e);
+        }
+    }
+}

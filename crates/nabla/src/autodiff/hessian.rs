@@ -1,5 +1,6 @@
 //! Hessian-vector products: `H v` of a scalar function without forming `H`, over one input or
-//! jointly over several, by forward mode over reverse mode or reverse mode over reverse mode.
+//! jointly over several, by forward mode over reverse mode or reverse mode over reverse mode, eagerly
+//! or on the tape of a trace.
 
 use super::transforms::{jvp, value_and_grad};
 use crate::tensor::Tensor;
@@ -7,13 +8,23 @@ use crate::tensor::Tensor;
 /// How a Hessian-vector product is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum HvpMode {
-    /// `jvp` of the gradient: pushes the direction forward through the gradient computation. The
-    /// default: it records nothing beyond the gradient's own graph, and on one-element values (a
-    /// simulator's scalars) each tangent is one step. rk4-pendulum: about 2.9 gradients in
-    /// instructions (`bench/examples/hvp_repeat.rs`), against 3.2 for reverse over reverse; in
-    /// wall time on a quiet host 4.9-5.7 gradients (reverse over reverse 7.4-8.0): an HVP's
-    /// working set is about three times a gradient's.
+    /// The default: traces `f` once, as [`compile`](crate::compile) does, and where it compiles
+    /// (no control flow on values, only operations with a compiled form, plain inputs, not inside
+    /// another transform) runs forward over reverse on the tape, over dual numbers; else
+    /// [`ForwardOverReverse`](HvpMode::ForwardOverReverse). The trace is one lean evaluation of `f`
+    /// that keeps no graph, so on a compilable function this costs less than one eager gradient
+    /// (rk4-pendulum: see BENCHMARKS.md), and where `f` does not compile, about a forward pass more
+    /// than forward over reverse. Either way `f` runs on the inputs once or twice (the trace, then
+    /// eagerly if it does not compile); it must be a pure function of them. The values equal the
+    /// eager modes' to rounding (1e-12 in f64 in the tests).
     #[default]
+    Auto,
+    /// `jvp` of the gradient: pushes the direction forward through the gradient computation. It
+    /// records nothing beyond the gradient's own graph, and on one-element values (a simulator's
+    /// scalars) each tangent is one step. rk4-pendulum: about 2.9 gradients in instructions
+    /// (`bench/examples/hvp_repeat.rs`), against 3.2 for reverse over reverse; in wall time on a
+    /// quiet host 4.9-5.7 gradients (reverse over reverse 7.4-8.0): an HVP's working set is about
+    /// three times a gradient's.
     ForwardOverReverse,
     /// `grad` of `<∇f, v>`: records the gradient computation and differentiates it again.
     ReverseOverReverse,
@@ -46,7 +57,7 @@ fn check_directions(op: &str, xs: &[Tensor], vs: &[Tensor]) {
 /// let f = |p: &[Tensor]| (p[0].square() * &p[1]).sum();
 /// let (a, b) = (Tensor::scalar(1.0f64), Tensor::scalar(3.0f64));
 /// let v = [Tensor::scalar(1.0f64), Tensor::scalar(1.0f64)];
-/// for mode in [HvpMode::ForwardOverReverse, HvpMode::ReverseOverReverse] {
+/// for mode in [HvpMode::Auto, HvpMode::ForwardOverReverse, HvpMode::ReverseOverReverse] {
 ///     let hv = hvp_with(mode, f, &[a.clone(), b.clone()], &v);
 ///     assert_eq!((hv[0].item(), hv[1].item()), (8.0, 2.0));
 /// }
@@ -57,6 +68,10 @@ where
 {
     check_directions("hvp", xs, vs);
     match mode {
+        HvpMode::Auto => match crate::compile::hvp_once(&f, xs, vs) {
+            Some(hv) => hv,
+            None => hvp_with(HvpMode::ForwardOverReverse, f, xs, vs),
+        },
         HvpMode::ForwardOverReverse => jvp(|ys: &[Tensor]| value_and_grad(&f, ys).1, xs, vs).1,
         HvpMode::ReverseOverReverse => {
             let vs: Vec<Tensor> = vs.iter().map(Tensor::detach).collect();

@@ -48,6 +48,23 @@ thread_local! {
     static LEAN: Cell<bool> = const { Cell::new(false) };
 }
 
+/// The Hessian-vector product of `f` on the tape of one trace ([`HvpMode::Auto`](crate::HvpMode)),
+/// or `None` where `f` does not compile for these inputs (or the call composes with another
+/// transform). Directions are checked by the caller.
+pub(crate) fn hvp_once<F>(f: &F, xs: &[Tensor], vs: &[Tensor]) -> Option<Vec<Tensor>>
+where
+    F: Fn(&[Tensor]) -> Tensor,
+{
+    if vs
+        .iter()
+        .any(|v| v.requires_grad() || !v.0.tangents.is_empty())
+    {
+        return None;
+    }
+    // the whole-tape replay: chunking pays off over many calls, not one
+    compile(f).chunk_lanes(0).tape_hvp(xs, vs)
+}
+
 /// Called for every graph node created outside `autodiff::record` (leaves, identities): under a
 /// trace, lowers it into the tape.
 #[inline]
@@ -318,24 +335,28 @@ where
                 );
             }
         }
-        let plain = vs
-            .iter()
-            .all(|v| !v.requires_grad() && v.0.tangents.is_empty());
-        match self.tape_for(xs) {
-            Some(tape) if plain => {
-                if tape.out_numel() != 1 {
-                    panic!(
-                        "hvp: the function must return a one-element tensor, got shape {}",
-                        tape.out_shape()
-                    );
-                }
-                tape.hvp(xs, vs)
-            }
-            _ => {
+        match self.tape_hvp(xs, vs) {
+            Some(hv) => hv,
+            None => {
                 self.stats.lock().expect("stats").eager_calls += 1;
                 crate::hvp_with(crate::HvpMode::ReverseOverReverse, &self.f, xs, vs)
             }
         }
+    }
+
+    /// The Hessian-vector product on the tape, or `None` where the call would run eagerly.
+    fn tape_hvp(&self, xs: &[Tensor], vs: &[Tensor]) -> Option<Vec<Tensor>> {
+        let plain = vs
+            .iter()
+            .all(|v| !v.requires_grad() && v.0.tangents.is_empty());
+        let tape = self.tape_for(xs).filter(|_| plain)?;
+        if tape.out_numel() != 1 {
+            panic!(
+                "hvp: the function must return a one-element tensor, got shape {}",
+                tape.out_shape()
+            );
+        }
+        Some(tape.hvp(xs, vs))
     }
 
     fn eager(&self, xs: &[Tensor], grad: bool) -> (Tensor, Option<Vec<Tensor>>) {
