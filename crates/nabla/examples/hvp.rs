@@ -1,10 +1,11 @@
 //! Hessian-vector products three ways, on the Rosenbrock function in 4 dimensions.
 //!
-//! 1. `hvp(f, x, v)`: without ever forming the Hessian (forward over reverse by default, reverse
-//!    over reverse with `hvp_with(HvpMode::ReverseOverReverse, ..)`), at a small multiple of the
-//!    cost of one gradient: about 2.9 gradients in instructions on the rk4-pendulum benchmark
-//!    (`bench/examples/hvp_repeat.rs`), but 4.9-5.7 in wall time on a quiet host (its working set
-//!    is about three times a gradient's);
+//! 1. `hvp(f, x, v)`: without ever forming the Hessian. By default (`HvpMode::Auto`) it traces `f`
+//!    once, as `nabla::compile` does, and runs forward over reverse on the tape, which costs less
+//!    than one eager gradient where `f` compiles (rk4-pendulum, BENCHMARKS.md); else, and with
+//!    `hvp_with(HvpMode::ForwardOverReverse, ..)`, eager forward over reverse: about 2.9 gradients
+//!    in instructions (`bench/examples/hvp_repeat.rs`), 4.9-5.7 in wall time on a quiet host (its
+//!    working set is about three times a gradient's); or reverse over reverse;
 //! 2. a central finite difference of gradients, `(∇f(x + εv) - ∇f(x - εv)) / 2ε`;
 //! 3. the full Hessian as `jacobian` of `grad(f)`, multiplied by `v`.
 //!
@@ -33,7 +34,7 @@ fn main() {
     let x = Tensor::from_vec(vec![-1.2f64, 1.0, 0.5, 0.8], [4]);
     let v = Tensor::from_vec(vec![1.0f64, -2.0, 0.5, 3.0], [4]);
 
-    // 1. Without forming H (forward over reverse by default; `hvp_with` picks the mode).
+    // 1. Without forming H (on the tape of a trace by default; `hvp_with` picks the mode).
     let hv = hvp(rosenbrock, &x, &v);
 
     // 2. Finite differences of the gradient.
