@@ -177,6 +177,57 @@ fn sparse_content_is_the_softmax_over_the_k_most_similar_slots() {
 }
 
 #[test]
+fn sparse_content_ranks_empty_slots_after_written_ones() {
+    // slots 1, 3 and 4 hold words, slot 6 a word of squared norm 1e-8 (below ε: empty); the key
+    // points away from slot 3 (similarity -0.98), yet slot 3 is chosen before the empty slots
+    // (similarity 0); with K = 4 the last place goes to the first empty slot, 0
+    #[rustfmt::skip]
+    let m = Tensor::from_vec(
+        vec![0.0f64, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0, 0.2, 0.5, 0.5, 0.0, 0.0, 1e-4, 0.0],
+        [1, 7, 2],
+    );
+    let k = Tensor::from_vec(vec![1.0f64, 0.0], [1, 1, 2]);
+    let s = Tensor::from_vec(vec![2.0f64], [1, 1]);
+    let w = sparse_content_weighting(&m, &k, &s, 4).to_vec::<f64>();
+    let sim = cosine_similarity(&m, &k).to_vec::<f64>();
+    let chosen = [0, 1, 3, 4];
+    let z: f64 = chosen.iter().map(|&i| (2.0 * sim[i]).exp()).sum();
+    for (i, wi) in w.iter().enumerate() {
+        let want = if chosen.contains(&i) {
+            (2.0 * sim[i]).exp() / z
+        } else {
+            0.0
+        };
+        assert!((wi - want).abs() < 1e-12, "slot {i}: {w:?}");
+    }
+    assert!(w[3] > 0.0 && sim[3] < -0.9);
+    // with at least K written slots no empty slot is chosen, whatever the similarities
+    let w2 = sparse_content_weighting(&m, &k.neg(), &s, 3).to_vec::<f64>();
+    assert!(
+        w2.iter()
+            .enumerate()
+            .all(|(i, &x)| (x > 0.0) == [1, 3, 4].contains(&i)),
+        "{w2:?}"
+    );
+}
+
+#[test]
+fn grad_sparse_content_with_empty_slots() {
+    // rows 1 and 4 of the first batch and row 0 of the second are empty: they are not chosen (K
+    // = 3 of the 5 or 6 written rows) and stay empty under the finite-difference perturbation
+    let mut m = rnd(&[2, 7, 3], 1).to_vec::<f64>();
+    for row in [1, 4, 7] {
+        m[row * 3..row * 3 + 3].fill(0.0);
+    }
+    let m = Tensor::from_vec(m, [2, 7, 3]);
+    check_grad(
+        |x| sparse_content_weighting(&x[0], &x[1], &oneplus(&x[2]), 3),
+        &[m, rnd(&[2, 2, 3], 2), rnd(&[2, 2], 3)],
+    )
+    .unwrap();
+}
+
+#[test]
 fn grad_sparse_content_and_allocation() {
     check_grad(
         |x| sparse_content_weighting(&x[0], &x[1], &oneplus(&x[2]), 3),

@@ -58,6 +58,14 @@ pub fn keep_top_k(x: &Tensor, k: usize) -> Tensor {
 
 /// Top-K content addressing: like [`content_weighting`](super::content_weighting) but the softmax
 /// runs over the K most similar slots only and the rest get weight zero. `[B, H, N]`.
+///
+/// Only slots that hold a word compete on similarity: an empty slot (a word of squared norm at
+/// most [`EPS`]) has no direction, its similarity to every key is 0, and it is chosen only when
+/// fewer than K slots hold a word (then by position). Without this rule the many empty slots of a
+/// fresh memory, all at similarity 0, would push every written slot of negative similarity out
+/// of the top K: a key could never be drawn towards such a slot (its gradient passes only through
+/// the K chosen slots), and early in training reads and content writes would land on empty slots.
+/// The choice is a constant.
 pub fn sparse_content_weighting(
     memory: &Tensor,
     keys: &Tensor,
@@ -65,9 +73,29 @@ pub fn sparse_content_weighting(
     k: usize,
 ) -> Tensor {
     let scores = cosine_similarity(memory, keys) * strengths.unsqueeze(2);
-    let idx = top_k_indices(&scores, k, false);
+    let idx = top_k_written(&scores, memory, k);
     let w = scores.gather(2, &idx).softmax(2);
     scores.zeros_like().scatter_add(2, &idx, &w)
+}
+
+/// The positions of the `k` largest `scores [B, H, N]` among the slots of `memory [B, N, W]` that
+/// hold a word (squared norm above [`EPS`]), then, if fewer than `k` do, the empty slots by
+/// position. A constant.
+fn top_k_written(scores: &Tensor, memory: &Tensor, k: usize) -> Indices {
+    let d = scores.dims().to_vec();
+    let (h, n) = (d[1], d[2]);
+    let sq = memory
+        .square()
+        .sum_axis(2, false)
+        .to_dtype(DType::F64)
+        .to_vec::<f64>();
+    let mut key = scores.to_dtype(DType::F64).to_vec::<f64>();
+    for (p, v) in key.iter_mut().enumerate() {
+        if sq[p / (h * n) * n + p % n] <= EPS {
+            *v = f64::NEG_INFINITY;
+        }
+    }
+    top_k_indices(&Tensor::from_vec(key, d), k, false)
 }
 
 /// Allocation among the `k` least-used slots of `usage [B, N]`, by the dense formula restricted to
