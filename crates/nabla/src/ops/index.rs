@@ -19,7 +19,7 @@ use crate::autodiff::{InputGrads, Op, record};
 use crate::dtype::{DType, Element};
 #[allow(unused_imports)]
 use crate::tensor::axes::{Axis, AxisSet};
-use crate::tensor::cpu::{PAR_THRESHOLD, with_dtype, zip};
+use crate::tensor::cpu::{PAR_THRESHOLD, with_dtype};
 use crate::tensor::layout::{for_each_offset, for_each_offset2};
 use crate::tensor::shape::{broadcast_shapes, norm_axis};
 use crate::tensor::{Shape, Tensor, same_dtype, storage};
@@ -963,12 +963,7 @@ impl Tensor {
             );
         }
         let mask = mask.detach().to_dtype(self.dtype());
-        let out = with_dtype!(self.dtype(), {
-            let v = T::from_f64(value);
-            zip::<T>("masked_fill", self, &mask, move |x, m| {
-                if m != T::zero() { v } else { x }
-            })
-        });
+        let out = crate::backend::masked_fill(self, &mask, value);
         record(out, MaskedFill { mask }, &[self])
     }
 }

@@ -4,7 +4,6 @@
 mod arith;
 mod compare;
 pub(crate) mod conv;
-mod conv_cpu;
 pub(crate) mod estimators;
 pub(crate) mod index;
 mod matmul;

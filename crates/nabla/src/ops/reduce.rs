@@ -2,15 +2,15 @@
 //! Axes may be negative; `keepdim` keeps reduced axes as size 1 (as in PyTorch).
 
 use crate::autodiff::{InputGrads, Op, record};
+use crate::backend::cpu::with_dtype;
+use crate::backend::{self, ReduceOp};
 use crate::dtype::Element;
 #[allow(unused_imports)]
 use crate::tensor::axes::{Axis, AxisSet};
-use crate::tensor::cpu::{PAR_THRESHOLD, reduce, with_dtype};
 use crate::tensor::shape::{Shape, norm_axes};
 use crate::tensor::{Tensor, storage};
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
-use rayon::prelude::*;
 use smallvec::{SmallVec, smallvec};
 
 type Axes = SmallVec<[usize; 4]>;
@@ -40,22 +40,6 @@ fn reduced_shape(shape: &Shape, axes: &[usize], keepdim: bool) -> Shape {
             .map(|(_, d)| *d)
             .collect::<Vec<_>>(),
     )
-}
-
-/// Sum of a contiguous slice in fixed-size blocks (accurate, and the same on any thread count).
-fn sum_slice<T: Element>(s: &[T]) -> T {
-    const BLOCK: usize = 4096;
-    if s.len() >= PAR_THRESHOLD {
-        let partial: Vec<T> = s
-            .par_chunks(BLOCK)
-            .map(|c| c.iter().copied().sum())
-            .collect();
-        partial.into_iter().sum()
-    } else if s.len() > BLOCK {
-        s.chunks(BLOCK).map(|c| c.iter().copied().sum::<T>()).sum()
-    } else {
-        s.iter().copied().sum()
-    }
 }
 
 struct Sum {
@@ -215,13 +199,7 @@ impl Tensor {
         if self.rank() == 0 {
             return self.clone();
         }
-        let out = with_dtype!(self.dtype(), {
-            let v: T = match self.contiguous_slice::<T>() {
-                Some(s) => sum_slice(s),
-                None => sum_slice(&self.contiguous_data::<T>()),
-            };
-            Tensor::from_one(v, Shape::scalar())
-        });
+        let out = backend::sum_all(self);
         let axes: Axes = (0..self.rank()).collect();
         record(
             out,
@@ -251,10 +229,7 @@ impl Tensor {
         if ax.len() == self.rank() && !keepdim {
             return self.sum();
         }
-        let kept = with_dtype!(
-            self.dtype(),
-            reduce::<T>(self, &ax, T::zero(), |a, b| a + b)
-        );
+        let kept = backend::reduce(ReduceOp::Sum, self, &ax);
         let out = kept.view_as(crate::tensor::layout::Layout::contiguous(reduced_shape(
             self.shape(),
             &ax,
@@ -359,17 +334,8 @@ impl Tensor {
         if ax.is_empty() {
             return self.clone();
         }
-        let kept = with_dtype!(self.dtype(), {
-            if is_max {
-                reduce::<T>(self, &ax, T::neg_infinity(), |a, b| {
-                    if b > a || b.is_nan() { b } else { a }
-                })
-            } else {
-                reduce::<T>(self, &ax, T::infinity(), |a, b| {
-                    if b < a || b.is_nan() { b } else { a }
-                })
-            }
-        });
+        let op = if is_max { ReduceOp::Max } else { ReduceOp::Min };
+        let kept = backend::reduce(op, self, &ax);
         let out = kept.view_as(crate::tensor::layout::Layout::contiguous(reduced_shape(
             self.shape(),
             &ax,
@@ -452,7 +418,7 @@ impl Tensor {
         if ax.is_empty() {
             return self.clone();
         }
-        let kept = with_dtype!(self.dtype(), reduce::<T>(self, &ax, T::one(), |a, b| a * b));
+        let kept = backend::reduce(ReduceOp::Prod, self, &ax);
         let out = kept.view_as(crate::tensor::layout::Layout::contiguous(reduced_shape(
             self.shape(),
             &ax,
