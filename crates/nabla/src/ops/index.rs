@@ -16,16 +16,14 @@
 //! repeated indices: repeated positions accumulate in `index_add` and `scatter_add`.
 
 use crate::autodiff::{InputGrads, Op, record};
-use crate::dtype::{DType, Element};
+use crate::backend;
+use crate::dtype::DType;
 #[allow(unused_imports)]
 use crate::tensor::axes::{Axis, AxisSet};
-use crate::tensor::cpu::{PAR_THRESHOLD, with_dtype};
-use crate::tensor::layout::{for_each_offset, for_each_offset2};
 use crate::tensor::shape::{broadcast_shapes, norm_axis};
-use crate::tensor::{Shape, Tensor, same_dtype, storage};
+use crate::tensor::{Shape, Tensor, same_dtype};
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
-use rayon::prelude::*;
 use smallvec::smallvec;
 use std::fmt;
 use std::sync::Arc;
@@ -331,15 +329,6 @@ impl<'a> IntoIterator for &'a Indices {
 
 // ----- shared helpers ----------------------------------------------------------------------------
 
-/// `(outer, size, inner)`: the products of the dimensions before `axis`, at it, and after it.
-fn split_at_axis(dims: &[usize], axis: usize) -> (usize, usize, usize) {
-    (
-        dims[..axis].iter().product(),
-        dims[axis],
-        dims[axis + 1..].iter().product(),
-    )
-}
-
 /// Panics, naming the op, the first index that is not below the size of dimension `axis` of `x`.
 fn check_bounds(op: &str, index: &Indices, axis: usize, x: &Tensor) {
     let size = x.dims()[axis];
@@ -366,82 +355,7 @@ fn zeros_view(shape: &Shape, dtype: DType) -> Tensor {
     Tensor::zeros((), dtype).broadcast_to(shape)
 }
 
-/// Writes `x`'s elements, row-major, into `o` (which starts zeroed), as cheaply as its layout allows.
-fn copy_into<T: Element>(x: &Tensor, o: &mut [T]) {
-    let buf = x.buffer::<T>();
-    let l = x.layout();
-    if let Some(r) = l.contiguous_range() {
-        o.copy_from_slice(&buf[r]);
-    } else if l.strides.iter().all(|&s| s == 0) {
-        let v = buf[l.offset];
-        if v != T::zero() || v.is_sign_negative() {
-            o.fill(v);
-        }
-    } else {
-        let mut i = 0;
-        for_each_offset(l, |off| {
-            o[i] = buf[off];
-            i += 1;
-        });
-    }
-}
-
 // ----- index_select / index_add ------------------------------------------------------------------
-
-fn index_select_kernel<T: Element>(x: &Tensor, axis: usize, index: &[usize]) -> Tensor {
-    let (outer, n, inner) = split_at_axis(x.dims(), axis);
-    let m = index.len();
-    let mut dims = x.dims().to_vec();
-    dims[axis] = m;
-    let total = outer * m * inner;
-    let src = x.contiguous_data::<T>();
-    let data = storage::build(total, |o: &mut [T]| {
-        if total == 0 {
-            return;
-        }
-        if inner == 1 {
-            let pick = |j: usize| src[(j / m) * n + index[j % m]];
-            if total >= PAR_THRESHOLD {
-                o.par_iter_mut().enumerate().for_each(|(j, v)| *v = pick(j));
-            } else {
-                o.iter_mut().enumerate().for_each(|(j, v)| *v = pick(j));
-            }
-            return;
-        }
-        let row = |j: usize, dst: &mut [T]| {
-            let s = ((j / m) * n + index[j % m]) * inner;
-            dst.copy_from_slice(&src[s..s + inner]);
-        };
-        if total >= PAR_THRESHOLD {
-            o.par_chunks_mut(inner)
-                .with_min_len((PAR_THRESHOLD / 4 / inner).max(1))
-                .enumerate()
-                .for_each(|(j, d)| row(j, d));
-        } else {
-            o.chunks_mut(inner).enumerate().for_each(|(j, d)| row(j, d));
-        }
-    });
-    Tensor::from_arc(data, Shape::from(dims))
-}
-
-fn index_add_kernel<T: Element>(x: &Tensor, axis: usize, index: &[usize], src: &Tensor) -> Tensor {
-    let (outer, n, inner) = split_at_axis(x.dims(), axis);
-    let m = index.len();
-    let s = src.contiguous_data::<T>();
-    let data = storage::build(x.numel(), |o: &mut [T]| {
-        copy_into(x, o);
-        for oi in 0..outer {
-            for (k, &i) in index.iter().enumerate() {
-                let d = (oi * n + i) * inner;
-                let r = (oi * m + k) * inner;
-                for (a, &b) in o[d..d + inner].iter_mut().zip(&s[r..r + inner]) {
-                    *a += b;
-                }
-            }
-        }
-    });
-    Tensor::from_arc(data, x.shape().clone())
-}
 
 struct IndexSelect {
     axis: usize,
@@ -493,44 +407,6 @@ impl Op for IndexAdd {
 }
 
 // ----- gather / scatter_add ----------------------------------------------------------------------
-
-fn gather_kernel<T: Element>(x: &Tensor, axis: usize, index: &Indices) -> Tensor {
-    let l = x.layout();
-    let buf = x.buffer::<T>();
-    let mut sx = l.strides.clone();
-    let step = sx[axis];
-    sx[axis] = 0;
-    let si = index.shape().contiguous_strides();
-    let idx = index.as_slice();
-    let data = storage::build(index.len(), |o: &mut [T]| {
-        for_each_offset2(index.dims(), &sx, l.offset, &si, 0, |ox, k| {
-            o[k] = buf[ox + idx[k] * step];
-        });
-    });
-    Tensor::from_arc(data, index.shape().clone())
-}
-
-/// `src` must have the shape of `index`.
-fn scatter_add_kernel<T: Element>(
-    x: &Tensor,
-    axis: usize,
-    index: &Indices,
-    src: &Tensor,
-) -> Tensor {
-    let mut so = x.shape().contiguous_strides();
-    let step = so[axis];
-    so[axis] = 0;
-    let si = index.shape().contiguous_strides();
-    let idx = index.as_slice();
-    let s = src.contiguous_data::<T>();
-    let data = storage::build(x.numel(), |o: &mut [T]| {
-        copy_into(x, o);
-        for_each_offset2(index.dims(), &so, 0, &si, 0, |oo, k| {
-            o[oo + idx[k] * step] += s[k];
-        });
-    });
-    Tensor::from_arc(data, x.shape().clone())
-}
 
 struct Gather {
     axis: usize,
@@ -602,31 +478,6 @@ impl Op for MaskedFill {
 
 // ----- argmax / argmin ---------------------------------------------------------------------------
 
-/// Position of the first maximum (`is_max`) or minimum along `axis`; a NaN wins over any number.
-fn arg_extremum_kernel<T: Element>(x: &Tensor, axis: usize, is_max: bool) -> Vec<usize> {
-    let (outer, n, inner) = split_at_axis(x.dims(), axis);
-    let src = x.contiguous_data::<T>();
-    let better =
-        |v: T, best: T| !best.is_nan() && (v.is_nan() || if is_max { v > best } else { v < best });
-    let mut out = vec![0usize; outer * inner];
-    let mut best: Vec<T> = vec![T::zero(); inner];
-    for oi in 0..outer {
-        let base = oi * n * inner;
-        best.copy_from_slice(&src[base..base + inner]);
-        let pos = &mut out[oi * inner..(oi + 1) * inner];
-        for k in 1..n {
-            let row = &src[base + k * inner..base + (k + 1) * inner];
-            for ((b, p), &v) in best.iter_mut().zip(pos.iter_mut()).zip(row) {
-                if better(v, *b) {
-                    *b = v;
-                    *p = k;
-                }
-            }
-        }
-    }
-    out
-}
-
 impl Tensor {
     fn arg_extremum(&self, axis: isize, keepdim: bool, is_max: bool) -> Indices {
         let name = if is_max { "argmax" } else { "argmin" };
@@ -635,7 +486,7 @@ impl Tensor {
         if self.dims()[a] == 0 {
             panic!("{name}: dimension {a} of tensor {} is empty", self.shape());
         }
-        let data = with_dtype!(self.dtype(), arg_extremum_kernel::<T>(self, a, is_max));
+        let data = backend::arg_extremum(self, a, is_max);
         let mut dims = self.dims().to_vec();
         if keepdim {
             dims[a] = 1;
@@ -652,7 +503,7 @@ impl Tensor {
             panic!("{name}: tensor of shape {} is empty", self.shape());
         }
         let flat = self.detach().reshape([self.numel()]);
-        let data = with_dtype!(self.dtype(), arg_extremum_kernel::<T>(&flat, 0, is_max));
+        let data = backend::arg_extremum(&flat, 0, is_max);
         data[0]
     }
 
@@ -740,10 +591,7 @@ impl Tensor {
         let a = norm_axis("index_select", axis, self.rank());
         check_1d("index_select", index);
         check_bounds("index_select", index, a, self);
-        let out = with_dtype!(
-            self.dtype(),
-            index_select_kernel::<T>(self, a, index.as_slice())
-        );
+        let out = backend::index_select(self, a, index.as_slice());
         let op = IndexSelect {
             axis: a,
             index: index.clone(),
@@ -773,7 +621,7 @@ impl Tensor {
         let axis = axis.to_isize();
         let a = norm_axis("index_add", axis, self.rank());
         check_1d("index_add", index);
-        let dt = same_dtype("index_add", self, src);
+        same_dtype("index_add", self, src);
         let mut want = self.dims().to_vec();
         want[a] = index.len();
         if src.dims() != want.as_slice() {
@@ -786,7 +634,7 @@ impl Tensor {
             );
         }
         check_bounds("index_add", index, a, self);
-        let out = with_dtype!(dt, index_add_kernel::<T>(self, a, index.as_slice(), src));
+        let out = backend::index_add(self, a, index.as_slice(), src);
         record(
             out,
             IndexAdd {
@@ -837,7 +685,7 @@ impl Tensor {
             }
         }
         check_bounds("gather", index, a, self);
-        let out = with_dtype!(self.dtype(), gather_kernel::<T>(self, a, index));
+        let out = backend::gather(self, a, index);
         let op = Gather {
             axis: a,
             index: index.clone(),
@@ -895,7 +743,7 @@ impl Tensor {
                 s = s.narrow(d as isize, 0, index.dims()[d]);
             }
         }
-        let out = with_dtype!(self.dtype(), scatter_add_kernel::<T>(self, a, index, &s));
+        let out = backend::scatter_add(self, a, index, &s);
         record(
             out,
             ScatterAdd {
@@ -928,14 +776,7 @@ impl Tensor {
         let mut dims = index.dims().to_vec();
         dims.push(num_classes);
         let shape = Shape::from(dims);
-        with_dtype!(dtype, {
-            let data = storage::build(index.len() * num_classes, |o: &mut [T]| {
-                for (k, &i) in index.iter().enumerate() {
-                    o[k * num_classes + i] = T::one();
-                }
-            });
-            Tensor::from_arc(data, shape)
-        })
+        backend::one_hot(index, num_classes, shape, dtype)
     }
 
     /// `self` with `value` wherever `mask` is non-zero, like `torch.masked_fill` (out of place).

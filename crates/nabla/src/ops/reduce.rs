@@ -2,13 +2,11 @@
 //! Axes may be negative; `keepdim` keeps reduced axes as size 1 (as in PyTorch).
 
 use crate::autodiff::{InputGrads, Op, record};
-use crate::backend::cpu::with_dtype;
 use crate::backend::{self, ReduceOp};
-use crate::dtype::Element;
+use crate::tensor::Tensor;
 #[allow(unused_imports)]
 use crate::tensor::axes::{Axis, AxisSet};
 use crate::tensor::shape::{Shape, norm_axes};
-use crate::tensor::{Tensor, storage};
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
 use smallvec::{SmallVec, smallvec};
@@ -153,39 +151,8 @@ impl Prod {
         if !has_zero {
             return out.reshape(kept) / x;
         }
-        with_dtype!(x.dtype(), prod_others::<T>(&x.detach(), &self.axes))
+        backend::prod_others(&x.detach(), &self.axes)
     }
-}
-
-/// For each element, the product of the other elements in its reduction group.
-fn prod_others<T: Element>(x: &Tensor, axes: &[usize]) -> Tensor {
-    let r = x.rank();
-    let keep: Vec<usize> = (0..r).filter(|a| !axes.contains(a)).collect();
-    let perm: Vec<usize> = keep.iter().chain(axes.iter()).copied().collect();
-    let xp = x.permute(&perm).contiguous();
-    let group: usize = axes.iter().map(|&a| x.dims()[a]).product();
-    let src = xp.contiguous_data::<T>();
-    let data = storage::build(src.len(), |o: &mut [T]| {
-        for (oc, sc) in o.chunks_mut(group.max(1)).zip(src.chunks(group.max(1))) {
-            let mut acc = T::one();
-            for k in 0..sc.len() {
-                oc[k] = acc;
-                acc *= sc[k];
-            }
-            let mut acc = T::one();
-            for k in (0..sc.len()).rev() {
-                oc[k] *= acc;
-                acc *= sc[k];
-            }
-        }
-    });
-    let mut inv = vec![0; r];
-    for (i, &p) in perm.iter().enumerate() {
-        inv[p] = i;
-    }
-    Tensor::from_arc(data, xp.shape().clone())
-        .permute(&inv)
-        .contiguous()
 }
 
 impl Tensor {

@@ -9,7 +9,7 @@ use crate::dtype::DType;
 use crate::tensor::axes::{Axis, AxisSet};
 use crate::tensor::layout::Layout;
 use crate::tensor::shape::{Shape, broadcast_shapes, norm_axis};
-use crate::tensor::{Tensor, same_dtype, storage};
+use crate::tensor::{Tensor, same_dtype};
 use smallvec::{SmallVec, smallvec};
 
 struct Reshape {
@@ -592,30 +592,8 @@ impl Tensor {
         if from == dtype {
             return self.clone();
         }
-        let src = self.contiguous_data_any();
-        let out = match (src, dtype) {
-            (AnyData::F32(v), DType::F64) => Tensor::from_arc(
-                storage::build_overwrite(v.len(), |o: &mut [f64]| {
-                    o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f64)
-                }),
-                self.shape().clone(),
-            ),
-            (AnyData::F64(v), DType::F32) => Tensor::from_arc(
-                storage::build_overwrite(v.len(), |o: &mut [f32]| {
-                    o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f32)
-                }),
-                self.shape().clone(),
-            ),
-            _ => unreachable!(),
-        };
+        let out = backend::cast(self, dtype);
         record(out, Cast { from, to: dtype }, &[self])
-    }
-
-    fn contiguous_data_any(&self) -> AnyData<'_> {
-        match self.dtype() {
-            DType::F32 => AnyData::F32(self.contiguous_data::<f32>()),
-            DType::F64 => AnyData::F64(self.contiguous_data::<f64>()),
-        }
     }
 
     /// Joins tensors along an existing axis; all other dimensions must agree.
@@ -743,9 +721,4 @@ impl Tensor {
         }
         self.split(&sizes, a as isize)
     }
-}
-
-enum AnyData<'a> {
-    F32(std::borrow::Cow<'a, [f32]>),
-    F64(std::borrow::Cow<'a, [f64]>),
 }

@@ -465,3 +465,68 @@ pub(crate) fn masked_fill<T: Element>(x: &Tensor, mask: &Tensor, value: f64) -> 
         },
     )
 }
+
+/// For each element, the product of the other elements in its reduction group.
+pub(crate) fn prod_others<T: Element>(x: &Tensor, axes: &[usize]) -> Tensor {
+    let r = x.rank();
+    let keep: Vec<usize> = (0..r).filter(|a| !axes.contains(a)).collect();
+    let perm: Vec<usize> = keep.iter().chain(axes.iter()).copied().collect();
+    let xp = x.permute(&perm).contiguous();
+    let group: usize = axes.iter().map(|&a| x.dims()[a]).product();
+    let src = xp.contiguous_data::<T>();
+    let data = storage::build(src.len(), |o: &mut [T]| {
+        for (oc, sc) in o.chunks_mut(group.max(1)).zip(src.chunks(group.max(1))) {
+            let mut acc = T::one();
+            for k in 0..sc.len() {
+                oc[k] = acc;
+                acc *= sc[k];
+            }
+            let mut acc = T::one();
+            for k in (0..sc.len()).rev() {
+                oc[k] *= acc;
+                acc *= sc[k];
+            }
+        }
+    });
+    let mut inv = vec![0; r];
+    for (i, &p) in perm.iter().enumerate() {
+        inv[p] = i;
+    }
+    Tensor::from_arc(data, xp.shape().clone())
+        .permute(&inv)
+        .contiguous()
+}
+
+/// `x`'s elements converted to `dtype` (round to nearest from f64 to f32), contiguous.
+pub(crate) fn cast(x: &Tensor, dtype: crate::dtype::DType) -> Tensor {
+    use crate::dtype::DType;
+    match (x.dtype(), dtype) {
+        (DType::F32, DType::F64) => {
+            let v = x.contiguous_data::<f32>();
+            Tensor::from_arc(
+                storage::build_overwrite(v.len(), |o: &mut [f64]| {
+                    o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f64)
+                }),
+                x.shape().clone(),
+            )
+        }
+        (DType::F64, DType::F32) => {
+            let v = x.contiguous_data::<f64>();
+            Tensor::from_arc(
+                storage::build_overwrite(v.len(), |o: &mut [f32]| {
+                    o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f32)
+                }),
+                x.shape().clone(),
+            )
+        }
+        _ => gather_layout_any(x),
+    }
+}
+
+/// A contiguous copy of `x` in its own dtype.
+fn gather_layout_any(x: &Tensor) -> Tensor {
+    match x.dtype() {
+        crate::dtype::DType::F32 => gather_layout::<f32>(x, x.layout()),
+        crate::dtype::DType::F64 => gather_layout::<f64>(x, x.layout()),
+    }
+}
