@@ -6,6 +6,7 @@ mod compare;
 pub(crate) mod conv;
 pub(crate) mod estimators;
 pub(crate) mod index;
+mod indices;
 mod matmul;
 mod pool;
 mod reduce;
