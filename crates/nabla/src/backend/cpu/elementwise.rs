@@ -238,9 +238,10 @@ fn erf<T: Element>(v: T) -> T {
     T::from_f64(libm::erf(v.to_f64()))
 }
 
-/// `op(x)` elementwise: the enum is matched here, once, and each arm runs its own monomorphised
-/// [`map`].
-pub(crate) fn unary<T: Element>(op: UnaryOp, x: &Tensor) -> Tensor {
+/// `op` on one value. With `op` a constant (each arm of [`unary`]), inlining folds the match away,
+/// leaving the bare formula in the loop; with a runtime `op`, it is the one-value fast path.
+#[inline(always)]
+pub(crate) fn unary_value<T: Element>(op: UnaryOp, v: T) -> T {
     use crate::ops::unary::{FRAC_1_SQRT_2, GELU_TANH_A, SELU_ALPHA, SELU_SCALE, SQRT_2_OVER_PI};
     let sigmoid = |v: T| {
         if v >= T::zero() {
@@ -250,38 +251,49 @@ pub(crate) fn unary<T: Element>(op: UnaryOp, x: &Tensor) -> Tensor {
             e / (T::one() + e)
         }
     };
+    let mask = |b: bool| if b { T::one() } else { T::zero() };
     match op {
-        UnaryOp::Exp => map(x, |v: T| v.exp()),
-        UnaryOp::Ln => map(x, |v: T| v.ln()),
-        UnaryOp::Log1p => map(x, |v: T| v.ln_1p()),
-        UnaryOp::Expm1 => map(x, |v: T| v.exp_m1()),
-        UnaryOp::Sqrt => map(x, |v: T| v.sqrt()),
-        UnaryOp::Abs => map(x, |v: T| v.abs()),
-        UnaryOp::Sin => map(x, |v: T| v.sin()),
-        UnaryOp::Cos => map(x, |v: T| v.cos()),
-        UnaryOp::Tan => map(x, |v: T| v.tan()),
-        UnaryOp::Tanh => map(x, |v: T| v.tanh()),
-        UnaryOp::Sigmoid => map(x, sigmoid),
-        UnaryOp::Relu => map(x, |v: T| if v > T::zero() { v } else { T::zero() }),
-        UnaryOp::Gelu => map(x, |v: T| {
-            v * T::from_f64(0.5) * (T::one() + erf(v * T::from_f64(FRAC_1_SQRT_2)))
-        }),
-        UnaryOp::GeluTanh => map(x, |v: T| {
+        UnaryOp::Exp => v.exp(),
+        UnaryOp::Ln => v.ln(),
+        UnaryOp::Log1p => v.ln_1p(),
+        UnaryOp::Expm1 => v.exp_m1(),
+        UnaryOp::Sqrt => v.sqrt(),
+        UnaryOp::Abs => v.abs(),
+        UnaryOp::Sin => v.sin(),
+        UnaryOp::Cos => v.cos(),
+        UnaryOp::Tan => v.tan(),
+        UnaryOp::Tanh => v.tanh(),
+        UnaryOp::Sigmoid => sigmoid(v),
+        UnaryOp::Relu => {
+            if v > T::zero() {
+                v
+            } else {
+                T::zero()
+            }
+        }
+        UnaryOp::Gelu => v * T::from_f64(0.5) * (T::one() + erf(v * T::from_f64(FRAC_1_SQRT_2))),
+        UnaryOp::GeluTanh => {
             let u = T::from_f64(SQRT_2_OVER_PI) * (v + T::from_f64(GELU_TANH_A) * v * v * v);
             T::from_f64(0.5) * v * (T::one() + u.tanh())
-        }),
-        UnaryOp::Erf => map(x, |v: T| erf(v)),
-        UnaryOp::Selu => map(x, |v: T| {
+        }
+        UnaryOp::Erf => erf(v),
+        UnaryOp::Selu => {
             if v > T::zero() {
                 T::from_f64(SELU_SCALE) * v
             } else {
                 T::from_f64(SELU_SCALE * SELU_ALPHA) * v.exp_m1()
             }
-        }),
-        UnaryOp::Elu => map(x, |v: T| if v > T::zero() { v } else { v.exp_m1() }),
-        UnaryOp::Softplus => map(x, |v: T| v.max(T::zero()) + (-v.abs()).exp().ln_1p()),
-        UnaryOp::Silu => map(x, move |v: T| v * sigmoid(v)),
-        UnaryOp::Sign => map(x, |v: T| {
+        }
+        UnaryOp::Elu => {
+            if v > T::zero() {
+                v
+            } else {
+                v.exp_m1()
+            }
+        }
+        UnaryOp::Softplus => v.max(T::zero()) + (-v.abs()).exp().ln_1p(),
+        UnaryOp::Silu => v * sigmoid(v),
+        UnaryOp::Sign => {
             if v > T::zero() {
                 T::one()
             } else if v < T::zero() {
@@ -289,10 +301,60 @@ pub(crate) fn unary<T: Element>(op: UnaryOp, x: &Tensor) -> Tensor {
             } else {
                 T::zero()
             }
-        }),
-        UnaryOp::Floor => map(x, |v: T| v.floor()),
-        UnaryOp::Ceil => map(x, |v: T| v.ceil()),
-        UnaryOp::Round => map(x, |v: T| v.round()),
+        }
+        UnaryOp::Floor => v.floor(),
+        UnaryOp::Ceil => v.ceil(),
+        UnaryOp::Round => v.round(),
+        UnaryOp::Affine { c, d } => v * T::from_f64(c) + T::from_f64(d),
+        UnaryOp::RDiv(c) => T::from_f64(c) / v,
+        UnaryOp::PowF(p) => {
+            if p == 2.0 {
+                v * v
+            } else {
+                v.powf(T::from_f64(p))
+            }
+        }
+        UnaryOp::Clamp { min, max } => {
+            let (lo, hi) = (T::from_f64(min), T::from_f64(max));
+            if v < lo {
+                lo
+            } else if v > hi {
+                hi
+            } else {
+                v
+            }
+        }
+        UnaryOp::CmpScalar(cmp, c) => {
+            let c = T::from_f64(c);
+            mask(match cmp {
+                CmpOp::Eq => v == c,
+                CmpOp::Ne => v != c,
+                CmpOp::Lt => v < c,
+                CmpOp::Le => v <= c,
+                CmpOp::Gt => v > c,
+                CmpOp::Ge => v >= c,
+            })
+        }
+    }
+}
+
+/// `op(x)` elementwise: the enum is matched here, once, and each arm runs its own monomorphised
+/// [`map`] over the formula of [`unary_value`] for that (constant) op. The parametrised ops convert
+/// their constants to `T` once, outside the loop.
+pub(crate) fn unary<T: Element>(op: UnaryOp, x: &Tensor) -> Tensor {
+    macro_rules! each {
+        ($($V:ident),*) => {
+            match op {
+                $(UnaryOp::$V => return map(x, |v: T| unary_value::<T>(UnaryOp::$V, v)),)*
+                _ => {}
+            }
+        };
+    }
+    each!(
+        Exp, Ln, Log1p, Expm1, Sqrt, Abs, Sin, Cos, Tan, Tanh, Sigmoid, Relu, Gelu, GeluTanh, Erf,
+        Selu, Elu, Softplus, Silu, Sign, Floor, Ceil, Round
+    );
+    match op {
         UnaryOp::Affine { c, d } => {
             let (c, d) = (T::from_f64(c), T::from_f64(d));
             map(x, move |v: T| v * c + d)
@@ -333,28 +395,70 @@ pub(crate) fn unary<T: Element>(op: UnaryOp, x: &Tensor) -> Tensor {
                 CmpOp::Ge => map(x, move |a: T| if a >= c { one } else { zero }),
             }
         }
+        _ => unreachable!("unary: {op:?} is handled above"),
     }
 }
 
-/// `op(a, b)` elementwise with broadcasting: one monomorphised [`zip`] per arm.
-pub(crate) fn binary<T: Element>(op: BinaryOp, a: &Tensor, b: &Tensor) -> Tensor {
-    let name = op.name();
-    let (one, zero) = (T::one(), T::zero());
+/// `op` on one pair of values (see [`unary_value`]).
+#[inline(always)]
+pub(crate) fn binary_value<T: Element>(op: BinaryOp, a: T, b: T) -> T {
+    let mask = |c: bool| if c { T::one() } else { T::zero() };
     match op {
-        BinaryOp::Add => zip(name, a, b, |a: T, b: T| a + b),
-        BinaryOp::Sub => zip(name, a, b, |a: T, b: T| a - b),
-        BinaryOp::Mul => zip(name, a, b, |a: T, b: T| a * b),
-        BinaryOp::Div => zip(name, a, b, |a: T, b: T| a / b),
-        BinaryOp::Pow => zip(name, a, b, |a: T, b: T| a.powf(b)),
-        BinaryOp::Maximum => zip(name, a, b, |a: T, b: T| if a >= b { a } else { b }),
-        BinaryOp::Minimum => zip(name, a, b, |a: T, b: T| if a <= b { a } else { b }),
-        BinaryOp::Cmp(CmpOp::Eq) => zip(name, a, b, |a: T, b: T| if a == b { one } else { zero }),
-        BinaryOp::Cmp(CmpOp::Ne) => zip(name, a, b, |a: T, b: T| if a != b { one } else { zero }),
-        BinaryOp::Cmp(CmpOp::Lt) => zip(name, a, b, |a: T, b: T| if a < b { one } else { zero }),
-        BinaryOp::Cmp(CmpOp::Le) => zip(name, a, b, |a: T, b: T| if a <= b { one } else { zero }),
-        BinaryOp::Cmp(CmpOp::Gt) => zip(name, a, b, |a: T, b: T| if a > b { one } else { zero }),
-        BinaryOp::Cmp(CmpOp::Ge) => zip(name, a, b, |a: T, b: T| if a >= b { one } else { zero }),
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Pow => a.powf(b),
+        BinaryOp::Maximum => {
+            if a >= b {
+                a
+            } else {
+                b
+            }
+        }
+        BinaryOp::Minimum => {
+            if a <= b {
+                a
+            } else {
+                b
+            }
+        }
+        BinaryOp::Cmp(CmpOp::Eq) => mask(a == b),
+        BinaryOp::Cmp(CmpOp::Ne) => mask(a != b),
+        BinaryOp::Cmp(CmpOp::Lt) => mask(a < b),
+        BinaryOp::Cmp(CmpOp::Le) => mask(a <= b),
+        BinaryOp::Cmp(CmpOp::Gt) => mask(a > b),
+        BinaryOp::Cmp(CmpOp::Ge) => mask(a >= b),
     }
+}
+
+/// `op(a, b)` elementwise with broadcasting: one monomorphised [`zip`] per arm, over the formula
+/// of [`binary_value`] for that (constant) op.
+pub(crate) fn binary<T: Element>(op: BinaryOp, a: &Tensor, b: &Tensor) -> Tensor {
+    macro_rules! each {
+        ($($V:ident $(($C:ident))?),*) => {
+            match op {
+                $(BinaryOp::$V $((CmpOp::$C))? => zip(op.name(), a, b, |x: T, y: T| {
+                    binary_value::<T>(BinaryOp::$V $((CmpOp::$C))?, x, y)
+                }),)*
+            }
+        };
+    }
+    each!(
+        Add,
+        Sub,
+        Mul,
+        Div,
+        Pow,
+        Maximum,
+        Minimum,
+        Cmp(Eq),
+        Cmp(Ne),
+        Cmp(Lt),
+        Cmp(Le),
+        Cmp(Gt),
+        Cmp(Ge)
+    )
 }
 
 /// `mask ? a : b` with broadcasting of all three.

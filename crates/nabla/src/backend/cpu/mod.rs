@@ -57,12 +57,35 @@ pub(crate) struct Cpu;
 impl Backend for Cpu {
     #[inline]
     fn unary(op: UnaryOp, x: &Tensor) -> Tensor {
-        with_dtype!(x.dtype(), elementwise::unary::<T>(op, x))
+        with_dtype!(x.dtype(), {
+            // One value (simulators): the formula on it, without entering the loop kernels.
+            if x.numel() == 1
+                && let Some(s) = x.contiguous_slice::<T>()
+            {
+                return Tensor::from_one(
+                    elementwise::unary_value::<T>(op, s[0]),
+                    x.shape().clone(),
+                );
+            }
+            elementwise::unary::<T>(op, x)
+        })
     }
 
     #[inline]
     fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Tensor {
-        with_dtype!(a.dtype(), elementwise::binary::<T>(op, a, b))
+        with_dtype!(a.dtype(), {
+            let (la, lb) = (a.layout(), b.layout());
+            // Two 0-d operands (simulators): the formula on the values.
+            if la.shape.rank() == 0 && lb.shape.rank() == 0 {
+                let v = elementwise::binary_value::<T>(
+                    op,
+                    a.buffer::<T>()[la.offset],
+                    b.buffer::<T>()[lb.offset],
+                );
+                return Tensor::from_one(v, Shape::scalar());
+            }
+            elementwise::binary::<T>(op, a, b)
+        })
     }
 
     fn select(mask: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Tensor {
