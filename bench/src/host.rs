@@ -44,7 +44,7 @@ pub fn host_info() -> Value {
         "portable build"
     };
     let lstm = if has("avx2") && has("fma") {
-        "packed AVX2+FMA micro-kernel (nn/rnn_simd.rs)"
+        "packed AVX2+FMA micro-kernel (backend/cpu/rnn/simd.rs)"
     } else {
         "gemm"
     };

@@ -49,6 +49,7 @@
 extern crate self as nabla;
 
 pub mod autodiff;
+mod backend;
 pub mod compile;
 pub mod data;
 mod device;

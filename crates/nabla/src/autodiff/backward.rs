@@ -1,9 +1,8 @@
 //! The reverse-mode engine: one pass over the recorded graph, newest node first.
 
 use super::state;
-use crate::dtype::Element;
+use crate::backend;
 use crate::tensor::Tensor;
-use crate::tensor::cpu::{self, with_dtype};
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
@@ -308,22 +307,7 @@ fn accumulate(mut acc: Tensor, g: Tensor) -> Tensor {
     fn plain(t: &Tensor) -> bool {
         t.0.node.is_none() && t.0.tangents.is_empty()
     }
-    fn add_into<T: Element>(acc: &mut Tensor, g: &Tensor) -> bool {
-        let Some(src) = g.contiguous_slice::<T>() else {
-            return false;
-        };
-        let Some(dst) = acc.try_data_mut::<T>() else {
-            return false;
-        };
-        cpu::add_assign(dst, src);
-        true
-    }
-    if plain(&acc)
-        && plain(&g)
-        && acc.dtype() == g.dtype()
-        && acc.shape() == g.shape()
-        && with_dtype!(acc.dtype(), add_into::<T>(&mut acc, &g))
-    {
+    if plain(&acc) && plain(&g) && backend::add_assign(&mut acc, &g) {
         return acc;
     }
     &acc + &g

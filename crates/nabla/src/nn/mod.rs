@@ -19,9 +19,8 @@ mod memnn;
 mod module;
 mod norm;
 pub mod ntp;
+mod recurrent;
 mod rnn;
-mod rnn_kernel;
-mod rnn_simd;
 
 pub use act::{ActOptions, ActOutput, adaptive_computation_time};
 pub use activation::{

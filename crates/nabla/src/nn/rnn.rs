@@ -12,13 +12,13 @@
 //! [`RnnOptions::batch_first`] to `false` for time-first `[T, B, I]`. Unbatched sequences `[T, I]`
 //! are accepted too. States are always `[num_layers, B, H]` (or `[num_layers, H]` unbatched).
 //!
-//! Each layer runs as one fused, differentiable operation (see the notes in `rnn_kernel.rs`): per
+//! Each layer runs as one fused, differentiable operation (see the notes in `recurrent.rs` and `backend/cpu/rnn/`): per
 //! time step one matrix product and one fused elementwise pass, split over two threads for large
 //! layers, and a fused backpropagation through time that accumulates the weight gradients as it
 //! goes. Derivatives of every order and forward mode are supported (higher orders through the
 //! same recurrence written with tensor operations).
 
-use super::rnn_kernel::{CellKind, recurrent};
+use super::recurrent::{CellKind, recurrent};
 use super::{Forward, Module, ParamKind, join};
 use crate::{DType, Tensor};
 use rand::Rng;

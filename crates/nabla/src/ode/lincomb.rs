@@ -3,10 +3,8 @@
 //! rules.
 
 use super::step::check_derivative;
+use crate::Tensor;
 use crate::autodiff::{InputGrads, Op, record};
-use crate::tensor::cpu::with_dtype;
-use crate::tensor::storage;
-use crate::{Element, Tensor};
 
 /// `y + h * sum_j coeffs[j] * ks[j]`, where `h` is 0-d and every `k` has `y`'s shape and dtype.
 ///
@@ -31,7 +29,7 @@ pub(crate) fn lincomb(y: &Tensor, h: &Tensor, coeffs: &[f64], ks: &[&Tensor]) ->
     for k in ks {
         check_derivative(k, y);
     }
-    let out = with_dtype!(y.dtype(), kernel::<T>(y, h.item(), coeffs, ks));
+    let out = crate::backend::lincomb(y, h.item(), coeffs, ks);
     let mut inputs: Vec<&Tensor> = Vec::with_capacity(ks.len() + 2);
     inputs.push(y);
     inputs.push(h);
@@ -43,27 +41,6 @@ pub(crate) fn lincomb(y: &Tensor, h: &Tensor, coeffs: &[f64], ks: &[&Tensor]) ->
         },
         &inputs,
     )
-}
-
-fn kernel<T: Element>(y: &Tensor, h: f64, coeffs: &[f64], ks: &[&Tensor]) -> Tensor {
-    let n = y.numel();
-    let yd = y.contiguous_data::<T>();
-    let kd: Vec<_> = ks.iter().map(|k| k.contiguous_data::<T>()).collect();
-    let w: Vec<T> = coeffs.iter().map(|&c| T::from_f64(h * c)).collect();
-    let fill = |o: &mut [T]| {
-        o.copy_from_slice(&yd);
-        for (k, &w) in kd.iter().zip(&w) {
-            for (o, &k) in o.iter_mut().zip(k.iter()) {
-                *o += w * k;
-            }
-        }
-    };
-    if n == 1 {
-        let mut v = [T::zero()];
-        fill(&mut v);
-        return Tensor::from_one(v[0], y.shape().clone());
-    }
-    Tensor::from_arc(storage::build_overwrite(n, fill), y.shape().clone())
 }
 
 /// `sum_j coeffs[j] * ks[j]` with tensor operations (differentiable again).

@@ -2,8 +2,7 @@
 
 use super::lincomb::lincomb;
 use super::tableau::Tableau;
-use crate::tensor::cpu::with_dtype;
-use crate::{Element, Tensor};
+use crate::Tensor;
 use smallvec::SmallVec;
 
 /// The right-hand side `f(t, y)`.
@@ -121,45 +120,12 @@ pub(crate) fn error_norm(
     rtol: f64,
     atol: f64,
 ) -> f64 {
-    with_dtype!(y0.dtype(), error_norm_t::<T>(e, ks, hf, y0, y1, rtol, atol))
-}
-
-fn error_norm_t<T: Element>(
-    e: &[f64],
-    ks: &[Tensor],
-    hf: f64,
-    y0: &Tensor,
-    y1: &Tensor,
-    rtol: f64,
-    atol: f64,
-) -> f64 {
-    let a = y0.contiguous_data::<T>();
-    let b = y1.contiguous_data::<T>();
-    let kd: Vec<_> = ks
-        .iter()
-        .zip(e)
-        .filter(|(_, e)| **e != 0.0)
-        .map(|(k, &e)| (k.contiguous_data::<T>(), e))
-        .collect();
-    let mut sum = 0.0;
-    for i in 0..a.len() {
-        let err: f64 = hf * kd.iter().map(|(k, e)| e * k[i].to_f64()).sum::<f64>();
-        let y1 = b[i].to_f64();
-        if !y1.is_finite() {
-            return f64::NAN;
-        }
-        let scale = atol + rtol * a[i].to_f64().abs().max(y1.abs());
-        sum += (err / scale) * (err / scale);
-    }
-    (sum / a.len().max(1) as f64).sqrt()
+    crate::backend::error_norm(e, ks, hf, [y0, y1], [rtol, atol])
 }
 
 /// Whether every element of `x` is finite.
 pub(crate) fn all_finite(x: &Tensor) -> bool {
-    with_dtype!(
-        x.dtype(),
-        x.contiguous_data::<T>().iter().all(|v| v.is_finite())
-    )
+    crate::backend::all_finite(x)
 }
 
 /// The RMS norm of `v / scale`.

@@ -2,8 +2,7 @@
 //! same with a Rust scalar on either side. Each op's forward kernel and its rules sit together.
 
 use crate::autodiff::{InputGrads, Op, record};
-use crate::dtype::Element;
-use crate::tensor::cpu::{map, with_dtype, zip};
+use crate::backend::{self, BinaryOp, UnaryOp};
 use crate::tensor::shape::broadcast_shapes;
 use crate::tensor::{Tensor, same_dtype};
 use smallvec::smallvec;
@@ -42,7 +41,7 @@ fn sum_opt_values(a: Option<f64>, b: Option<f64>) -> f64 {
 // `scalar:` is the forward rule again on the values of one-element operands (tangents as options),
 // taken when the tangent needs no derivatives of its own (`forward::scalar_rule`).
 macro_rules! binary_op {
-    ($Op:ident, $name:ident, |$a:ident, $b:ident| $f:expr,
+    ($Op:ident, $name:ident,
      vjp: |$xa:ident, $xb:ident, $out:ident, $g:ident| ($ga:expr, $gb:expr),
      jvp: |$ya:ident, $yb:ident, $ta:ident, $tb:ident| $jv:expr
      $(, scalar: |$sa:ident, $sb:ident, $sta:ident, $stb:ident| $sv:expr)?) => {
@@ -86,43 +85,43 @@ macro_rules! binary_op {
             /// # Panics
             /// If the shapes cannot be broadcast together or the dtypes differ.
             pub fn $name(&self, other: &Tensor) -> Tensor {
-                let dt = same_dtype(stringify!($name), self, other);
-                let out = with_dtype!(dt, zip::<T>(stringify!($name), self, other, |$a, $b| $f));
+                same_dtype(stringify!($name), self, other);
+                let out = backend::binary(BinaryOp::$Op, self, other);
                 record(out, $Op, &[self, other])
             }
         }
     };
 }
 
-binary_op!(Add, add, |a, b| a + b,
+binary_op!(Add, add,
     vjp: |a, b, out, g| (g, g),
     jvp: |a, b, ta, tb| sum_opts(ta, tb),
     scalar: |a, b, ta, tb| sum_opt_values(ta, tb));
 
-binary_op!(Sub, sub, |a, b| a - b,
+binary_op!(Sub, sub,
     vjp: |a, b, out, g| (g, g.neg()),
     jvp: |a, b, ta, tb| sum_opts(ta, tb.map(|t| t.neg())),
     scalar: |a, b, ta, tb| sum_opt_values(ta, tb.map(|t| -t)));
 
-binary_op!(Mul, mul, |a, b| a * b,
+binary_op!(Mul, mul,
     vjp: |a, b, out, g| (g * b, g * a),
     jvp: |a, b, ta, tb| sum_opts(ta.map(|t| t * b), tb.map(|t| a * t)),
     scalar: |a, b, ta, tb| sum_opt_values(ta.map(|t| t * b), tb.map(|t| a * t)));
 
-binary_op!(Div, div, |a, b| a / b,
+binary_op!(Div, div,
     vjp: |a, b, out, g| (g / b, (g * out / b).neg()),
     jvp: |a, b, ta, tb| sum_opts(ta.map(|t| t / b), tb.map(|t| (t * a / (b * b)).neg())),
     scalar: |a, b, ta, tb| sum_opt_values(ta.map(|t| t / b), tb.map(|t| -(t * a / (b * b)))));
 
-binary_op!(Pow, pow, |a, b| a.powf(b),
+binary_op!(Pow, pow,
     vjp: |a, b, out, g| (g * b * a.pow(&(b - 1.0)), g * out * a.ln()),
     jvp: |a, b, ta, tb| sum_opts(ta.map(|t| t * b * a.pow(&(b - 1.0))), tb.map(|t| t * a.pow(b) * a.ln())));
 
-binary_op!(Maximum, maximum, |a, b| if a >= b { a } else { b },
+binary_op!(Maximum, maximum,
     vjp: |a, b, out, g| (g * &a.ge(b), g * &a.lt(b)),
     jvp: |a, b, ta, tb| sum_opts(ta.map(|t| t * a.ge(b)), tb.map(|t| t * a.lt(b))));
 
-binary_op!(Minimum, minimum, |a, b| if a <= b { a } else { b },
+binary_op!(Minimum, minimum,
     vjp: |a, b, out, g| (g * &a.le(b), g * &a.gt(b)),
     jvp: |a, b, ta, tb| sum_opts(ta.map(|t| t * a.le(b)), tb.map(|t| t * a.gt(b))));
 
@@ -218,10 +217,7 @@ impl Tensor {
     /// assert_eq!(Tensor::scalar(2.0f64).affine(3.0, 1.0).item(), 7.0);
     /// ```
     pub fn affine(&self, c: f64, d: f64) -> Tensor {
-        let out = with_dtype!(self.dtype(), {
-            let (c, d) = (T::from_f64(c), T::from_f64(d));
-            map::<T>(self, move |v| v * c + d)
-        });
+        let out = backend::unary(UnaryOp::Affine { c, d }, self);
         record(out, Affine { c, d }, &[self])
     }
 
@@ -247,10 +243,7 @@ impl Tensor {
     /// assert_eq!(Tensor::scalar(4.0f64).rdiv_scalar(2.0).item(), 0.5);
     /// ```
     pub fn rdiv_scalar(&self, c: f64) -> Tensor {
-        let out = with_dtype!(self.dtype(), {
-            let c = T::from_f64(c);
-            map::<T>(self, move |v| c / v)
-        });
+        let out = backend::unary(UnaryOp::RDiv(c), self);
         record(out, RDiv { c }, &[self])
     }
 
@@ -271,14 +264,7 @@ impl Tensor {
     /// assert_eq!(Tensor::scalar(3.0f64).powf(2.0).item(), 9.0);
     /// ```
     pub fn powf(&self, p: f64) -> Tensor {
-        let out = with_dtype!(self.dtype(), {
-            let pt = T::from_f64(p);
-            if p == 2.0 {
-                map::<T>(self, |v| v * v)
-            } else {
-                map::<T>(self, move |v| v.powf(pt))
-            }
-        });
+        let out = backend::unary(UnaryOp::PowF(p), self);
         record(out, PowF { p }, &[self])
     }
 

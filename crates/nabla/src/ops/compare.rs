@@ -1,33 +1,25 @@
 //! Comparisons (masks of 0.0 and 1.0, not differentiable) and `where_`, the differentiable select.
 
 use crate::autodiff::{InputGrads, Op, record};
-use crate::dtype::Element;
-use crate::tensor::cpu::{map, with_dtype, zip};
-use crate::tensor::layout::for_each_offset2;
-use crate::tensor::shape::broadcast_shapes;
-use crate::tensor::{Tensor, same_dtype, storage};
-#[allow(unused_imports)]
-use num_traits::{Float, One, Zero};
+use crate::backend::{self, BinaryOp, CmpOp, UnaryOp};
+use crate::tensor::{Tensor, same_dtype};
 use smallvec::smallvec;
 
 macro_rules! comparisons {
-    ($($name:ident, $sname:ident, $op:tt, $doc:literal;)*) => {
+    ($($name:ident, $sname:ident, $Cmp:ident, $op:tt, $doc:literal;)*) => {
         impl Tensor {
             $(
                 #[doc = concat!("Elementwise `a ", stringify!($op), " b` with broadcasting, as 1.0 (true) or 0.0 (false) in `a`'s dtype. Not differentiable. ", $doc)]
                 pub fn $name(&self, other: &Tensor) -> Tensor {
                     crate::compile::guard_read(stringify!($name), self);
                     crate::compile::guard_read(stringify!($name), other);
-                    let dt = same_dtype(stringify!($name), self, other);
-                    with_dtype!(dt, zip::<T>(stringify!($name), self, other, |a, b| if a $op b { T::one() } else { T::zero() }))
+                    same_dtype(stringify!($name), self, other);
+                    backend::binary(BinaryOp::Cmp(CmpOp::$Cmp), self, other)
                 }
                 #[doc = concat!("Elementwise `a ", stringify!($op), " c` for a Rust scalar, as 1.0 or 0.0.")]
                 pub fn $sname(&self, c: f64) -> Tensor {
                     crate::compile::guard_read(stringify!($sname), self);
-                    with_dtype!(self.dtype(), {
-                        let c = T::from_f64(c);
-                        map::<T>(self, move |a| if a $op c { T::one() } else { T::zero() })
-                    })
+                    backend::unary(UnaryOp::CmpScalar(CmpOp::$Cmp, c), self)
                 }
             )*
         }
@@ -35,12 +27,12 @@ macro_rules! comparisons {
 }
 
 comparisons! {
-    eq, eq_scalar, ==, "";
-    ne, ne_scalar, !=, "";
-    lt, lt_scalar, <, "";
-    le, le_scalar, <=, "";
-    gt, gt_scalar, >, "\n\n```\nuse nabla::Tensor;\nlet a = Tensor::from_vec(vec![1.0f64, 3.0], [2]);\nassert_eq!(a.gt_scalar(2.0).to_vec::<f64>(), vec![0.0, 1.0]);\n```";
-    ge, ge_scalar, >=, "";
+    eq, eq_scalar, Eq, ==, "";
+    ne, ne_scalar, Ne, !=, "";
+    lt, lt_scalar, Lt, <, "";
+    le, le_scalar, Le, <=, "";
+    gt, gt_scalar, Gt, >, "\n\n```\nuse nabla::Tensor;\nlet a = Tensor::from_vec(vec![1.0f64, 3.0], [2]);\nassert_eq!(a.gt_scalar(2.0).to_vec::<f64>(), vec![0.0, 1.0]);\n```";
+    ge, ge_scalar, Ge, >=, "";
 }
 
 impl Tensor {
@@ -60,42 +52,9 @@ impl Tensor {
     /// ```
     pub fn where_(&self, on_true: &Tensor, on_false: &Tensor) -> Tensor {
         crate::compile::guard_read("where", self);
-        let dt = same_dtype("where", on_true, on_false);
+        same_dtype("where", on_true, on_false);
         same_dtype("where", self, on_true);
-        let shape = broadcast_shapes(
-            "where",
-            &broadcast_shapes("where", self.shape(), on_true.shape()),
-            on_false.shape(),
-        );
-        let out = with_dtype!(dt, {
-            let (m, a, b) = (
-                self.buffer::<T>(),
-                on_true.buffer::<T>(),
-                on_false.buffer::<T>(),
-            );
-            let (lm, la, lb) = (self.layout(), on_true.layout(), on_false.layout());
-            let (sm, sa, sb) = (
-                lm.broadcast_strides(&shape),
-                la.broadcast_strides(&shape),
-                lb.broadcast_strides(&shape),
-            );
-            // First pass: pick from a or b per mask; two strided walks keep the kernel simple.
-            let n = shape.numel();
-            let mut pick = vec![false; n];
-            let mut i = 0;
-            for_each_offset2(&shape, &sm, lm.offset, &sm, lm.offset, |o, _| {
-                pick[i] = m[o] != T::zero();
-                i += 1;
-            });
-            let data = storage::build(n, |out: &mut [T]| {
-                let mut i = 0;
-                for_each_offset2(&shape, &sa, la.offset, &sb, lb.offset, |ia, ib| {
-                    out[i] = if pick[i] { a[ia] } else { b[ib] };
-                    i += 1;
-                });
-            });
-            Tensor::from_arc(data, shape.clone())
-        });
+        let out = backend::select(self, on_true, on_false);
         record(
             out,
             Where {

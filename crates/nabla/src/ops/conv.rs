@@ -5,13 +5,12 @@
 //! `T(x, w, ḡ) = Σ ḡ[n,o,p] · w[o,c,k] · x[n,c,p·s + k·d − pad]`, and its three bilinear maps are the
 //! forward pass `y = ∂T/∂ḡ`, the input gradient `x̄ = ∂T/∂x` and the weight gradient `w̄ = ∂T/∂w`.
 //! The reverse and forward rules of each map are again those maps (see [`Conv`]), so gradients of
-//! any order, in either mode, need nothing else. The kernels (`conv_cpu.rs`) unfold one batch
+//! any order, in either mode, need nothing else. The kernels (`backend/cpu/conv.rs`) unfold one batch
 //! element at a time into a cache-sized column buffer and call gemm, so the full column matrix of a
 //! batch is never materialised.
 
-use super::conv_cpu::{self, ConvGeom};
 use crate::autodiff::{InputGrads, Op, record};
-use crate::tensor::cpu::with_dtype;
+use crate::backend::{self, ConvGeom, ConvKind as Kind};
 use crate::tensor::{Tensor, same_dtype};
 use smallvec::smallvec;
 
@@ -127,17 +126,6 @@ impl Conv1dOpts {
     }
 }
 
-/// Which bilinear map of the convolution's trilinear form a node computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// `conv(x, w) [+ bias]`; inputs `[x, w]` or `[x, w, bias]`.
-    Forward,
-    /// `x̄ = input_grad(ḡ, w)`; inputs `[ḡ, w]`.
-    InputGrad,
-    /// `w̄ = weight_grad(x, ḡ)`; inputs `[x, ḡ]`.
-    WeightGrad,
-}
-
 /// A node of one of the three maps. With `⟨ḡ, conv(x, w)⟩ = ⟨x, input_grad(ḡ, w)⟩ =
 /// ⟨w, weight_grad(x, ḡ)⟩`, the cotangent `z` of each map's output gives
 ///
@@ -153,14 +141,7 @@ struct Conv {
 
 /// Computes one map on `a`, `b` (and the bias of a forward convolution) and records it.
 fn conv_map(kind: Kind, geom: ConvGeom, a: &Tensor, b: &Tensor, bias: Option<&Tensor>) -> Tensor {
-    let out = with_dtype!(
-        a.dtype(),
-        match kind {
-            Kind::Forward => conv_cpu::forward::<T>(&geom, a, b, bias),
-            Kind::InputGrad => conv_cpu::input_grad::<T>(&geom, a, b),
-            Kind::WeightGrad => conv_cpu::weight_grad::<T>(&geom, a, b),
-        }
-    );
+    let out = backend::conv2d(kind, &geom, a, b, bias);
     let op = Conv { geom, kind };
     match bias {
         Some(bias) => record(out, op, &[a, b, bias]),

@@ -15,330 +15,19 @@
 //! Every kernel runs in time linear in the sizes of its inputs and output, whatever the number of
 //! repeated indices: repeated positions accumulate in `index_add` and `scatter_add`.
 
+pub use super::indices::Indices;
 use crate::autodiff::{InputGrads, Op, record};
-use crate::dtype::{DType, Element};
+use crate::backend;
+use crate::dtype::DType;
 #[allow(unused_imports)]
 use crate::tensor::axes::{Axis, AxisSet};
-use crate::tensor::cpu::{PAR_THRESHOLD, with_dtype, zip};
-use crate::tensor::layout::{for_each_offset, for_each_offset2};
 use crate::tensor::shape::{broadcast_shapes, norm_axis};
-use crate::tensor::{Shape, Tensor, same_dtype, storage};
+use crate::tensor::{Shape, Tensor, same_dtype};
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
-use rayon::prelude::*;
 use smallvec::smallvec;
-use std::fmt;
-use std::sync::Arc;
-
-// ----- Indices -----------------------------------------------------------------------------------
-
-/// An n-d array of `usize` positions with a [`Shape`]: class labels, token ids, the positions
-/// returned by [`argmax`](Tensor::argmax), the `index` argument of [`gather`](Tensor::gather).
-///
-/// Cloning is cheap (the values are shared behind an `Arc`). Values are stored row-major.
-///
-/// ```
-/// use nabla::{Indices, Tensor};
-/// let labels = Indices::from(vec![1, 0, 1]);
-/// assert_eq!((labels.dims(), labels.len()), (&[3][..], 3));
-/// let table = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]);
-/// let rows = table.index_select(0, &labels);
-/// assert_eq!(rows.to_vec::<f32>(), vec![3.0, 4.0, 1.0, 2.0, 3.0, 4.0]);
-/// let grid = Indices::new(vec![0, 1, 1, 0], [2, 2]);
-/// assert_eq!((grid.dims(), grid.as_slice()), (&[2, 2][..], &[0, 1, 1, 0][..]));
-/// // conversions: from a Vec, an array, a slice, an iterator
-/// let a: Indices = [1, 0, 1].into();
-/// let b: Indices = (0..3).map(|i| (i + 1) % 2).collect();
-/// assert_eq!(a, b);
-/// assert_eq!(a, Indices::from(&[1, 0, 1][..]));
-/// assert_eq!((&a).into_iter().sum::<usize>(), 2);
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Indices {
-    data: Arc<[usize]>,
-    shape: Shape,
-}
-
-impl Indices {
-    /// Indices holding `data`, laid out row-major in `shape`.
-    ///
-    /// # Panics
-    /// If `data.len()` is not the number of elements of `shape`.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// let i = Indices::new(vec![0, 2, 1, 1, 0, 2], [2, 3]);
-    /// assert_eq!(i.dims(), &[2, 3]);
-    /// ```
-    pub fn new(data: Vec<usize>, shape: impl Into<Shape>) -> Indices {
-        let shape = shape.into();
-        if data.len() != shape.numel() {
-            panic!(
-                "Indices::new: {} values cannot have shape {shape} ({} elements)",
-                data.len(),
-                shape.numel()
-            );
-        }
-        Indices {
-            data: Arc::from(data),
-            shape,
-        }
-    }
-
-    /// 1-d indices copied from a slice.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// let i = Indices::from_slice(&[3, 1, 4]);
-    /// assert_eq!((i.dims(), i.to_vec()), (&[3][..], vec![3, 1, 4]));
-    /// ```
-    pub fn from_slice(data: &[usize]) -> Indices {
-        Indices {
-            data: Arc::from(data),
-            shape: Shape::from([data.len()]),
-        }
-    }
-
-    /// A 0-d index holding one position.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// let i = Indices::scalar(4);
-    /// assert_eq!((i.rank(), i.as_slice()), (0, &[4][..]));
-    /// ```
-    pub fn scalar(value: usize) -> Indices {
-        Indices {
-            data: Arc::from([value]),
-            shape: Shape::scalar(),
-        }
-    }
-
-    /// Indices read from the values of a tensor (e.g. float class labels), with its shape.
-    ///
-    /// # Panics
-    /// If a value is negative, not an integer or not finite.
-    ///
-    /// ```
-    /// use nabla::{Indices, Tensor};
-    /// let t = Tensor::from_vec(vec![2.0f32, 0.0, 1.0], [3]);
-    /// assert_eq!(Indices::from_tensor(&t).to_vec(), vec![2, 0, 1]);
-    /// ```
-    pub fn from_tensor(t: &Tensor) -> Indices {
-        let data: Vec<usize> = t
-            .to_vec::<f64>()
-            .into_iter()
-            .map(|v| {
-                if !(v >= 0.0 && v.fract() == 0.0 && v < usize::MAX as f64) {
-                    panic!(
-                        "Indices::from_tensor: value {v} of a tensor of shape {} is not a non-negative integer",
-                        t.shape()
-                    );
-                }
-                v as usize
-            })
-            .collect();
-        Indices {
-            data: Arc::from(data),
-            shape: t.shape().clone(),
-        }
-    }
-
-    /// The positions as a tensor of the given dtype, with the same shape.
-    ///
-    /// ```
-    /// use nabla::{DType, Indices};
-    /// let t = Indices::from_slice(&[1, 3]).to_tensor(DType::F64);
-    /// assert_eq!(t.to_vec::<f64>(), vec![1.0, 3.0]);
-    /// ```
-    pub fn to_tensor(&self, dtype: DType) -> Tensor {
-        let v: Vec<f64> = self.data.iter().map(|&i| i as f64).collect();
-        Tensor::from_vec(v, self.shape.clone()).to_dtype(dtype)
-    }
-
-    /// The shape.
-    ///
-    /// ```
-    /// use nabla::{Indices, Shape};
-    /// assert_eq!(Indices::new(vec![0; 6], [2, 3]).shape(), &Shape::from([2, 3]));
-    /// ```
-    pub fn shape(&self) -> &Shape {
-        &self.shape
-    }
-
-    /// The dimensions as a slice.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// assert_eq!(Indices::new(vec![0; 6], [2, 3]).dims(), &[2, 3]);
-    /// ```
-    pub fn dims(&self) -> &[usize] {
-        self.shape.dims()
-    }
-
-    /// Number of dimensions (0 for a single position).
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// assert_eq!((Indices::from_slice(&[1, 2]).rank(), Indices::scalar(1).rank()), (1, 0));
-    /// ```
-    pub fn rank(&self) -> usize {
-        self.shape.rank()
-    }
-
-    /// Number of positions (the product of the dimensions), not the size of the first dimension.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// assert_eq!(Indices::new(vec![0; 6], [2, 3]).len(), 6);
-    /// ```
-    pub fn len(&self) -> usize {
-        self.data.len()
-    }
-
-    /// Whether there are no positions.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// assert!(Indices::from(Vec::new()).is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
-    }
-
-    /// The positions in row-major order.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// assert_eq!(Indices::new(vec![3, 1, 2, 0], [2, 2]).as_slice(), &[3, 1, 2, 0]);
-    /// ```
-    pub fn as_slice(&self) -> &[usize] {
-        &self.data
-    }
-
-    /// The positions in row-major order, copied into a `Vec`.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// assert_eq!(Indices::from_slice(&[2, 0]).to_vec(), vec![2, 0]);
-    /// ```
-    pub fn to_vec(&self) -> Vec<usize> {
-        self.data.to_vec()
-    }
-
-    /// Iterates over the positions in row-major order.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// let n = Indices::from_slice(&[1, 2, 1]).iter().filter(|&&i| i == 1).count();
-    /// assert_eq!(n, 2);
-    /// ```
-    pub fn iter(&self) -> std::slice::Iter<'_, usize> {
-        self.data.iter()
-    }
-
-    /// The same positions in another shape with as many elements (shares the values).
-    ///
-    /// # Panics
-    /// If the number of elements differs.
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// let i = Indices::from_slice(&[0, 1, 2, 3]).reshape([2, 2]);
-    /// assert_eq!(i.dims(), &[2, 2]);
-    /// ```
-    pub fn reshape(&self, shape: impl Into<Shape>) -> Indices {
-        let shape = shape.into();
-        if shape.numel() != self.len() {
-            panic!(
-                "Indices::reshape: cannot reshape {} ({} elements) into {shape} ({} elements)",
-                self.shape,
-                self.len(),
-                shape.numel()
-            );
-        }
-        Indices {
-            data: self.data.clone(),
-            shape,
-        }
-    }
-
-    /// The positions as 1-d indices (shares the values).
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// assert_eq!(Indices::new(vec![0; 6], [2, 3]).flatten().dims(), &[6]);
-    /// ```
-    pub fn flatten(&self) -> Indices {
-        self.reshape([self.len()])
-    }
-
-    /// The largest position, or `None` when there are none (e.g. to count classes).
-    ///
-    /// ```
-    /// use nabla::Indices;
-    /// assert_eq!(Indices::from_slice(&[2, 7, 1]).max(), Some(7));
-    /// ```
-    pub fn max(&self) -> Option<usize> {
-        self.data.iter().copied().max()
-    }
-}
-
-impl fmt::Debug for Indices {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Indices(shape {}, {:?})", self.shape, &self.data[..])
-    }
-}
-
-impl From<Vec<usize>> for Indices {
-    /// 1-d indices that own `data`.
-    fn from(data: Vec<usize>) -> Indices {
-        let n = data.len();
-        Indices {
-            data: Arc::from(data),
-            shape: Shape::from([n]),
-        }
-    }
-}
-
-impl From<&[usize]> for Indices {
-    /// 1-d indices copied from a slice.
-    fn from(data: &[usize]) -> Indices {
-        Indices::from_slice(data)
-    }
-}
-
-impl<const N: usize> From<[usize; N]> for Indices {
-    /// 1-d indices from an array.
-    fn from(data: [usize; N]) -> Indices {
-        Indices::from_slice(&data)
-    }
-}
-
-impl FromIterator<usize> for Indices {
-    /// 1-d indices collected from an iterator.
-    fn from_iter<I: IntoIterator<Item = usize>>(iter: I) -> Indices {
-        Indices::from(iter.into_iter().collect::<Vec<usize>>())
-    }
-}
-
-impl<'a> IntoIterator for &'a Indices {
-    type Item = &'a usize;
-    type IntoIter = std::slice::Iter<'a, usize>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.data.iter()
-    }
-}
 
 // ----- shared helpers ----------------------------------------------------------------------------
-
-/// `(outer, size, inner)`: the products of the dimensions before `axis`, at it, and after it.
-fn split_at_axis(dims: &[usize], axis: usize) -> (usize, usize, usize) {
-    (
-        dims[..axis].iter().product(),
-        dims[axis],
-        dims[axis + 1..].iter().product(),
-    )
-}
 
 /// Panics, naming the op, the first index that is not below the size of dimension `axis` of `x`.
 fn check_bounds(op: &str, index: &Indices, axis: usize, x: &Tensor) {
@@ -366,82 +55,7 @@ fn zeros_view(shape: &Shape, dtype: DType) -> Tensor {
     Tensor::zeros((), dtype).broadcast_to(shape)
 }
 
-/// Writes `x`'s elements, row-major, into `o` (which starts zeroed), as cheaply as its layout allows.
-fn copy_into<T: Element>(x: &Tensor, o: &mut [T]) {
-    let buf = x.buffer::<T>();
-    let l = x.layout();
-    if let Some(r) = l.contiguous_range() {
-        o.copy_from_slice(&buf[r]);
-    } else if l.strides.iter().all(|&s| s == 0) {
-        let v = buf[l.offset];
-        if v != T::zero() || v.is_sign_negative() {
-            o.fill(v);
-        }
-    } else {
-        let mut i = 0;
-        for_each_offset(l, |off| {
-            o[i] = buf[off];
-            i += 1;
-        });
-    }
-}
-
 // ----- index_select / index_add ------------------------------------------------------------------
-
-fn index_select_kernel<T: Element>(x: &Tensor, axis: usize, index: &[usize]) -> Tensor {
-    let (outer, n, inner) = split_at_axis(x.dims(), axis);
-    let m = index.len();
-    let mut dims = x.dims().to_vec();
-    dims[axis] = m;
-    let total = outer * m * inner;
-    let src = x.contiguous_data::<T>();
-    let data = storage::build(total, |o: &mut [T]| {
-        if total == 0 {
-            return;
-        }
-        if inner == 1 {
-            let pick = |j: usize| src[(j / m) * n + index[j % m]];
-            if total >= PAR_THRESHOLD {
-                o.par_iter_mut().enumerate().for_each(|(j, v)| *v = pick(j));
-            } else {
-                o.iter_mut().enumerate().for_each(|(j, v)| *v = pick(j));
-            }
-            return;
-        }
-        let row = |j: usize, dst: &mut [T]| {
-            let s = ((j / m) * n + index[j % m]) * inner;
-            dst.copy_from_slice(&src[s..s + inner]);
-        };
-        if total >= PAR_THRESHOLD {
-            o.par_chunks_mut(inner)
-                .with_min_len((PAR_THRESHOLD / 4 / inner).max(1))
-                .enumerate()
-                .for_each(|(j, d)| row(j, d));
-        } else {
-            o.chunks_mut(inner).enumerate().for_each(|(j, d)| row(j, d));
-        }
-    });
-    Tensor::from_arc(data, Shape::from(dims))
-}
-
-fn index_add_kernel<T: Element>(x: &Tensor, axis: usize, index: &[usize], src: &Tensor) -> Tensor {
-    let (outer, n, inner) = split_at_axis(x.dims(), axis);
-    let m = index.len();
-    let s = src.contiguous_data::<T>();
-    let data = storage::build(x.numel(), |o: &mut [T]| {
-        copy_into(x, o);
-        for oi in 0..outer {
-            for (k, &i) in index.iter().enumerate() {
-                let d = (oi * n + i) * inner;
-                let r = (oi * m + k) * inner;
-                for (a, &b) in o[d..d + inner].iter_mut().zip(&s[r..r + inner]) {
-                    *a += b;
-                }
-            }
-        }
-    });
-    Tensor::from_arc(data, x.shape().clone())
-}
 
 struct IndexSelect {
     axis: usize,
@@ -493,44 +107,6 @@ impl Op for IndexAdd {
 }
 
 // ----- gather / scatter_add ----------------------------------------------------------------------
-
-fn gather_kernel<T: Element>(x: &Tensor, axis: usize, index: &Indices) -> Tensor {
-    let l = x.layout();
-    let buf = x.buffer::<T>();
-    let mut sx = l.strides.clone();
-    let step = sx[axis];
-    sx[axis] = 0;
-    let si = index.shape().contiguous_strides();
-    let idx = index.as_slice();
-    let data = storage::build(index.len(), |o: &mut [T]| {
-        for_each_offset2(index.dims(), &sx, l.offset, &si, 0, |ox, k| {
-            o[k] = buf[ox + idx[k] * step];
-        });
-    });
-    Tensor::from_arc(data, index.shape().clone())
-}
-
-/// `src` must have the shape of `index`.
-fn scatter_add_kernel<T: Element>(
-    x: &Tensor,
-    axis: usize,
-    index: &Indices,
-    src: &Tensor,
-) -> Tensor {
-    let mut so = x.shape().contiguous_strides();
-    let step = so[axis];
-    so[axis] = 0;
-    let si = index.shape().contiguous_strides();
-    let idx = index.as_slice();
-    let s = src.contiguous_data::<T>();
-    let data = storage::build(x.numel(), |o: &mut [T]| {
-        copy_into(x, o);
-        for_each_offset2(index.dims(), &so, 0, &si, 0, |oo, k| {
-            o[oo + idx[k] * step] += s[k];
-        });
-    });
-    Tensor::from_arc(data, x.shape().clone())
-}
 
 struct Gather {
     axis: usize,
@@ -602,31 +178,6 @@ impl Op for MaskedFill {
 
 // ----- argmax / argmin ---------------------------------------------------------------------------
 
-/// Position of the first maximum (`is_max`) or minimum along `axis`; a NaN wins over any number.
-fn arg_extremum_kernel<T: Element>(x: &Tensor, axis: usize, is_max: bool) -> Vec<usize> {
-    let (outer, n, inner) = split_at_axis(x.dims(), axis);
-    let src = x.contiguous_data::<T>();
-    let better =
-        |v: T, best: T| !best.is_nan() && (v.is_nan() || if is_max { v > best } else { v < best });
-    let mut out = vec![0usize; outer * inner];
-    let mut best: Vec<T> = vec![T::zero(); inner];
-    for oi in 0..outer {
-        let base = oi * n * inner;
-        best.copy_from_slice(&src[base..base + inner]);
-        let pos = &mut out[oi * inner..(oi + 1) * inner];
-        for k in 1..n {
-            let row = &src[base + k * inner..base + (k + 1) * inner];
-            for ((b, p), &v) in best.iter_mut().zip(pos.iter_mut()).zip(row) {
-                if better(v, *b) {
-                    *b = v;
-                    *p = k;
-                }
-            }
-        }
-    }
-    out
-}
-
 impl Tensor {
     fn arg_extremum(&self, axis: isize, keepdim: bool, is_max: bool) -> Indices {
         let name = if is_max { "argmax" } else { "argmin" };
@@ -635,7 +186,7 @@ impl Tensor {
         if self.dims()[a] == 0 {
             panic!("{name}: dimension {a} of tensor {} is empty", self.shape());
         }
-        let data = with_dtype!(self.dtype(), arg_extremum_kernel::<T>(self, a, is_max));
+        let data = backend::arg_extremum(self, a, is_max);
         let mut dims = self.dims().to_vec();
         if keepdim {
             dims[a] = 1;
@@ -652,7 +203,7 @@ impl Tensor {
             panic!("{name}: tensor of shape {} is empty", self.shape());
         }
         let flat = self.detach().reshape([self.numel()]);
-        let data = with_dtype!(self.dtype(), arg_extremum_kernel::<T>(&flat, 0, is_max));
+        let data = backend::arg_extremum(&flat, 0, is_max);
         data[0]
     }
 
@@ -740,10 +291,7 @@ impl Tensor {
         let a = norm_axis("index_select", axis, self.rank());
         check_1d("index_select", index);
         check_bounds("index_select", index, a, self);
-        let out = with_dtype!(
-            self.dtype(),
-            index_select_kernel::<T>(self, a, index.as_slice())
-        );
+        let out = backend::index_select(self, a, index.as_slice());
         let op = IndexSelect {
             axis: a,
             index: index.clone(),
@@ -773,7 +321,7 @@ impl Tensor {
         let axis = axis.to_isize();
         let a = norm_axis("index_add", axis, self.rank());
         check_1d("index_add", index);
-        let dt = same_dtype("index_add", self, src);
+        same_dtype("index_add", self, src);
         let mut want = self.dims().to_vec();
         want[a] = index.len();
         if src.dims() != want.as_slice() {
@@ -786,7 +334,7 @@ impl Tensor {
             );
         }
         check_bounds("index_add", index, a, self);
-        let out = with_dtype!(dt, index_add_kernel::<T>(self, a, index.as_slice(), src));
+        let out = backend::index_add(self, a, index.as_slice(), src);
         record(
             out,
             IndexAdd {
@@ -837,7 +385,7 @@ impl Tensor {
             }
         }
         check_bounds("gather", index, a, self);
-        let out = with_dtype!(self.dtype(), gather_kernel::<T>(self, a, index));
+        let out = backend::gather(self, a, index);
         let op = Gather {
             axis: a,
             index: index.clone(),
@@ -895,7 +443,7 @@ impl Tensor {
                 s = s.narrow(d as isize, 0, index.dims()[d]);
             }
         }
-        let out = with_dtype!(self.dtype(), scatter_add_kernel::<T>(self, a, index, &s));
+        let out = backend::scatter_add(self, a, index, &s);
         record(
             out,
             ScatterAdd {
@@ -928,14 +476,7 @@ impl Tensor {
         let mut dims = index.dims().to_vec();
         dims.push(num_classes);
         let shape = Shape::from(dims);
-        with_dtype!(dtype, {
-            let data = storage::build(index.len() * num_classes, |o: &mut [T]| {
-                for (k, &i) in index.iter().enumerate() {
-                    o[k * num_classes + i] = T::one();
-                }
-            });
-            Tensor::from_arc(data, shape)
-        })
+        backend::one_hot(index, num_classes, shape, dtype)
     }
 
     /// `self` with `value` wherever `mask` is non-zero, like `torch.masked_fill` (out of place).
@@ -963,12 +504,7 @@ impl Tensor {
             );
         }
         let mask = mask.detach().to_dtype(self.dtype());
-        let out = with_dtype!(self.dtype(), {
-            let v = T::from_f64(value);
-            zip::<T>("masked_fill", self, &mask, move |x, m| {
-                if m != T::zero() { v } else { x }
-            })
-        });
+        let out = crate::backend::masked_fill(self, &mask, value);
         record(out, MaskedFill { mask }, &[self])
     }
 }

@@ -1,20 +1,12 @@
 //! Matrix products: `matmul` with NumPy semantics (1-d operands, batch dimensions that broadcast),
-//! `dot`, `outer`. The kernel is the `gemm` crate, called with the operands' own strides so
-//! transposed views are never copied.
+//! `dot`, `outer`. The CPU kernel (`backend/cpu/matmul.rs`) is the `gemm`
+//! crate, called with the operands' own strides so transposed views are never copied.
 
 use crate::autodiff::{InputGrads, Op, record};
-use crate::dtype::Element;
-use crate::tensor::cpu::with_dtype;
-use crate::tensor::layout::Layout;
+use crate::backend;
 use crate::tensor::shape::{Shape, broadcast_shapes};
-use crate::tensor::{Tensor, same_dtype, storage};
-#[allow(unused_imports)]
-use num_traits::{Float, One, Zero};
-use rayon::prelude::*;
+use crate::tensor::{Tensor, same_dtype};
 use smallvec::smallvec;
-
-/// Below this many multiply-adds a plain loop beats gemm's dispatch.
-const SMALL: usize = 4096;
 
 struct MatMul;
 
@@ -58,159 +50,6 @@ impl Op for MatMul {
     }
 }
 
-/// One `m×k @ k×n` product into a row-major `m×n` block.
-#[allow(clippy::too_many_arguments)]
-fn gemm_one<T: Element>(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[T],
-    a_off: usize,
-    (a_rs, a_cs): (usize, usize),
-    b: &[T],
-    b_off: usize,
-    (b_rs, b_cs): (usize, usize),
-    dst: &mut [T],
-    threaded: bool,
-) {
-    if m * n * k <= SMALL {
-        if m * n == 0 {
-            return;
-        }
-        let dst = &mut dst[..m * n];
-        if b_cs == 1 {
-            // rows of b contiguous: dst[r] = Σ_x a[r, x] b[x] as slice updates (same summation
-            // order as the dot products below)
-            for (r, drow) in dst.chunks_exact_mut(n).enumerate() {
-                drow.fill(T::zero());
-                for x in 0..k {
-                    let av = a[a_off + r * a_rs + x * a_cs];
-                    let brow = &b[b_off + x * b_rs..b_off + x * b_rs + n];
-                    for (d, &bv) in drow.iter_mut().zip(brow) {
-                        *d += av * bv;
-                    }
-                }
-            }
-            return;
-        }
-        if b_rs == 1 && a_cs == 1 {
-            // columns of b and rows of a contiguous: plain dot products of slices
-            for (r, drow) in dst.chunks_exact_mut(n).enumerate() {
-                let arow = &a[a_off + r * a_rs..a_off + r * a_rs + k];
-                for (c, d) in drow.iter_mut().enumerate() {
-                    let bcol = &b[b_off + c * b_cs..b_off + c * b_cs + k];
-                    let mut acc = T::zero();
-                    for (&x, &y) in arow.iter().zip(bcol) {
-                        acc += x * y;
-                    }
-                    *d = acc;
-                }
-            }
-            return;
-        }
-        for r in 0..m {
-            for c in 0..n {
-                let mut acc = T::zero();
-                for x in 0..k {
-                    acc += a[a_off + r * a_rs + x * a_cs] * b[b_off + x * b_rs + c * b_cs];
-                }
-                dst[r * n + c] = acc;
-            }
-        }
-        return;
-    }
-    let par = if threaded && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the pointers cover every element the strides address: `a` holds the m×k operand at
-    // a_off with strides (a_rs, a_cs) and `b` the k×n one, as checked by the caller's layouts; `dst`
-    // is a distinct, exclusively borrowed m×n row-major block.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr().add(a_off),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr().add(b_off),
-            b_cs as isize,
-            b_rs as isize,
-            T::zero(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
-
-/// Batched, broadcasting `a @ b` for operands of rank ≥ 2.
-fn matmul_kernel<T: Element>(
-    a: &Tensor,
-    b: &Tensor,
-    batch: &Shape,
-    m: usize,
-    k: usize,
-    n: usize,
-) -> Tensor {
-    let (la, lb) = (a.layout(), b.layout());
-    let (ra, rb) = (la.shape.rank(), lb.shape.rank());
-    let a_ms = (la.strides[ra - 2], la.strides[ra - 1]);
-    let b_ms = (lb.strides[rb - 2], lb.strides[rb - 1]);
-    // Batch strides of each operand broadcast to the common batch shape.
-    let batch_strides = |l: &Layout, r: usize| {
-        let bl = Layout {
-            shape: Shape::from(&l.shape[..r - 2]),
-            strides: l.strides[..r - 2].into(),
-            offset: 0,
-        };
-        bl.broadcast_strides(batch)
-    };
-    let (sa, sb) = (batch_strides(la, ra), batch_strides(lb, rb));
-    let nb = batch.numel();
-    let offsets: Vec<(usize, usize)> = (0..nb)
-        .map(|mut idx| {
-            let (mut oa, mut ob) = (la.offset, lb.offset);
-            for d in (0..batch.rank()).rev() {
-                let i = idx % batch[d];
-                idx /= batch[d];
-                oa += i * sa[d];
-                ob += i * sb[d];
-            }
-            (oa, ob)
-        })
-        .collect();
-    let (ba, bb) = (a.buffer::<T>(), b.buffer::<T>());
-    let mut out_dims = batch.to_vec();
-    out_dims.extend_from_slice(&[m, n]);
-    let data = storage::build_overwrite(nb * m * n, |o: &mut [T]| {
-        if m * n == 0 {
-            return;
-        }
-        let per = m * n * k;
-        if nb > 1 && per * nb >= 1 << 16 && per < 1 << 20 {
-            o.par_chunks_mut(m * n)
-                .zip(offsets.par_iter())
-                .for_each(|(dst, &(oa, ob))| {
-                    gemm_one(m, n, k, ba, oa, a_ms, bb, ob, b_ms, dst, false)
-                });
-        } else {
-            for (dst, &(oa, ob)) in o.chunks_mut(m * n).zip(&offsets) {
-                gemm_one(m, n, k, ba, oa, a_ms, bb, ob, b_ms, dst, true);
-            }
-        }
-    });
-    Tensor::from_arc(data, Shape::from(out_dims))
-}
-
 impl Tensor {
     /// Matrix product with NumPy semantics: 2-d @ 2-d is the matrix product; leading dimensions are
     /// batch dimensions and broadcast; a 1-d operand is a vector (a row on the left, a column on the
@@ -227,7 +66,7 @@ impl Tensor {
     /// assert_eq!(a.matmul(&a).to_vec::<f32>(), vec![7.0, 10.0, 15.0, 22.0]);
     /// ```
     pub fn matmul(&self, other: &Tensor) -> Tensor {
-        let dt = same_dtype("matmul", self, other);
+        same_dtype("matmul", self, other);
         if self.rank() == 0 || other.rank() == 0 {
             panic!(
                 "matmul: {} @ {}: operands must have at least one dimension",
@@ -276,7 +115,7 @@ impl Tensor {
                 )
             }
         };
-        let out = with_dtype!(dt, matmul_kernel::<T>(&a, &b, &batch, m, k, n));
+        let out = backend::matmul(&a, &b, &batch, [m, k, n]);
         let out = record(out, MatMul, &[&a, &b]);
         match (self.rank(), other.rank()) {
             (1, 1) => out.reshape(()),

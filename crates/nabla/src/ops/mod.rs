@@ -4,9 +4,9 @@
 mod arith;
 mod compare;
 pub(crate) mod conv;
-mod conv_cpu;
 pub(crate) mod estimators;
 pub(crate) mod index;
+mod indices;
 mod matmul;
 mod pool;
 mod reduce;

@@ -8,109 +8,10 @@
 //! adjoint (spreading each cotangent evenly over its window) as the reverse rule.
 
 use crate::autodiff::{InputGrads, Op, record};
-use crate::dtype::Element;
-use crate::tensor::cpu::{PAR_THRESHOLD, with_dtype};
-use crate::tensor::{Shape, Tensor, storage};
-#[allow(unused_imports)]
-use num_traits::{Float, One, Zero};
-use rayon::prelude::*;
+use crate::backend::{self, PoolGeom};
+use crate::tensor::{Shape, Tensor};
 use smallvec::smallvec;
 use std::sync::Arc;
-
-/// Sizes of one pooling: input `[n, c, h, w]`, output `[n, c, ho, wo]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PoolGeom {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    k: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 2],
-    ho: usize,
-    wo: usize,
-}
-
-impl PoolGeom {
-    fn new(op: &str, x: &Tensor, k: [usize; 2], stride: [usize; 2], pad: [usize; 2]) -> PoolGeom {
-        if x.rank() != 4 {
-            panic!(
-                "{op}: input {} must have 4 dimensions [N, C, H, W]",
-                x.shape()
-            );
-        }
-        if k.contains(&0) || stride.contains(&0) {
-            panic!("{op}: kernel {k:?} and stride {stride:?} must be positive");
-        }
-        if pad[0] > k[0] / 2 || pad[1] > k[1] / 2 {
-            panic!("{op}: padding {pad:?} must be at most half the kernel {k:?}");
-        }
-        let d = x.dims();
-        let (h, w) = (d[2], d[3]);
-        if h + 2 * pad[0] < k[0] || w + 2 * pad[1] < k[1] {
-            panic!(
-                "{op}: kernel {k:?} does not fit input {} with padding {pad:?}",
-                x.shape()
-            );
-        }
-        let ho = (h + 2 * pad[0] - k[0]) / stride[0] + 1;
-        let wo = (w + 2 * pad[1] - k[1]) / stride[1] + 1;
-        PoolGeom {
-            n: d[0],
-            c: d[1],
-            h,
-            w,
-            k,
-            stride,
-            pad,
-            ho,
-            wo,
-        }
-    }
-    fn planes(&self) -> usize {
-        self.n * self.c
-    }
-    fn in_shape(&self) -> Shape {
-        Shape::from([self.n, self.c, self.h, self.w])
-    }
-    fn out_shape(&self) -> Shape {
-        Shape::from([self.n, self.c, self.ho, self.wo])
-    }
-    /// The input rows (or columns, for `axis` 1) of output row `o`'s window, clipped to the input.
-    #[inline]
-    fn window(&self, axis: usize, o: usize) -> std::ops::Range<usize> {
-        let len = if axis == 0 { self.h } else { self.w };
-        let start = (o * self.stride[axis]).saturating_sub(self.pad[axis]);
-        let end = (o * self.stride[axis] + self.k[axis])
-            .saturating_sub(self.pad[axis])
-            .min(len);
-        start..end
-    }
-}
-
-/// Runs `f(plane_index, out_plane, in_plane)` over the planes of `out` and `src`, on the rayon
-/// threads when there is enough work.
-fn over_planes<A: Send, B: Sync>(
-    out: &mut [A],
-    out_plane: usize,
-    src: &[B],
-    in_plane: usize,
-    work: usize,
-    f: impl Fn(&mut [A], &[B]) + Sync + Send,
-) {
-    if out_plane == 0 || in_plane == 0 {
-        return;
-    }
-    if work >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
-        out.par_chunks_mut(out_plane)
-            .zip(src.par_chunks(in_plane))
-            .for_each(|(o, s)| f(o, s));
-    } else {
-        out.chunks_mut(out_plane)
-            .zip(src.chunks(in_plane))
-            .for_each(|(o, s)| f(o, s));
-    }
-}
 
 // ----- max pooling: a gather by recorded argmax positions -----------------------------------------
 
@@ -125,59 +26,18 @@ struct PlaneIndex {
 
 /// `out[p, j] = x[p, idx[p, j]]` (recorded).
 fn gather(x: &Tensor, ix: &Arc<PlaneIndex>) -> Tensor {
-    let out = with_dtype!(x.dtype(), {
-        let src = x.contiguous_data::<T>();
-        let data = storage::build(ix.out_shape.numel(), |o: &mut [T]| {
-            let idx = &ix.idx[..];
-            let work = o.len();
-            let (op, ip) = (ix.out_plane, ix.in_plane);
-            if op == 0 || ip == 0 {
-                return;
-            }
-            let body = |(o, (s, i)): (&mut [T], (&[T], &[u32]))| {
-                o.iter_mut().zip(i).for_each(|(o, &i)| *o = s[i as usize]);
-            };
-            if work >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
-                o.par_chunks_mut(op)
-                    .zip(src.par_chunks(ip).zip(idx.par_chunks(op)))
-                    .for_each(body);
-            } else {
-                o.chunks_mut(op)
-                    .zip(src.chunks(ip).zip(idx.chunks(op)))
-                    .for_each(body);
-            }
-        });
-        Tensor::from_arc(data, ix.out_shape.clone())
-    });
+    let out = backend::plane_gather(
+        x,
+        &ix.idx,
+        [ix.in_plane, ix.out_plane],
+        ix.out_shape.clone(),
+    );
     record(out, Gather(ix.clone()), &[x])
 }
 
 /// The adjoint of [`gather`]: `out[p, q] = Σ_{j : idx[p, j] = q} g[p, j]` (recorded).
 fn scatter(g: &Tensor, ix: &Arc<PlaneIndex>) -> Tensor {
-    let out = with_dtype!(g.dtype(), {
-        let src = g.contiguous_data::<T>();
-        let data = storage::build(ix.in_shape.numel(), |o: &mut [T]| {
-            let idx = &ix.idx[..];
-            let work = src.len();
-            let (op, ip) = (ix.out_plane, ix.in_plane);
-            if op == 0 || ip == 0 {
-                return;
-            }
-            let body = |(o, (s, i)): (&mut [T], (&[T], &[u32]))| {
-                s.iter().zip(i).for_each(|(&s, &i)| o[i as usize] += s);
-            };
-            if work >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
-                o.par_chunks_mut(ip)
-                    .zip(src.par_chunks(op).zip(idx.par_chunks(op)))
-                    .for_each(body);
-            } else {
-                o.chunks_mut(ip)
-                    .zip(src.chunks(op).zip(idx.chunks(op)))
-                    .for_each(body);
-            }
-        });
-        Tensor::from_arc(data, ix.in_shape.clone())
-    });
+    let out = backend::plane_scatter(g, &ix.idx, [ix.in_plane, ix.out_plane], ix.in_shape.clone());
     record(out, Scatter(ix.clone()), &[g])
 }
 
@@ -214,60 +74,6 @@ impl Op for Scatter {
     }
 }
 
-/// Max pooling values and, per output, the position of the maximum in its plane (the first one on
-/// ties; a NaN wins).
-fn max_pool_kernel<T: Element>(x: &Tensor, g: &PoolGeom) -> (Tensor, Arc<[u32]>) {
-    let src = x.contiguous_data::<T>();
-    let (in_plane, out_plane) = (g.h * g.w, g.ho * g.wo);
-    let total = g.planes() * out_plane;
-    let mut idx = vec![0u32; total];
-    let mut vals = vec![T::zero(); total];
-    let work = total * g.k[0] * g.k[1];
-    let mut pairs: Vec<(&mut [T], &mut [u32])> = vals
-        .chunks_mut(out_plane.max(1))
-        .zip(idx.chunks_mut(out_plane.max(1)))
-        .collect();
-    let body = |(v, i): &mut (&mut [T], &mut [u32]), s: &[T]| {
-        for oh in 0..g.ho {
-            let rows = g.window(0, oh);
-            for ow in 0..g.wo {
-                let cols = g.window(1, ow);
-                let mut best = T::neg_infinity();
-                let mut at = rows.start * g.w + cols.start;
-                'win: for r in rows.clone() {
-                    for c in cols.clone() {
-                        let val = s[r * g.w + c];
-                        if val > best || val.is_nan() {
-                            best = val;
-                            at = r * g.w + c;
-                            if val.is_nan() {
-                                break 'win;
-                            }
-                        }
-                    }
-                }
-                v[oh * g.wo + ow] = best;
-                i[oh * g.wo + ow] = at as u32;
-            }
-        }
-    };
-    if out_plane > 0 && in_plane > 0 {
-        if work >= PAR_THRESHOLD && rayon::current_num_threads() > 1 {
-            pairs
-                .par_iter_mut()
-                .zip(src.par_chunks(in_plane))
-                .for_each(|(p, s)| body(p, s));
-        } else {
-            pairs
-                .iter_mut()
-                .zip(src.chunks(in_plane))
-                .for_each(|(p, s)| body(p, s));
-        }
-    }
-    drop(pairs);
-    (Tensor::from_vec(vals, g.out_shape()), idx.into())
-}
-
 // ----- average pooling: linear, with its adjoint ---------------------------------------------------
 
 /// Average pooling (`adjoint == false`) or its adjoint, which spreads each value evenly over its
@@ -282,59 +88,7 @@ struct AvgPool {
 /// Average pooling (or, with `adjoint`, its transpose) over the planes of `x`. Each window divides
 /// by `kH·kW` when `include_pad`, else by the number of input elements it covers.
 fn avg_map(x: &Tensor, geom: PoolGeom, adjoint: bool, include_pad: bool) -> Tensor {
-    let g = &geom;
-    let (in_plane, out_plane) = (g.h * g.w, g.ho * g.wo);
-    let full = 1.0 / (g.k[0] * g.k[1]) as f64;
-    let out = with_dtype!(x.dtype(), {
-        let src = x.contiguous_data::<T>();
-        let scale_of = |rows: &std::ops::Range<usize>, cols: &std::ops::Range<usize>| {
-            if include_pad {
-                T::from_f64(full)
-            } else {
-                T::from_f64(1.0 / (rows.len() * cols.len()).max(1) as f64)
-            }
-        };
-        let work = g.planes() * out_plane * g.k[0] * g.k[1];
-        if !adjoint {
-            let data = storage::build(g.planes() * out_plane, |o: &mut [T]| {
-                over_planes(o, out_plane, &src, in_plane, work, |o, s| {
-                    for oh in 0..g.ho {
-                        let rows = g.window(0, oh);
-                        for ow in 0..g.wo {
-                            let cols = g.window(1, ow);
-                            let mut acc = T::zero();
-                            for r in rows.clone() {
-                                acc += s[r * g.w + cols.start..r * g.w + cols.end]
-                                    .iter()
-                                    .copied()
-                                    .sum::<T>();
-                            }
-                            o[oh * g.wo + ow] = acc * scale_of(&rows, &cols);
-                        }
-                    }
-                });
-            });
-            Tensor::from_arc(data, g.out_shape())
-        } else {
-            let data = storage::build(g.planes() * in_plane, |o: &mut [T]| {
-                over_planes(o, in_plane, &src, out_plane, work, |o, s| {
-                    for oh in 0..g.ho {
-                        let rows = g.window(0, oh);
-                        for ow in 0..g.wo {
-                            let cols = g.window(1, ow);
-                            let v = s[oh * g.wo + ow] * scale_of(&rows, &cols);
-                            for r in rows.clone() {
-                                o[r * g.w + cols.start..r * g.w + cols.end]
-                                    .iter_mut()
-                                    .for_each(|o| *o += v);
-                            }
-                        }
-                    }
-                });
-            });
-            Tensor::from_arc(data, g.in_shape())
-        }
-    });
+    let out = backend::avg_pool2d(x, &geom, adjoint, include_pad);
     record(
         out,
         AvgPool {
@@ -400,7 +154,7 @@ impl Tensor {
                 g.h, g.w
             );
         }
-        let (out, idx) = with_dtype!(self.dtype(), max_pool_kernel::<T>(self, &g));
+        let (out, idx) = backend::max_pool2d(self, &g);
         let ix = Arc::new(PlaneIndex {
             idx,
             in_shape: g.in_shape(),

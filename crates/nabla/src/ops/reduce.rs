@@ -2,15 +2,13 @@
 //! Axes may be negative; `keepdim` keeps reduced axes as size 1 (as in PyTorch).
 
 use crate::autodiff::{InputGrads, Op, record};
-use crate::dtype::Element;
+use crate::backend::{self, ReduceOp};
+use crate::tensor::Tensor;
 #[allow(unused_imports)]
 use crate::tensor::axes::{Axis, AxisSet};
-use crate::tensor::cpu::{PAR_THRESHOLD, reduce, with_dtype};
 use crate::tensor::shape::{Shape, norm_axes};
-use crate::tensor::{Tensor, storage};
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
-use rayon::prelude::*;
 use smallvec::{SmallVec, smallvec};
 
 type Axes = SmallVec<[usize; 4]>;
@@ -40,22 +38,6 @@ fn reduced_shape(shape: &Shape, axes: &[usize], keepdim: bool) -> Shape {
             .map(|(_, d)| *d)
             .collect::<Vec<_>>(),
     )
-}
-
-/// Sum of a contiguous slice in fixed-size blocks (accurate, and the same on any thread count).
-fn sum_slice<T: Element>(s: &[T]) -> T {
-    const BLOCK: usize = 4096;
-    if s.len() >= PAR_THRESHOLD {
-        let partial: Vec<T> = s
-            .par_chunks(BLOCK)
-            .map(|c| c.iter().copied().sum())
-            .collect();
-        partial.into_iter().sum()
-    } else if s.len() > BLOCK {
-        s.chunks(BLOCK).map(|c| c.iter().copied().sum::<T>()).sum()
-    } else {
-        s.iter().copied().sum()
-    }
 }
 
 struct Sum {
@@ -169,39 +151,8 @@ impl Prod {
         if !has_zero {
             return out.reshape(kept) / x;
         }
-        with_dtype!(x.dtype(), prod_others::<T>(&x.detach(), &self.axes))
+        backend::prod_others(&x.detach(), &self.axes)
     }
-}
-
-/// For each element, the product of the other elements in its reduction group.
-fn prod_others<T: Element>(x: &Tensor, axes: &[usize]) -> Tensor {
-    let r = x.rank();
-    let keep: Vec<usize> = (0..r).filter(|a| !axes.contains(a)).collect();
-    let perm: Vec<usize> = keep.iter().chain(axes.iter()).copied().collect();
-    let xp = x.permute(&perm).contiguous();
-    let group: usize = axes.iter().map(|&a| x.dims()[a]).product();
-    let src = xp.contiguous_data::<T>();
-    let data = storage::build(src.len(), |o: &mut [T]| {
-        for (oc, sc) in o.chunks_mut(group.max(1)).zip(src.chunks(group.max(1))) {
-            let mut acc = T::one();
-            for k in 0..sc.len() {
-                oc[k] = acc;
-                acc *= sc[k];
-            }
-            let mut acc = T::one();
-            for k in (0..sc.len()).rev() {
-                oc[k] *= acc;
-                acc *= sc[k];
-            }
-        }
-    });
-    let mut inv = vec![0; r];
-    for (i, &p) in perm.iter().enumerate() {
-        inv[p] = i;
-    }
-    Tensor::from_arc(data, xp.shape().clone())
-        .permute(&inv)
-        .contiguous()
 }
 
 impl Tensor {
@@ -215,13 +166,7 @@ impl Tensor {
         if self.rank() == 0 {
             return self.clone();
         }
-        let out = with_dtype!(self.dtype(), {
-            let v: T = match self.contiguous_slice::<T>() {
-                Some(s) => sum_slice(s),
-                None => sum_slice(&self.contiguous_data::<T>()),
-            };
-            Tensor::from_one(v, Shape::scalar())
-        });
+        let out = backend::sum_all(self);
         let axes: Axes = (0..self.rank()).collect();
         record(
             out,
@@ -251,10 +196,7 @@ impl Tensor {
         if ax.len() == self.rank() && !keepdim {
             return self.sum();
         }
-        let kept = with_dtype!(
-            self.dtype(),
-            reduce::<T>(self, &ax, T::zero(), |a, b| a + b)
-        );
+        let kept = backend::reduce(ReduceOp::Sum, self, &ax);
         let out = kept.view_as(crate::tensor::layout::Layout::contiguous(reduced_shape(
             self.shape(),
             &ax,
@@ -359,17 +301,8 @@ impl Tensor {
         if ax.is_empty() {
             return self.clone();
         }
-        let kept = with_dtype!(self.dtype(), {
-            if is_max {
-                reduce::<T>(self, &ax, T::neg_infinity(), |a, b| {
-                    if b > a || b.is_nan() { b } else { a }
-                })
-            } else {
-                reduce::<T>(self, &ax, T::infinity(), |a, b| {
-                    if b < a || b.is_nan() { b } else { a }
-                })
-            }
-        });
+        let op = if is_max { ReduceOp::Max } else { ReduceOp::Min };
+        let kept = backend::reduce(op, self, &ax);
         let out = kept.view_as(crate::tensor::layout::Layout::contiguous(reduced_shape(
             self.shape(),
             &ax,
@@ -452,7 +385,7 @@ impl Tensor {
         if ax.is_empty() {
             return self.clone();
         }
-        let kept = with_dtype!(self.dtype(), reduce::<T>(self, &ax, T::one(), |a, b| a * b));
+        let kept = backend::reduce(ReduceOp::Prod, self, &ax);
         let out = kept.view_as(crate::tensor::layout::Layout::contiguous(reduced_shape(
             self.shape(),
             &ax,

@@ -3,13 +3,13 @@
 //! view: permute ↔ inverse permute, broadcast ↔ sum, narrow ↔ concat with zeros.
 
 use crate::autodiff::{Identity, InputGrads, Op, record};
+use crate::backend;
 use crate::dtype::DType;
 #[allow(unused_imports)]
 use crate::tensor::axes::{Axis, AxisSet};
-use crate::tensor::cpu::{gather_layout, with_dtype};
 use crate::tensor::layout::Layout;
 use crate::tensor::shape::{Shape, broadcast_shapes, norm_axis};
-use crate::tensor::{Tensor, same_dtype, storage};
+use crate::tensor::{Tensor, same_dtype};
 use smallvec::{SmallVec, smallvec};
 
 struct Reshape {
@@ -207,35 +207,6 @@ impl Op for Stack {
     }
 }
 
-/// Copies `tensors` (each with `lens[k]` rows along axis `a` of `out_dims`, equal elsewhere) one
-/// after the other along that axis into a new row-major tensor of shape `out_dims`.
-fn join(
-    tensors: &[Tensor],
-    a: usize,
-    lens: impl Fn(&Tensor) -> usize,
-    out_dims: Vec<usize>,
-) -> Tensor {
-    let total = out_dims[a];
-    let outer: usize = out_dims[..a].iter().product();
-    let inner: usize = out_dims[a + 1..].iter().product();
-    with_dtype!(tensors[0].dtype(), {
-        let data = storage::build_overwrite(outer * total * inner, |o: &mut [T]| {
-            let mut start = 0;
-            for t in tensors {
-                let len = lens(t);
-                let src = t.contiguous_data::<T>();
-                let block = len * inner;
-                for r in 0..outer {
-                    let dst = r * total * inner + start * inner;
-                    o[dst..dst + block].copy_from_slice(&src[r * block..(r + 1) * block]);
-                }
-                start += len;
-            }
-        });
-        Tensor::from_arc(data, Shape::from(out_dims))
-    })
-}
-
 struct Concat {
     axis: usize,
 }
@@ -309,7 +280,7 @@ impl Tensor {
         let out = match self.layout().reshaped(&to) {
             Some(l) => self.view_as(l),
             None => {
-                let c = with_dtype!(self.dtype(), gather_layout::<T>(self, self.layout()));
+                let c = backend::copy_strided(self, self.layout());
                 c.view_as(Layout::contiguous(to.clone()))
             }
         };
@@ -606,7 +577,7 @@ impl Tensor {
         if self.is_contiguous() {
             return self.clone();
         }
-        let out = with_dtype!(self.dtype(), gather_layout::<T>(self, self.layout()));
+        let out = backend::copy_strided(self, self.layout());
         record(out, Identity, &[self])
     }
 
@@ -621,30 +592,8 @@ impl Tensor {
         if from == dtype {
             return self.clone();
         }
-        let src = self.contiguous_data_any();
-        let out = match (src, dtype) {
-            (AnyData::F32(v), DType::F64) => Tensor::from_arc(
-                storage::build_overwrite(v.len(), |o: &mut [f64]| {
-                    o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f64)
-                }),
-                self.shape().clone(),
-            ),
-            (AnyData::F64(v), DType::F32) => Tensor::from_arc(
-                storage::build_overwrite(v.len(), |o: &mut [f32]| {
-                    o.iter_mut().zip(v.iter()).for_each(|(o, &s)| *o = s as f32)
-                }),
-                self.shape().clone(),
-            ),
-            _ => unreachable!(),
-        };
+        let out = backend::cast(self, dtype);
         record(out, Cast { from, to: dtype }, &[self])
-    }
-
-    fn contiguous_data_any(&self) -> AnyData<'_> {
-        match self.dtype() {
-            DType::F32 => AnyData::F32(self.contiguous_data::<f32>()),
-            DType::F64 => AnyData::F64(self.contiguous_data::<f64>()),
-        }
     }
 
     /// Joins tensors along an existing axis; all other dimensions must agree.
@@ -684,7 +633,7 @@ impl Tensor {
         }
         let mut out_dims = first.dims().to_vec();
         out_dims[a] = total;
-        let out = join(tensors, a, |t| t.dims()[a], out_dims);
+        let out = backend::concat(tensors, a, Shape::from(out_dims));
         let refs: Vec<&Tensor> = tensors.iter().collect();
         record(out, Concat { axis: a }, &refs)
     }
@@ -712,7 +661,7 @@ impl Tensor {
         let a = norm_axis("stack", axis, first.rank() + 1);
         let mut out_dims = first.dims().to_vec();
         out_dims.insert(a, tensors.len());
-        let out = join(tensors, a, |_| 1, out_dims);
+        let out = backend::concat(tensors, a, Shape::from(out_dims));
         let refs: SmallVec<[&Tensor; 8]> = tensors.iter().collect();
         record(out, Stack { axis: a }, &refs)
     }
@@ -772,9 +721,4 @@ impl Tensor {
         }
         self.split(&sizes, a as isize)
     }
-}
-
-enum AnyData<'a> {
-    F32(std::borrow::Cow<'a, [f32]>),
-    F64(std::borrow::Cow<'a, [f64]>),
 }

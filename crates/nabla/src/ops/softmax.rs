@@ -1,40 +1,12 @@
 //! Softmax, log-softmax and cumulative sums along one axis.
 
 use crate::autodiff::{InputGrads, Op, record};
-use crate::dtype::Element;
+use crate::backend::{self, LaneOp};
+use crate::tensor::Tensor;
 #[allow(unused_imports)]
 use crate::tensor::axes::{Axis, AxisSet};
-use crate::tensor::cpu::with_dtype;
 use crate::tensor::shape::norm_axis;
-use crate::tensor::{Tensor, storage};
-#[allow(unused_imports)]
-use num_traits::{Float, One, Zero};
 use smallvec::smallvec;
-
-/// Applies `f` to every 1-d lane along `axis` of a contiguous copy of `x`, writing lanes of the same
-/// length into a new tensor of x's shape.
-fn lanes<T: Element>(x: &Tensor, axis: usize, f: impl Fn(&[T], &mut [T])) -> Tensor {
-    let r = x.rank();
-    // Move the axis last, work on contiguous lanes, move it back.
-    let xp = if axis + 1 == r {
-        x.detach()
-    } else {
-        x.detach().transpose(axis as isize, -1)
-    };
-    let src = xp.contiguous_data::<T>();
-    let len = x.dims()[axis].max(1);
-    let data = storage::build_overwrite(src.len(), |o: &mut [T]| {
-        for (oc, sc) in o.chunks_mut(len).zip(src.chunks(len)) {
-            f(sc, oc);
-        }
-    });
-    let y = Tensor::from_arc(data, xp.shape().clone());
-    if axis + 1 == r {
-        y
-    } else {
-        y.transpose(axis as isize, -1).contiguous()
-    }
-}
 
 struct Softmax {
     axis: isize,
@@ -106,21 +78,7 @@ impl Tensor {
         if self.rank() == 0 {
             return self.reshape([1]).softmax(0).reshape(());
         }
-        let out = with_dtype!(
-            self.dtype(),
-            lanes::<T>(self, a, |s, o| {
-                let m = s.iter().copied().fold(T::neg_infinity(), T::max);
-                let m = if m.is_finite() { m } else { T::zero() };
-                let mut z = T::zero();
-                for (o, &v) in o.iter_mut().zip(s) {
-                    *o = (v - m).exp();
-                    z += *o;
-                }
-                for o in o.iter_mut() {
-                    *o /= z;
-                }
-            })
-        );
+        let out = backend::lanes(LaneOp::Softmax, self, a);
         record(out, Softmax { axis: a as isize }, &[self])
     }
 
@@ -137,17 +95,7 @@ impl Tensor {
         if self.rank() == 0 {
             return self.reshape([1]).log_softmax(0).reshape(());
         }
-        let out = with_dtype!(
-            self.dtype(),
-            lanes::<T>(self, a, |s, o| {
-                let m = s.iter().copied().fold(T::neg_infinity(), T::max);
-                let m = if m.is_finite() { m } else { T::zero() };
-                let lse = s.iter().map(|&v| (v - m).exp()).sum::<T>().ln() + m;
-                for (o, &v) in o.iter_mut().zip(s) {
-                    *o = v - lse;
-                }
-            })
-        );
+        let out = backend::lanes(LaneOp::LogSoftmax, self, a);
         record(out, LogSoftmax { axis: a as isize }, &[self])
     }
 
@@ -175,23 +123,12 @@ impl Tensor {
         if self.rank() == 0 {
             return self.clone();
         }
-        let out = with_dtype!(
-            self.dtype(),
-            lanes::<T>(self, a, |s, o| {
-                let mut acc = T::zero();
-                if reverse {
-                    for k in (0..s.len()).rev() {
-                        acc += s[k];
-                        o[k] = acc;
-                    }
-                } else {
-                    for k in 0..s.len() {
-                        acc += s[k];
-                        o[k] = acc;
-                    }
-                }
-            })
-        );
+        let op = if reverse {
+            LaneOp::CumsumReverse
+        } else {
+            LaneOp::Cumsum
+        };
+        let out = backend::lanes(op, self, a);
         record(
             out,
             Cumsum {

@@ -4,9 +4,8 @@
 //! on one value, for the one-step forward rule of `forward::scalar_rule`).
 
 use crate::autodiff::{InputGrads, Op, record};
-use crate::dtype::Element;
+use crate::backend::{self, UnaryOp};
 use crate::tensor::Tensor;
-use crate::tensor::cpu::{map, with_dtype};
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
 use smallvec::smallvec;
@@ -16,21 +15,15 @@ pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 /// SELU scale.
 pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
 
-const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+pub(crate) const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 /// `√(2/π)`, the scale inside the tanh approximation of GELU.
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+pub(crate) const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// The cubic coefficient of the tanh approximation of GELU.
-const GELU_TANH_A: f64 = 0.044_715;
-
-/// `erf` for either element type (libm: correctly rounded to within an ulp or so).
-#[inline]
-fn erf<T: Element>(v: T) -> T {
-    T::from_f64(libm::erf(v.to_f64()))
-}
+pub(crate) const GELU_TANH_A: f64 = 0.044_715;
 
 macro_rules! unary_ops {
-    ($( $(#[$doc:meta])* $Op:ident $name:ident: |$v:ident| $fwd:expr, d: |$x:ident, $y:ident| $deriv:expr
+    ($( $(#[$doc:meta])* $Op:ident $name:ident, d: |$x:ident, $y:ident| $deriv:expr
         $(, ds: |$sx:ident| $sderiv:expr)?; )*) => {
         $(
             struct $Op;
@@ -67,7 +60,7 @@ macro_rules! unary_ops {
             impl Tensor {
                 $(#[$doc])*
                 pub fn $name(&self) -> Tensor {
-                    let out = with_dtype!(self.dtype(), map::<T>(self, |$v: T| $fwd));
+                    let out = backend::unary(UnaryOp::$Op, self);
                     record(out, $Op, &[self])
                 }
             }
@@ -82,38 +75,36 @@ unary_ops! {
     /// use nabla::Tensor;
     /// assert_eq!(Tensor::scalar(0.0f64).exp().item(), 1.0);
     /// ```
-    Exp exp: |v| v.exp(), d: |x, y| y.clone(), ds: |x| x.exp();
+    Exp exp, d: |x, y| y.clone(), ds: |x| x.exp();
     /// Natural logarithm elementwise.
-    Ln ln: |v| v.ln(), d: |x, y| x.recip(), ds: |x| 1.0 / x;
+    Ln ln, d: |x, y| x.recip(), ds: |x| 1.0 / x;
     /// `ln(1 + x)`, accurate near 0.
-    Log1p log1p: |v| v.ln_1p(), d: |x, y| (x + 1.0).recip();
+    Log1p log1p, d: |x, y| (x + 1.0).recip();
     /// `eˣ - 1`, accurate near 0.
-    Expm1 expm1: |v| v.exp_m1(), d: |x, y| y + 1.0;
+    Expm1 expm1, d: |x, y| y + 1.0;
     /// Square root elementwise.
-    Sqrt sqrt: |v| v.sqrt(), d: |x, y| y.recip() * 0.5, ds: |x| 0.5 / x.sqrt();
+    Sqrt sqrt, d: |x, y| y.recip() * 0.5, ds: |x| 0.5 / x.sqrt();
     /// Absolute value; its derivative at 0 is taken as 0.
-    Abs abs: |v| v.abs(), d: |x, y| x.sign();
+    Abs abs, d: |x, y| x.sign();
     /// Sine.
-    Sin sin: |v| v.sin(), d: |x, y| x.cos(), ds: |x| x.cos();
+    Sin sin, d: |x, y| x.cos(), ds: |x| x.cos();
     /// Cosine.
-    Cos cos: |v| v.cos(), d: |x, y| x.sin().neg(), ds: |x| -x.sin();
+    Cos cos, d: |x, y| x.sin().neg(), ds: |x| -x.sin();
     /// Tangent.
-    Tan tan: |v| v.tan(), d: |x, y| y.square() + 1.0;
+    Tan tan, d: |x, y| y.square() + 1.0;
     /// Hyperbolic tangent.
     ///
     /// ```
     /// use nabla::Tensor;
     /// assert_eq!(Tensor::scalar(0.0f32).tanh().item(), 0.0);
     /// ```
-    Tanh tanh: |v| v.tanh(), d: |x, y| 1.0 - y.square(), ds: |x| 1.0 - x.tanh().powi(2);
+    Tanh tanh, d: |x, y| 1.0 - y.square(), ds: |x| 1.0 - x.tanh().powi(2);
     /// Logistic sigmoid `1 / (1 + e⁻ˣ)`.
-    Sigmoid sigmoid: |v| {
-        if v >= T::zero() { T::one() / (T::one() + (-v).exp()) } else { let e = v.exp(); e / (T::one() + e) }
-    }, d: |x, y| y * (1.0 - y);
+    Sigmoid sigmoid, d: |x, y| y * (1.0 - y);
     /// Rectified linear unit `max(x, 0)`; its derivative at 0 is taken as 0.
-    Relu relu: |v| if v > T::zero() { v } else { T::zero() }, d: |x, y| x.gt_scalar(0.0);
+    Relu relu, d: |x, y| x.gt_scalar(0.0);
     /// Gaussian error linear unit, exact form `x Φ(x)` (PyTorch's default).
-    Gelu gelu: |v| v * T::from_f64(0.5) * (T::one() + erf(v * T::from_f64(FRAC_1_SQRT_2))),
+    Gelu gelu,
         d: |x, y| (x * FRAC_1_SQRT_2).erf().affine(0.5, 0.5) + x * (x.square() * -0.5).exp() * FRAC_1_SQRT_2PI;
     /// Gaussian error linear unit, tanh approximation (PyTorch's `gelu(x, approximate='tanh')`):
     /// `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
@@ -123,66 +114,47 @@ unary_ops! {
     /// let y = Tensor::from_vec(vec![-1.0f64, 0.0, 2.0], [3]).gelu_tanh().to_vec::<f64>();
     /// assert!((y[0] + 0.158_808).abs() < 1e-6 && y[1] == 0.0 && (y[2] - 1.954_598).abs() < 1e-6);
     /// ```
-    GeluTanh gelu_tanh: |v| {
-        let u = T::from_f64(SQRT_2_OVER_PI) * (v + T::from_f64(GELU_TANH_A) * v * v * v);
-        T::from_f64(0.5) * v * (T::one() + u.tanh())
-    }, d: |x, y| {
+    GeluTanh gelu_tanh, d: |x, y| {
         let x2 = x.square();
         let t = (x * (&x2 * GELU_TANH_A + 1.0)).scale(SQRT_2_OVER_PI).tanh();
         let du = (&x2 * (3.0 * GELU_TANH_A) + 1.0).scale(SQRT_2_OVER_PI);
         (&t + 1.0).scale(0.5) + x * (1.0 - t.square()) * du * 0.5
     };
     /// The error function.
-    Erf erf: |v| erf(v), d: |x, y| (x.square().neg()).exp() * std::f64::consts::FRAC_2_SQRT_PI;
+    Erf erf, d: |x, y| (x.square().neg()).exp() * std::f64::consts::FRAC_2_SQRT_PI;
     /// Scaled exponential linear unit (Klambauer et al.), self-normalising with LeCun-normal init.
-    Selu selu: |v| {
-        if v > T::zero() { T::from_f64(SELU_SCALE) * v } else { T::from_f64(SELU_SCALE * SELU_ALPHA) * v.exp_m1() }
-    }, d: |x, y| {
+    Selu selu, d: |x, y| {
         let pos = x.gt_scalar(0.0);
         &pos * SELU_SCALE + (1.0 - &pos) * x.exp() * (SELU_SCALE * SELU_ALPHA)
     };
     /// Exponential linear unit with α = 1.
-    Elu elu: |v| if v > T::zero() { v } else { v.exp_m1() }, d: |x, y| {
+    Elu elu, d: |x, y| {
         let pos = x.gt_scalar(0.0);
         &pos + (1.0 - &pos) * x.exp()
     };
     /// `ln(1 + eˣ)`, computed without overflow.
-    Softplus softplus: |v| v.max(T::zero()) + (-v.abs()).exp().ln_1p(), d: |x, y| x.sigmoid();
+    Softplus softplus, d: |x, y| x.sigmoid();
     /// SiLU / swish `x · sigmoid(x)`.
-    Silu silu: |v| {
-        let s = if v >= T::zero() { T::one() / (T::one() + (-v).exp()) } else { let e = v.exp(); e / (T::one() + e) };
-        v * s
-    }, d: |x, y| { let s = x.sigmoid(); &s + x * &s * (1.0 - &s) };
+    Silu silu, d: |x, y| { let s = x.sigmoid(); &s + x * &s * (1.0 - &s) };
 }
 
 impl Tensor {
     /// Sign elementwise: -1, 0 or 1 (no gradient).
     pub fn sign(&self) -> Tensor {
         crate::compile::guard_read("sign", self);
-        with_dtype!(
-            self.dtype(),
-            map::<T>(self, |v: T| {
-                if v > T::zero() {
-                    T::one()
-                } else if v < T::zero() {
-                    -T::one()
-                } else {
-                    T::zero()
-                }
-            })
-        )
+        backend::unary(UnaryOp::Sign, self)
     }
 
     /// Floor elementwise (no gradient: piecewise constant).
     pub fn floor(&self) -> Tensor {
         crate::compile::guard_read("floor", self);
-        with_dtype!(self.dtype(), map::<T>(self, |v: T| v.floor()))
+        backend::unary(UnaryOp::Floor, self)
     }
 
     /// Ceiling elementwise (no gradient).
     pub fn ceil(&self) -> Tensor {
         crate::compile::guard_read("ceil", self);
-        with_dtype!(self.dtype(), map::<T>(self, |v: T| v.ceil()))
+        backend::unary(UnaryOp::Ceil, self)
     }
 
     /// Round half away from zero (no gradient; see [`straight_through`](crate::straight_through) to
@@ -197,7 +169,7 @@ impl Tensor {
     /// ```
     pub fn round(&self) -> Tensor {
         crate::compile::guard_read("round", self);
-        with_dtype!(self.dtype(), map::<T>(self, |v: T| v.round()))
+        backend::unary(UnaryOp::Round, self)
     }
 
     /// Leaky ReLU: `x` for `x > 0`, `slope · x` otherwise.
@@ -229,18 +201,7 @@ impl Tensor {
         if min > max {
             panic!("clamp: min {min} is greater than max {max}");
         }
-        let out = with_dtype!(self.dtype(), {
-            let (lo, hi) = (T::from_f64(min), T::from_f64(max));
-            map::<T>(self, move |v| {
-                if v < lo {
-                    lo
-                } else if v > hi {
-                    hi
-                } else {
-                    v
-                }
-            })
-        });
+        let out = backend::unary(UnaryOp::Clamp { min, max }, self);
         record(out, Clamp { min, max }, &[self])
     }
 

@@ -1,8 +1,9 @@
 //! Adagrad (Duchi et al. 2011).
 
-use super::{Optimizer, Rule, Slots, StateError, for_each_param, update};
+use super::{Optimizer, Slots, StateError, for_each_param, update};
+use crate::backend::{AdagradRule, UpdateRule};
 use crate::nn::Module;
-use crate::{Element, Grads, Tensor};
+use crate::{Grads, Tensor};
 
 /// Adagrad as `torch.optim.Adagrad`: `s ← s + g²`, `p ← p - lr · g / (√s + ε)`.
 #[derive(Clone)]
@@ -30,36 +31,13 @@ impl Adagrad {
     }
 }
 
-struct AdagradRule {
-    lr: f64,
-    eps: f64,
-    wd: f64,
-}
-
-impl Rule for AdagradRule {
-    #[inline(always)]
-    fn apply<T: Element>(&self, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
-        let s = &mut *bufs[0];
-        let (lr, eps, wd) = (
-            T::from_f64(self.lr),
-            T::from_f64(self.eps),
-            T::from_f64(self.wd),
-        );
-        for i in 0..p.len() {
-            let gi = g[i] + wd * p[i];
-            s[i] += gi * gi;
-            p[i] -= lr * gi / (s[i].sqrt() + eps);
-        }
-    }
-}
-
 impl Optimizer for Adagrad {
     fn step(&mut self, model: &mut dyn Module, grads: &Grads) {
-        let rule = AdagradRule {
+        let rule = UpdateRule::Adagrad(AdagradRule {
             lr: self.lr,
             eps: self.eps,
             wd: self.weight_decay,
-        };
+        });
         let slots = &mut self.slots;
         for_each_param(model, grads, &mut |name, p, g| {
             update(p, g, slots.get(name, p, 1), &rule);

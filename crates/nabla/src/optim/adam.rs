@@ -1,8 +1,9 @@
 //! Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019).
 
-use super::{Optimizer, Rule, Slots, StateError, for_each_param, update};
+use super::{Optimizer, Slots, StateError, for_each_param, update};
+use crate::backend::{AdamRule, UpdateRule};
 use crate::nn::Module;
-use crate::{Element, Grads, Tensor};
+use crate::{Grads, Tensor};
 
 #[derive(Clone)]
 struct AdamCore {
@@ -16,46 +17,11 @@ struct AdamCore {
     slots: Slots,
 }
 
-struct AdamRule {
-    lr: f64,
-    b1: f64,
-    b2: f64,
-    eps: f64,
-    wd: f64,
-    decoupled: bool,
-    bc1: f64,
-    bc2_sqrt: f64,
-}
-
-impl Rule for AdamRule {
-    #[inline(always)]
-    fn apply<T: Element>(&self, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
-        let (m, rest) = bufs.split_at_mut(1);
-        let (m, v) = (&mut *m[0], &mut *rest[0]);
-        let (b1, b2) = (T::from_f64(self.b1), T::from_f64(self.b2));
-        let (one_b1, one_b2) = (T::from_f64(1.0 - self.b1), T::from_f64(1.0 - self.b2));
-        let step = T::from_f64(self.lr / self.bc1);
-        let inv_bc2 = T::from_f64(1.0 / self.bc2_sqrt);
-        let eps = T::from_f64(self.eps);
-        let wd = T::from_f64(self.wd);
-        let decay = T::from_f64(1.0 - self.lr * self.wd);
-        // Zipped iterators (no bounds checks) so the loop vectorises.
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let gi = if self.decoupled { g } else { g + wd * *p };
-            *m = b1 * *m + one_b1 * gi;
-            *v = b2 * *v + one_b2 * gi * gi;
-            let denom = v.sqrt() * inv_bc2 + eps;
-            let pi = if self.decoupled { *p * decay } else { *p };
-            *p = pi - step * *m / denom;
-        }
-    }
-}
-
 impl AdamCore {
     fn step(&mut self, model: &mut dyn Module, grads: &Grads) {
         self.step += 1;
         let t = self.step as i32;
-        let rule = AdamRule {
+        let rule = UpdateRule::Adam(AdamRule {
             lr: self.lr,
             b1: self.beta1,
             b2: self.beta2,
@@ -64,7 +30,7 @@ impl AdamCore {
             decoupled: self.decoupled,
             bc1: 1.0 - self.beta1.powi(t),
             bc2_sqrt: (1.0 - self.beta2.powi(t)).sqrt(),
-        };
+        });
         let slots = &mut self.slots;
         for_each_param(model, grads, &mut |name, p, g| {
             let bufs = slots.get(name, p, 2);

@@ -1,8 +1,9 @@
 //! RMSProp (Tieleman & Hinton 2012).
 
-use super::{Optimizer, Rule, Slots, StateError, for_each_param, update};
+use super::{Optimizer, Slots, StateError, for_each_param, update};
+use crate::backend::{RmsRule, UpdateRule};
 use crate::nn::Module;
-use crate::{Element, Grads, Tensor};
+use crate::{Grads, Tensor};
 
 /// RMSProp as `torch.optim.RMSprop` (not centred, no momentum): `s ← α s + (1-α) g²`,
 /// `p ← p - lr · g / (√s + ε)`.
@@ -43,40 +44,14 @@ impl RmsProp {
     }
 }
 
-struct RmsRule {
-    lr: f64,
-    alpha: f64,
-    eps: f64,
-    wd: f64,
-}
-
-impl Rule for RmsRule {
-    #[inline(always)]
-    fn apply<T: Element>(&self, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
-        let s = &mut *bufs[0];
-        let (lr, a, eps, wd) = (
-            T::from_f64(self.lr),
-            T::from_f64(self.alpha),
-            T::from_f64(self.eps),
-            T::from_f64(self.wd),
-        );
-        let one_a = T::one() - a;
-        for i in 0..p.len() {
-            let gi = g[i] + wd * p[i];
-            s[i] = a * s[i] + one_a * gi * gi;
-            p[i] -= lr * gi / (s[i].sqrt() + eps);
-        }
-    }
-}
-
 impl Optimizer for RmsProp {
     fn step(&mut self, model: &mut dyn Module, grads: &Grads) {
-        let rule = RmsRule {
+        let rule = UpdateRule::RmsProp(RmsRule {
             lr: self.lr,
             alpha: self.alpha,
             eps: self.eps,
             wd: self.weight_decay,
-        };
+        });
         let slots = &mut self.slots;
         for_each_param(model, grads, &mut |name, p, g| {
             update(p, g, slots.get(name, p, 1), &rule);

@@ -1,8 +1,9 @@
 //! Stochastic gradient descent with momentum, Nesterov momentum and weight decay.
 
-use super::{Optimizer, Rule, Slots, StateError, for_each_param, update};
+use super::{Optimizer, Slots, StateError, for_each_param, update};
+use crate::backend::{SgdRule, UpdateRule};
 use crate::nn::Module;
-use crate::{Element, Grads, Tensor};
+use crate::{Grads, Tensor};
 
 /// SGD as in `torch.optim.SGD`: with momentum μ, `b ← μ b + (g + λ p)`, then `p ← p - lr · b`
 /// (or `p ← p - lr · (g + μ b)` with Nesterov).
@@ -49,46 +50,14 @@ impl Sgd {
     }
 }
 
-struct SgdRule {
-    lr: f64,
-    momentum: f64,
-    nesterov: bool,
-    wd: f64,
-}
-
-impl Rule for SgdRule {
-    #[inline(always)]
-    fn apply<T: Element>(&self, p: &mut [T], g: &[T], bufs: &mut [&mut [T]]) {
-        let (lr, mu, wd) = (
-            T::from_f64(self.lr),
-            T::from_f64(self.momentum),
-            T::from_f64(self.wd),
-        );
-        if bufs.is_empty() {
-            for i in 0..p.len() {
-                let d = g[i] + wd * p[i];
-                p[i] -= lr * d;
-            }
-            return;
-        }
-        let b = &mut *bufs[0];
-        for i in 0..p.len() {
-            let d = g[i] + wd * p[i];
-            b[i] = mu * b[i] + d;
-            let step = if self.nesterov { d + mu * b[i] } else { b[i] };
-            p[i] -= lr * step;
-        }
-    }
-}
-
 impl Optimizer for Sgd {
     fn step(&mut self, model: &mut dyn Module, grads: &Grads) {
-        let rule = SgdRule {
+        let rule = UpdateRule::Sgd(SgdRule {
             lr: self.lr,
             momentum: self.momentum,
             nesterov: self.nesterov,
             wd: self.weight_decay,
-        };
+        });
         let with_momentum = self.momentum != 0.0;
         let slots = &mut self.slots;
         for_each_param(model, grads, &mut |name, p, g| {

@@ -162,30 +162,7 @@ pub fn link_matrix(prev: &Tensor, write: &Tensor, prev_precedence: &Tensor) -> T
     }
     crate::tensor::same_dtype("link_matrix", prev, write);
     crate::tensor::same_dtype("link_matrix", prev, prev_precedence);
-    let out = crate::tensor::cpu::with_dtype!(prev.dtype(), {
-        let (l, w, p) = (
-            prev.contiguous_data::<T>(),
-            write.contiguous_data::<T>(),
-            prev_precedence.contiguous_data::<T>(),
-        );
-        let data = crate::tensor::storage::build_overwrite(b * n * n, |o: &mut [T]| {
-            let one = <T as num_traits::One>::one();
-            let zero = <T as num_traits::Zero>::zero();
-            for bi in 0..b {
-                let (w, p) = (&w[bi * n..(bi + 1) * n], &p[bi * n..(bi + 1) * n]);
-                for i in 0..n {
-                    let row = (bi * n + i) * n;
-                    let (o, l) = (&mut o[row..row + n], &l[row..row + n]);
-                    let a = one - w[i];
-                    for j in 0..n {
-                        o[j] = (a - w[j]) * l[j] + w[i] * p[j];
-                    }
-                    o[i] = zero;
-                }
-            }
-        });
-        Tensor::from_arc(data, crate::Shape::from(vec![b, n, n]))
-    });
+    let out = crate::backend::link_matrix(prev, write, prev_precedence);
     crate::autodiff::record(out, LinkMatrix, &[prev, write, prev_precedence])
 }
 

@@ -12,9 +12,10 @@
 //! buffer of at most [`TILE_VALUES`] values cached per thread. A 1×1 convolution with unit stride
 //! and no padding reads the input (or writes the input gradient) directly, without columns.
 
+use super::elementwise::gather_layout;
+use crate::backend::ConvGeom;
 use crate::dtype::Element;
-use crate::tensor::cpu::gather_layout;
-use crate::tensor::{Shape, Tensor, storage};
+use crate::tensor::{Tensor, storage};
 use rayon::prelude::*;
 use std::any::Any;
 use std::cell::Cell;
@@ -24,58 +25,6 @@ use std::ops::Range;
 const SMALL_GEMM: usize = 4096;
 /// Below this many flops for the whole call, everything runs on the calling thread.
 const PAR_FLOPS: usize = 1 << 20;
-
-/// Sizes of one convolution: input `[n, c_in, h, w]`, weight `[c_out, c_in / groups, kh, kw]`,
-/// output `[n, c_out, ho, wo]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ConvGeom {
-    pub n: usize,
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub ho: usize,
-    pub wo: usize,
-    pub stride: [usize; 2],
-    pub pad: [usize; 2],
-    pub dil: [usize; 2],
-    pub groups: usize,
-}
-
-impl ConvGeom {
-    fn cg_in(&self) -> usize {
-        self.c_in / self.groups
-    }
-    fn cg_out(&self) -> usize {
-        self.c_out / self.groups
-    }
-    /// Rows of one group's column matrix: `c_in / groups · kh · kw`.
-    fn k(&self) -> usize {
-        self.cg_in() * self.kh * self.kw
-    }
-    /// Output positions per channel.
-    fn l(&self) -> usize {
-        self.ho * self.wo
-    }
-    /// A 1×1 kernel with unit stride and no padding: the input itself is the column matrix.
-    fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
-    }
-    fn flops(&self) -> usize {
-        2 * self.n * self.c_out * self.k() * self.l()
-    }
-    pub fn input_shape(&self) -> Shape {
-        Shape::from([self.n, self.c_in, self.h, self.w])
-    }
-    pub fn weight_shape(&self) -> Shape {
-        Shape::from([self.c_out, self.cg_in(), self.kh, self.kw])
-    }
-    pub fn output_shape(&self) -> Shape {
-        Shape::from([self.n, self.c_out, self.ho, self.wo])
-    }
-}
 
 /// A matrix inside a buffer: element `(r, c)` is `buf[off + r·rs + c·cs]`.
 #[derive(Clone, Copy)]
