@@ -44,7 +44,7 @@ thread_local! {
     static TRACE_READ: RefCell<Option<String>> = const { RefCell::new(None) };
     /// The tape the running trace builds.
     static BUILDER: RefCell<Option<trace::Builder>> = const { RefCell::new(None) };
-    /// Whether the running trace drops the inputs of the nodes it has lowered (see `recorded`).
+    /// Whether the running trace drops the inputs of the nodes it has lowered (see `lowered_lean`).
     static LEAN: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -55,12 +55,6 @@ pub(crate) fn hvp_once<F>(f: &F, xs: &[Tensor], vs: &[Tensor]) -> Option<Vec<Ten
 where
     F: Fn(&[Tensor]) -> Tensor,
 {
-    if vs
-        .iter()
-        .any(|v| v.requires_grad() || !v.0.tangents.is_empty())
-    {
-        return None;
-    }
     // the whole-tape replay: chunking pays off over many calls, not one
     compile(f).chunk_lanes(0).tape_hvp(xs, vs)
 }
@@ -346,10 +340,14 @@ where
 
     /// The Hessian-vector product on the tape, or `None` where the call would run eagerly.
     fn tape_hvp(&self, xs: &[Tensor], vs: &[Tensor]) -> Option<Vec<Tensor>> {
-        let plain = vs
+        // a tracked direction composes with another transform: eager, and no trace for it
+        if vs
             .iter()
-            .all(|v| !v.requires_grad() && v.0.tangents.is_empty());
-        let tape = self.tape_for(xs).filter(|_| plain)?;
+            .any(|v| v.requires_grad() || !v.0.tangents.is_empty())
+        {
+            return None;
+        }
+        let tape = self.tape_for(xs)?;
         if tape.out_numel() != 1 {
             panic!(
                 "hvp: the function must return a one-element tensor, got shape {}",
