@@ -13,6 +13,7 @@
 //! and no padding reads the input (or writes the input gradient) directly, without columns.
 
 use super::elementwise::gather_layout;
+use super::gemm::{Mat, gemm};
 use crate::backend::ConvGeom;
 use crate::dtype::Element;
 use crate::tensor::{Tensor, storage};
@@ -21,116 +22,8 @@ use std::any::Any;
 use std::cell::Cell;
 use std::ops::Range;
 
-/// Below this many multiply-adds a plain loop beats gemm's dispatch.
-const SMALL_GEMM: usize = 4096;
 /// Below this many flops for the whole call, everything runs on the calling thread.
 const PAR_FLOPS: usize = 1 << 20;
-
-/// A matrix inside a buffer: element `(r, c)` is `buf[off + r·rs + c·cs]`.
-#[derive(Clone, Copy)]
-struct Mat<'a, T> {
-    buf: &'a [T],
-    off: usize,
-    rs: usize,
-    cs: usize,
-}
-
-impl<'a, T> Mat<'a, T> {
-    fn t(self) -> Mat<'a, T> {
-        Mat {
-            rs: self.cs,
-            cs: self.rs,
-            ..self
-        }
-    }
-    fn at(self, off: usize) -> Mat<'a, T> {
-        Mat {
-            off: self.off + off,
-            ..self
-        }
-    }
-}
-
-/// `dst (+)= a · b` for an `m×k` `a` and a `k×n` `b`, into the row-major `m×n` block `dst` (row
-/// stride `dst_rs`). With `accumulate` the product is added to `dst`, else it overwrites it.
-#[allow(clippy::too_many_arguments)]
-fn gemm<T: Element>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    dst_rs: usize,
-    accumulate: bool,
-    a: Mat<'_, T>,
-    b: Mat<'_, T>,
-    threaded: bool,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!(
-        (m - 1) * dst_rs + n <= dst.len(),
-        "internal: gemm destination too small"
-    );
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                dst[r * dst_rs..r * dst_rs + n].fill(T::zero());
-            }
-        }
-        return;
-    }
-    let last =
-        |x: Mat<'_, T>, rows: usize, cols: usize| x.off + (rows - 1) * x.rs + (cols - 1) * x.cs;
-    assert!(
-        last(a, m, k) < a.buf.len() && last(b, k, n) < b.buf.len(),
-        "internal: gemm operand out of bounds"
-    );
-    if m * n * k <= SMALL_GEMM {
-        for r in 0..m {
-            for c in 0..n {
-                let mut acc = T::zero();
-                for x in 0..k {
-                    acc += a.buf[a.off + r * a.rs + x * a.cs] * b.buf[b.off + x * b.rs + c * b.cs];
-                }
-                let d = &mut dst[r * dst_rs + c];
-                *d = if accumulate { *d + acc } else { acc };
-            }
-        }
-        return;
-    }
-    let par = if threaded && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the asserts above check that the last element each operand's strides address lies in
-    // its buffer (strides are non-negative, so every other element does too), and that `dst`, an
-    // exclusive borrow, holds the m×n block with row stride dst_rs.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            a.buf.as_ptr().add(a.off),
-            a.cs as isize,
-            a.rs as isize,
-            b.buf.as_ptr().add(b.off),
-            b.cs as isize,
-            b.rs as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
 
 /// A 4-d tensor's buffer, offset and strides.
 struct View4<'a, T> {

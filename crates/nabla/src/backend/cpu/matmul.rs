@@ -1,15 +1,14 @@
-//! Batched, broadcasting matrix products on the `gemm` crate, called with the operands' own
-//! strides (transposed views are never copied); tiny products run as plain loops.
+//! Batched, broadcasting matrix products on the `gemm` crate (through [`super::gemm`]), called
+//! with the operands' own strides (transposed views are never copied); tiny products run as plain
+//! loops.
 
+use super::gemm::{Mat, SMALL_GEMM, gemm};
 use crate::dtype::Element;
 use crate::tensor::layout::Layout;
 use crate::tensor::{Shape, Tensor, storage};
 #[allow(unused_imports)]
 use num_traits::{Float, One, Zero};
 use rayon::prelude::*;
-
-/// Below this many multiply-adds a plain loop beats gemm's dispatch.
-const SMALL: usize = 4096;
 
 /// One `m×k @ k×n` product into a row-major `m×n` block.
 #[allow(clippy::too_many_arguments)]
@@ -26,7 +25,7 @@ fn gemm_one<T: Element>(
     dst: &mut [T],
     threaded: bool,
 ) {
-    if m * n * k <= SMALL {
+    if m * n * k <= SMALL_GEMM {
         if m * n == 0 {
             return;
         }
@@ -61,48 +60,19 @@ fn gemm_one<T: Element>(
             }
             return;
         }
-        for r in 0..m {
-            for c in 0..n {
-                let mut acc = T::zero();
-                for x in 0..k {
-                    acc += a[a_off + r * a_rs + x * a_cs] * b[b_off + x * b_rs + c * b_cs];
-                }
-                dst[r * n + c] = acc;
-            }
-        }
-        return;
+        // other strides: the shared kernel's plain loop
     }
-    let par = if threaded && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the pointers cover every element the strides address: `a` holds the m×k operand at
-    // a_off with strides (a_rs, a_cs) and `b` the k×n one, as checked by the caller's layouts; `dst`
-    // is a distinct, exclusively borrowed m×n row-major block.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr().add(a_off),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr().add(b_off),
-            b_cs as isize,
-            b_rs as isize,
-            T::zero(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
-    }
+    gemm(
+        m,
+        n,
+        k,
+        &mut dst[..m * n],
+        n,
+        false,
+        Mat::new(a, a_off, (a_rs, a_cs)),
+        Mat::new(b, b_off, (b_rs, b_cs)),
+        threaded,
+    );
 }
 
 /// Batched, broadcasting `a @ b` for operands of rank ≥ 2.

@@ -8,6 +8,7 @@
 pub(crate) mod conv;
 pub(crate) mod dnc;
 pub(crate) mod elementwise;
+pub(crate) mod gemm;
 pub(crate) mod index;
 pub(crate) mod lanes;
 pub(crate) mod matmul;

@@ -28,6 +28,7 @@ mod cells;
 mod forward;
 pub(crate) mod simd;
 
+use super::gemm::Mat;
 use crate::autodiff::InputGrads;
 use crate::backend::CellKind;
 use crate::dtype::Element;
@@ -180,67 +181,6 @@ pub(crate) enum Saved {
 
 // ----- small dense helpers --------------------------------------------------------------------------
 
-/// `c[m×n] (+)= a · b` with the `gemm` crate: `a` is `m×k` with strides `(a_rs, a_cs)`, `b` is
-/// `k×n` row-major, `c` row-major with row stride `ldc`.
-#[allow(clippy::too_many_arguments)]
-fn gemm_crate<T: Element>(
-    (m, n, k): (usize, usize, usize),
-    a: &[T],
-    (a_rs, a_cs): (usize, usize),
-    b: &[T],
-    c: &mut [T],
-    ldc: usize,
-    accumulate: bool,
-    parallel_from: usize,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    assert!((m - 1) * ldc + n <= c.len(), "gemm: destination too short");
-    if k == 0 {
-        if !accumulate {
-            (0..m).for_each(|r| c[r * ldc..r * ldc + n].fill(T::zero()));
-        }
-        return;
-    }
-    assert!(
-        (m - 1) * a_rs + (k - 1) * a_cs < a.len(),
-        "gemm: lhs too short"
-    );
-    assert!(k * n <= b.len(), "gemm: rhs too short");
-    let threads = rayon::current_num_threads();
-    let par = if m * n * k >= parallel_from && threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    // SAFETY: the assertions above show that every element addressed through the given sizes and
-    // strides lies inside the slices; `c` is exclusively borrowed and distinct from `a` and `b`.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            ldc as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            if accumulate { T::one() } else { T::zero() },
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
-    }
-}
-
 /// A right-hand matrix operand `k × n`, prepared once (packed for the `f32` kernel, or copied
 /// row-major for the `gemm` crate) and multiplied many times.
 struct Rhs<T: RnnFloat> {
@@ -285,16 +225,20 @@ impl<T: RnnFloat> Rhs<T> {
     ) {
         match &self.packed {
             Some(p) => T::packed_mul(m, a, a_strides, p, c, ldc, accumulate, parallel_from),
-            None => gemm_crate(
-                (m, self.n, self.k),
-                a,
-                a_strides,
-                &self.plain,
-                c,
-                ldc,
-                accumulate,
-                parallel_from,
-            ),
+            None => {
+                let (n, k) = (self.n, self.k);
+                super::gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c,
+                    ldc,
+                    accumulate,
+                    Mat::new(a, 0, a_strides),
+                    Mat::new(&self.plain, 0, (n, 1)),
+                    m * n * k >= parallel_from,
+                )
+            }
         }
     }
 }

@@ -1,0 +1,124 @@
+//! The one call site of the `gemm` crate: a bounds-checked, strided `dst (+)= a · b` used by the
+//! matrix product, the convolution kernels and the recurrent layers' non-`f32` path. Tiny
+//! products run as a plain loop, below the crate's dispatch cost.
+
+use crate::dtype::Element;
+
+/// Below this many multiply-adds a plain loop beats gemm's dispatch.
+pub(crate) const SMALL_GEMM: usize = 4096;
+
+/// A matrix inside a buffer: element `(r, c)` is `buf[off + r·rs + c·cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a, T> {
+    pub(crate) buf: &'a [T],
+    pub(crate) off: usize,
+    pub(crate) rs: usize,
+    pub(crate) cs: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    /// The whole slice `buf` from `off`, with strides `(rs, cs)`.
+    pub(crate) fn new(buf: &'a [T], off: usize, (rs, cs): (usize, usize)) -> Self {
+        Mat { buf, off, rs, cs }
+    }
+    /// The transposed matrix (a view: strides swapped).
+    pub(crate) fn t(self) -> Mat<'a, T> {
+        Mat {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+    /// The same matrix `off` elements further into the buffer.
+    pub(crate) fn at(self, off: usize) -> Mat<'a, T> {
+        Mat {
+            off: self.off + off,
+            ..self
+        }
+    }
+}
+
+/// `dst (+)= a · b` for an `m×k` `a` and a `k×n` `b`, into the row-major `m×n` block `dst` (row
+/// stride `dst_rs`). With `accumulate` the product is added to `dst`, else it overwrites it. With
+/// `threaded`, the `gemm` crate runs on every rayon thread.
+///
+/// # Panics
+/// If an operand's strides address an element outside its buffer, or `dst` is too short.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    threaded: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        (m - 1) * dst_rs + n <= dst.len(),
+        "internal: gemm destination too small"
+    );
+    if k == 0 {
+        if !accumulate {
+            for r in 0..m {
+                dst[r * dst_rs..r * dst_rs + n].fill(T::zero());
+            }
+        }
+        return;
+    }
+    let last =
+        |x: Mat<'_, T>, rows: usize, cols: usize| x.off + (rows - 1) * x.rs + (cols - 1) * x.cs;
+    assert!(
+        last(a, m, k) < a.buf.len() && last(b, k, n) < b.buf.len(),
+        "internal: gemm operand out of bounds"
+    );
+    if m * n * k <= SMALL_GEMM {
+        for r in 0..m {
+            for c in 0..n {
+                let mut acc = T::zero();
+                for x in 0..k {
+                    acc += a.buf[a.off + r * a.rs + x * a.cs] * b.buf[b.off + x * b.rs + c * b.cs];
+                }
+                let d = &mut dst[r * dst_rs + c];
+                *d = if accumulate { *d + acc } else { acc };
+            }
+        }
+        return;
+    }
+    let par = if threaded && rayon::current_num_threads() > 1 {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: the asserts above check that the last element each operand's strides address lies in
+    // its buffer (strides are non-negative, so every other element does too), and that `dst`, an
+    // exclusive borrow, holds the m×n block with row stride dst_rs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.buf.as_ptr().add(a.off),
+            a.cs as isize,
+            a.rs as isize,
+            b.buf.as_ptr().add(b.off),
+            b.cs as isize,
+            b.rs as isize,
+            if accumulate { T::one() } else { T::zero() },
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
