@@ -152,16 +152,20 @@ def side_commands(args):
 
 def measure_peak(args, nabla_cmd, cpu):
     """The host's measured f32 peak (nabla-bench --peak: an FMA throughput probe) next to each
-    matmul round, after the same wait for idle CPUs; the best of all probes is kept in `cpu`."""
+    matmul round, after the same wait for idle CPUs; the best of all probes is kept in `cpu`, with
+    each round's speed of an L1-resident GEMM micro-kernel loop (the ceiling of any GEMM then)."""
     wait_for_idle(args)
     try:
         p = subprocess.run(nabla_cmd + ["--peak", "--threads", str(args.threads)], capture_output=True,
                            text=True, timeout=120)
-        got = json.loads(p.stdout.strip().splitlines()[-1]).get("measured_peak_gflops")
+        line = json.loads(p.stdout.strip().splitlines()[-1])
     except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError):
         return
+    got = line.get("measured_peak_gflops")
     if got:
         cpu["measured_peak_gflops"] = max(got, cpu.get("measured_peak_gflops") or 0.0)
+    if line.get("kernel_loop_gflops"):
+        cpu.setdefault("kernel_loop_gflops_rounds", []).append(line["kernel_loop_gflops"])
 
 
 def jobs(args, w, rnd):

@@ -34,7 +34,8 @@ struct Cli {
     #[arg(long)]
     host: bool,
     /// Print one JSON line with the measured peak f32 GFLOP/s on `--threads` threads (an FMA
-    /// throughput probe; see bench/src/peak.rs) and exit.
+    /// throughput probe) and the speed of an L1-resident GEMM micro-kernel loop (see
+    /// bench/src/peak.rs) and exit.
     #[arg(long)]
     peak: bool,
     /// Rayon worker threads (the reference frameworks are given the same number).
@@ -693,9 +694,17 @@ fn main() -> ExitCode {
     }
     if cli.peak {
         let v = match nb::peak::measured_peak(cli.threads, 7) {
-            Some((gflops, kind)) => {
-                json!({"measured_peak_gflops": gflops, "probe": kind, "threads": cli.threads})
-            }
+            Some((gflops, kind)) => json!({
+                "measured_peak_gflops": gflops,
+                "probe": kind,
+                "threads": cli.threads,
+                // the AVX2 loop is only comparable with an AVX2 peak
+                "kernel_loop_gflops": if kind.starts_with("AVX2") {
+                    nb::peak::kernel_loop(cli.threads, 5)
+                } else {
+                    None
+                },
+            }),
             None => json!({"measured_peak_gflops": null, "probe": "no FMA vector unit detected"}),
         };
         println!("{v}");

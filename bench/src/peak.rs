@@ -3,6 +3,13 @@
 //! independent accumulators to hide the FMA latency, so the figure is what the cores really
 //! sustain at the clock they run at now (boost included), not a nominal clock from /proc/cpuinfo.
 //! The matmul table reports nabla's and PyTorch's GFLOP/s as shares of it.
+//!
+//! A second probe, [`kernel_loop`], runs the inner loop of an AVX2 matrix-product micro-kernel
+//! (a 6×16 tile: per step two vector loads, six broadcasts and twelve FMAs, the instruction mix
+//! of the AVX2 kernels of `gemm`, BLIS and MKL) on panels that stay in the L1 cache. No matrix
+//! product can run faster than that loop, so it shows how much of the peak the host lets a GEMM
+//! reach at that moment: on a shared host, another tenant's thread on the same physical core
+//! takes load and dispatch slots that the FMA-only probe never needs.
 
 use std::time::Instant;
 
@@ -49,6 +56,87 @@ mod x86 {
             s = _mm512_add_ps(s, x);
         }
         ((iters * 12 * 16 * 2) as f64, _mm512_reduce_add_ps(s))
+    }
+}
+
+/// Depth of the L1-resident panels of [`kernel_loop`]: 6×256 + 16×256 floats = 22 KiB.
+const KC: usize = 256;
+
+#[cfg(target_arch = "x86_64")]
+mod x86_loop {
+    use super::KC;
+    use std::arch::x86_64::*;
+
+    /// `reps` passes of a 6×16 micro-kernel over `a` (KC steps of 6 values) and `b` (KC steps of
+    /// 16 values), accumulating in twelve registers. Returns the flops and a value that depends
+    /// on all of them.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn tile6x16(a: &[f32], b: &[f32], reps: usize) -> (f64, f32) {
+        assert!(a.len() >= 6 * KC && b.len() >= 16 * KC);
+        let mut c = [_mm256_setzero_ps(); 12];
+        for _ in 0..reps {
+            let (mut pa, mut pb) = (a.as_ptr(), b.as_ptr());
+            for _ in 0..KC {
+                // SAFETY: the assert above keeps pa + 6·KC and pb + 16·KC inside the slices.
+                unsafe {
+                    let b0 = _mm256_loadu_ps(pb);
+                    let b1 = _mm256_loadu_ps(pb.add(8));
+                    for r in 0..6 {
+                        let x = _mm256_broadcast_ss(&*pa.add(r));
+                        c[2 * r] = _mm256_fmadd_ps(x, b0, c[2 * r]);
+                        c[2 * r + 1] = _mm256_fmadd_ps(x, b1, c[2 * r + 1]);
+                    }
+                    pa = pa.add(6);
+                    pb = pb.add(16);
+                }
+            }
+        }
+        let mut s = _mm256_setzero_ps();
+        for x in c {
+            s = _mm256_add_ps(s, x);
+        }
+        let mut out = [0f32; 8];
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), s) };
+        ((reps * KC * 12 * 8 * 2) as f64, out.iter().sum())
+    }
+}
+
+/// The best of `trials` runs (about 30 ms each) of the AVX2 micro-kernel loop on `threads`
+/// threads, each on its own L1-resident panels, in GFLOP/s. `None` without AVX2+FMA.
+pub fn kernel_loop(threads: usize, trials: usize) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+            return None;
+        }
+        let reps = 50_000;
+        let mut best = 0.0f64;
+        for _ in 0..trials.max(1) {
+            let t = Instant::now();
+            let flops: f64 = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..threads.max(1))
+                    .map(|i| {
+                        s.spawn(move || {
+                            let a: Vec<f32> =
+                                (0..6 * KC).map(|j| 1e-3 * (i + j % 7) as f32).collect();
+                            let b: Vec<f32> = (0..16 * KC).map(|j| 1e-3 * (j % 5) as f32).collect();
+                            // SAFETY: AVX2 and FMA were detected above.
+                            let (f, v) = unsafe { x86_loop::tile6x16(&a, &b, reps) };
+                            std::hint::black_box(v);
+                            f
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            best = best.max(flops / t.elapsed().as_secs_f64() / 1e9);
+        }
+        Some(best)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (threads, trials);
+        None
     }
 }
 
