@@ -184,3 +184,38 @@ pub fn measured_peak(threads: usize, trials: usize) -> Option<(f64, &'static str
     }
     Some((best, kind))
 }
+
+#[cfg(test)]
+mod tests {
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn kernel_loop_computes_the_tile_product() {
+        if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+            return;
+        }
+        use super::KC;
+        let a: Vec<f32> = (0..6 * KC)
+            .map(|j| ((j * 7) % 11) as f32 * 0.125 - 0.5)
+            .collect();
+        let b: Vec<f32> = (0..16 * KC)
+            .map(|j| ((j * 5) % 13) as f32 * 0.0625 - 0.25)
+            .collect();
+        // the sum of every element of the 6×16 tile Σ_p a[p, r] b[p, j], twice (two passes)
+        let want: f64 = (0..KC)
+            .map(|p| {
+                let sa: f64 = a[p * 6..p * 6 + 6].iter().map(|&x| x as f64).sum();
+                let sb: f64 = b[p * 16..p * 16 + 16].iter().map(|&x| x as f64).sum();
+                sa * sb
+            })
+            .sum::<f64>()
+            * 2.0;
+        // SAFETY: AVX2 and FMA were detected above.
+        let (flops, got) = unsafe { super::x86_loop::tile6x16(&a, &b, 2) };
+        assert_eq!(flops, (2 * KC * 6 * 16 * 2) as f64);
+        assert!(
+            (got as f64 - want).abs() < 1e-3 * want.abs().max(1.0),
+            "{got} vs {want}"
+        );
+        assert!(super::kernel_loop(1, 1).is_some_and(|g| g > 0.0));
+    }
+}
