@@ -153,7 +153,7 @@ def side_commands(args):
 def measure_peak(args, nabla_cmd, cpu):
     """The host's measured f32 peak (nabla-bench --peak: an FMA throughput probe) next to each
     matmul round, after the same wait for idle CPUs; the best of all probes is kept in `cpu`, with
-    each round's speed of an L1-resident GEMM micro-kernel loop (the ceiling of any GEMM then)."""
+    each round's speed of an L1-resident GEMM micro-kernel loop (the ceiling of a GEMM built on such a loop)."""
     wait_for_idle(args)
     try:
         p = subprocess.run(nabla_cmd + ["--peak", "--threads", str(args.threads)], capture_output=True,

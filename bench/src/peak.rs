@@ -6,9 +6,9 @@
 //!
 //! A second probe, [`kernel_loop`], runs the inner loop of an AVX2 matrix-product micro-kernel
 //! (a 6×16 tile: per step two vector loads, six broadcasts and twelve FMAs, the instruction mix
-//! of the AVX2 kernels of `gemm`, BLIS and MKL) on panels that stay in the L1 cache. No matrix
-//! product can run faster than that loop, so it shows how much of the peak the host lets a GEMM
-//! reach at that moment: on a shared host, another tenant's thread on the same physical core
+//! of the AVX2 kernels of `gemm`, BLIS and MKL) on panels that stay in the L1 cache. A matrix
+//! product built on such a loop cannot run faster than the loop alone, so it shows how much of
+//! the peak the host lets a GEMM reach at that moment: on a shared host, another tenant's thread on the same physical core
 //! takes load and dispatch slots that the FMA-only probe never needs.
 
 use std::time::Instant;
