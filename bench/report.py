@@ -1,5 +1,7 @@
 """The Markdown summary of a harness run (bench/results/latest.md)."""
 
+import statistics
+
 from host import isa_used
 
 IMPL_NAMES = {"nabla": "nabla", "nabla+mimalloc": "nabla+mimalloc", "pytorch": "PyTorch", "jax": "JAX"}
@@ -138,7 +140,7 @@ def matmul_table(report):
                      f"{pct(r['nabla'])} | {pct(r['pytorch'])} |")
     loop = sorted(cpu.get("kernel_loop_gflops_rounds") or [])
     if loop and peak:
-        med = loop[len(loop) // 2] if len(loop) % 2 else (loop[len(loop) // 2 - 1] + loop[len(loop) // 2]) / 2
+        med = statistics.median(loop)
         lines += [
             "",
             f"The inner loop of a GEMM in these rounds: an AVX2 micro-kernel loop on L1-resident panels (6×16 "
