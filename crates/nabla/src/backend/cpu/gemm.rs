@@ -1,8 +1,11 @@
 //! The one call site of the `gemm` crate: a bounds-checked, strided `dst (+)= a · b` used by the
 //! matrix product, the convolution kernels and the recurrent layers' non-`f32` path. Tiny
-//! products run as a plain loop, below the crate's dispatch cost.
+//! products run as a plain loop, below the crate's dispatch cost; large `f32` products on AVX2
+//! hosts without AVX-512 run in nabla's own blocked kernel ([`super::sgemm_avx2`]), which is
+//! faster there than the crate's AVX2 path.
 
-use crate::dtype::Element;
+use super::sgemm_avx2;
+use crate::dtype::{DType, Element};
 
 /// Below this many multiply-adds a plain loop beats gemm's dispatch.
 pub(crate) const SMALL_GEMM: usize = 4096;
@@ -87,6 +90,34 @@ pub(crate) fn gemm<T: Element>(
                 let d = &mut dst[r * dst_rs + c];
                 *d = if accumulate { *d + acc } else { acc };
             }
+        }
+        return;
+    }
+    if T::DTYPE == DType::F32
+        && m * n * k >= sgemm_avx2::FROM_MADDS
+        && m.min(n).min(k) >= sgemm_avx2::MIN_SIDE
+        && sgemm_avx2::available()
+    {
+        let threads = if threaded {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        // SAFETY: T is f32 (its DTYPE says so, and the trait is sealed), the asserts above put
+        // every addressed element inside its buffer, and `dst` is an exclusive borrow, so it
+        // overlaps neither operand.
+        unsafe {
+            sgemm_avx2::sgemm(
+                (m, n, k),
+                a.buf.as_ptr().add(a.off).cast::<f32>(),
+                (a.rs, a.cs),
+                b.buf.as_ptr().add(b.off).cast::<f32>(),
+                (b.rs, b.cs),
+                dst.as_mut_ptr().cast::<f32>(),
+                dst_rs,
+                accumulate,
+                threads,
+            );
         }
         return;
     }

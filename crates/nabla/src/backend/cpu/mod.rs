@@ -15,6 +15,7 @@ pub(crate) mod matmul;
 pub(crate) mod optim;
 pub(crate) mod pool;
 pub(crate) mod rnn;
+pub(crate) mod sgemm_avx2;
 pub(crate) mod solver;
 
 use super::{
