@@ -1,14 +1,14 @@
-//! A blocked `f32` matrix product for AVX2+FMA hosts (the layout of BLIS and GotoBLAS): the
-//! reduction is cut into blocks of up to `KC` steps and the rows into blocks of `MC`; for each
-//! block pair, a `KC × NC` slice of B is packed into 16-column panels (kept in the L2/L3 cache)
-//! and an `MC × KC` block of A into 6-row tiles (kept in L2), and a 6×16 register tile of C is
-//! computed from one A tile and one B panel (the panel stays in L1 while every A tile of the
-//! block passes by). Large products are split over the rayon threads along their longer side of
-//! C, each thread packing its own operands, so no thread waits on another.
+//! A blocked `f32` matrix product for AVX2+FMA hosts, laid out as in BLIS and GotoBLAS: the
+//! reduction is cut into blocks of at most `KC_MAX` steps and C's columns into slices of `NC`; for
+//! each pair, B's `kc × nc` slice is packed once into 16-column panels (shared by all threads,
+//! kept in L2/L3), then C's row blocks run as rayon tasks, each packing its `mc × kc` block of A
+//! into 6-row tiles (kept in its core's L2) and computing 6×16 register tiles from one A tile and
+//! one B panel (the panel stays in L1 while the block's A tiles pass by). Nothing is packed
+//! twice, and a worker that starts late still takes the blocks that are left.
 //!
-//! On this crate's reference host (AMD Zen 3, 2 cores, AVX2) it runs a 1024³ product about 1.2-1.4x
-//! faster than the `gemm` crate's AVX2 path (see BENCHMARKS.md); hosts with AVX-512 keep `gemm`'s
-//! AVX-512 kernels, see [`available`].
+//! Measured on the reference host (AMD Zen 3, 2 cores, AVX2, see BENCHMARKS.md), it runs a 1024³
+//! product 1.2-1.4x faster than the `gemm` crate's AVX2 path; hosts with AVX-512 keep `gemm`'s
+//! 16-lane kernels (see [`available`]).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -98,100 +98,118 @@ pub(crate) unsafe fn sgemm(
         ldc,
         accumulate,
     };
-    let run = |(i0, i1): (usize, usize), (j0, j1): (usize, usize)| {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller guarantees AVX2+FMA and the operands' bounds; the blocks are disjoint.
-        unsafe {
-            block(job, i0, i1, j0, j1)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (job, i0, i1, j0, j1);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller guarantees AVX2+FMA, the operands' bounds and that C overlaps neither.
+    unsafe {
+        blocked(job, m, n, threads.max(1))
     };
-    // Split the longer side of C: each part packs all of the other operand, which costs
-    // parts / (longer side) of the product.
-    let parts = threads.clamp(1, 64);
-    if parts == 1 {
-        return run((0, m), (0, n));
-    }
-    use rayon::prelude::*;
-    if n >= m {
-        let w = n.div_ceil(parts).div_ceil(NR) * NR;
-        (0..n.div_ceil(w))
-            .into_par_iter()
-            .for_each(|t| run((0, m), (t * w, (t * w + w).min(n))));
-    } else {
-        let h = m.div_ceil(parts).div_ceil(MR) * MR;
-        (0..m.div_ceil(h))
-            .into_par_iter()
-            .for_each(|t| run((t * h, (t * h + h).min(m)), (0, n)));
-    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (job, m, n, threads);
 }
 
 #[cfg(target_arch = "x86_64")]
 thread_local! {
-    /// Packing space (A block, B slice) for [`block`], kept per thread between calls.
-    static PACK: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// Packing space for the A blocks a thread computes with, kept between calls.
+    static A_PACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Packing space for the B slices of the products a thread calls, kept between calls.
+    static B_PACK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Rows `i0..i1` × columns `j0..j1` of C on the current thread.
+/// A packing buffer of at least `len` floats whose first element is 64-byte aligned (so that no
+/// vector load of a panel straddles two cache lines): the thread's kept buffer, or a new one when
+/// that is in use (a product started while this thread waited inside another).
+#[cfg(target_arch = "x86_64")]
+fn with_buffer<R>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    let run = |v: &mut Vec<f32>| {
+        if v.len() < len + 16 {
+            v.resize(len + 16, 0.0);
+        }
+        let skip = v.as_ptr().align_offset(64).min(16);
+        f(&mut v[skip..skip + len])
+    };
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => run(&mut v),
+        Err(_) => run(&mut Vec::new()),
+    })
+}
+
+/// Raw pointer to the shared packed B slice, read by every task of a product.
+#[derive(Clone, Copy)]
+struct Packed(*mut f32);
+// SAFETY: written only between task regions (by disjoint row ranges), read-only inside them.
+unsafe impl Send for Packed {}
+unsafe impl Sync for Packed {}
+
+/// The product, loop by loop: for each `NC`-column slice and `KC`-step block of the reduction,
+/// B's slice is packed once (rows split over the threads), then the row blocks of C are computed
+/// as rayon tasks, each packing its own `mc × kc` block of A. The tasks share the packed B, so
+/// nothing is packed twice, and a thread that starts late (a sleeping worker woken by the
+/// product) still takes the blocks left.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn block(g: Job, i0: usize, i1: usize, j0: usize, j1: usize) {
-    let passes = g.k.div_ceil(KC_MAX);
-    let kc = g.k.div_ceil(passes).div_ceil(4) * 4;
-    PACK.with(|cell| {
-        let mut bufs = cell.borrow_mut();
-        let (abuf, bbuf) = &mut *bufs;
-        let (mrows, ncols) = (i1 - i0, j1 - j0);
-        abuf.resize(MC.min(mrows).div_ceil(MR) * MR * kc, 0.0);
-        bbuf.resize(NC.min(ncols).div_ceil(NR) * NR * kc, 0.0);
-        let mut tmp = [0f32; MR * NR];
-        let mut jc = j0;
-        while jc < j1 {
-            let nc = NC.min(j1 - jc);
+unsafe fn blocked(g: Job, m: usize, n: usize, threads: usize) {
+    use rayon::prelude::*;
+    let kc = g.k.div_ceil(g.k.div_ceil(KC_MAX)).div_ceil(4) * 4;
+    // Row blocks of at most MC rows, as many as a multiple of the threads so that they share
+    // evenly; if there are fewer blocks than threads, the columns are split too.
+    let mut blocks = m.div_ceil(MC);
+    if threads > 1 {
+        blocks = blocks.div_ceil(threads) * threads;
+    }
+    let mc = m.div_ceil(blocks).div_ceil(MR) * MR;
+    let blocks = m.div_ceil(mc);
+    let col_groups = threads.div_ceil(blocks).max(1);
+    let nc_max = NC.min(n);
+    with_buffer(&B_PACK, nc_max.div_ceil(NR) * NR * kc, |bbuf| {
+        let bp = Packed(bbuf.as_mut_ptr());
+        let mut jc = 0;
+        while jc < n {
+            let nc = nc_max.min(n - jc);
+            let panels = nc.div_ceil(NR);
             let mut pc = 0;
             while pc < g.k {
                 let kcur = kc.min(g.k - pc);
                 let acc = g.accumulate || pc > 0;
-                for (t, j) in (jc..jc + nc).step_by(NR).enumerate() {
-                    let w = NR.min(jc + nc - j);
-                    // SAFETY: panel t of at most NC/NR fits in bbuf; B's elements are in bounds.
-                    unsafe { pack_b(g, pc, kcur, j, w, bbuf.as_mut_ptr().add(t * NR * kcur)) };
+                let step = kcur.div_ceil(threads);
+                let pack = |q0: usize| {
+                    let q1 = (q0 + step).min(kcur);
+                    // SAFETY: rows q0..q1 of the slice's panels lie in bbuf; B is in bounds.
+                    unsafe { pack_b(g, pc, kcur, (q0, q1), jc, nc, { bp }.0) };
+                };
+                if threads > 1 {
+                    (0..kcur).into_par_iter().step_by(step).for_each(pack);
+                } else {
+                    pack(0);
                 }
-                let mut ic = i0;
-                while ic < i1 {
-                    let mc = MC.min(i1 - ic);
-                    for (t, i) in (ic..ic + mc).step_by(MR).enumerate() {
-                        let h = MR.min(ic + mc - i);
-                        // SAFETY: tile t of at most MC/MR fits in abuf; A's elements are in bounds.
-                        unsafe { pack_a(g, pc, kcur, i, h, abuf.as_mut_ptr().add(t * MR * kcur)) };
+                let task = |t: usize| {
+                    let (ib, jg) = (t / col_groups, t % col_groups);
+                    let per = panels.div_ceil(col_groups);
+                    let (p0, p1) = (jg * per, ((jg + 1) * per).min(panels));
+                    let i0 = ib * mc;
+                    if p0 < p1 && i0 < m {
+                        // SAFETY: the task's rows and panels are disjoint from every other's.
+                        unsafe {
+                            row_block(
+                                g,
+                                (i0, mc.min(m - i0)),
+                                (pc, kcur),
+                                jc,
+                                nc,
+                                (p0, p1),
+                                { bp }.0,
+                                acc,
+                            )
+                        };
                     }
-                    for (tj, j) in (jc..jc + nc).step_by(NR).enumerate() {
-                        let w = NR.min(jc + nc - j);
-                        let bp = bbuf[tj * NR * kcur..].as_ptr();
-                        for (ti, i) in (ic..ic + mc).step_by(MR).enumerate() {
-                            let h = MR.min(ic + mc - i);
-                            let ap = abuf[ti * MR * kcur..].as_ptr();
-                            // SAFETY: (i, j) is inside C's block; partial tiles go through tmp.
-                            unsafe {
-                                let cp = g.c.add(i * g.ldc + j);
-                                if h == MR && w == NR {
-                                    kernel(kcur, ap, bp, cp, g.ldc, acc);
-                                } else {
-                                    kernel(kcur, ap, bp, tmp.as_mut_ptr(), NR, false);
-                                    for r in 0..h {
-                                        for x in 0..w {
-                                            let d = cp.add(r * g.ldc + x);
-                                            let v = tmp[r * NR + x];
-                                            *d = if acc { *d + v } else { v };
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    ic += mc;
+                };
+                if threads > 1 {
+                    (0..blocks * col_groups).into_par_iter().for_each(task);
+                } else {
+                    (0..blocks * col_groups).for_each(task);
                 }
                 pc += kcur;
             }
@@ -200,37 +218,100 @@ unsafe fn block(g: Job, i0: usize, i1: usize, j0: usize, j1: usize) {
     });
 }
 
-/// Packs B's rows `pc..pc+kc`, columns `j..j+w` (`w ≤ 16`) as `kc` rows of 16 (zero-padded).
+/// C's rows `i0..i0+mc`, panels `p0..p1` of the slice at column `jc` (`nc` wide), for the
+/// reduction block `pc..pc+kc`: packs the rows of A, then runs the 6×16 kernel over every tile.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack_b(g: Job, pc: usize, kc: usize, j: usize, w: usize, dst: *mut f32) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_block(
+    g: Job,
+    (i0, mc): (usize, usize),
+    (pc, kc): (usize, usize),
+    jc: usize,
+    nc: usize,
+    (p0, p1): (usize, usize),
+    bbuf: *const f32,
+    acc: bool,
+) {
+    with_buffer(&A_PACK, mc.div_ceil(MR) * MR * kc, |abuf| {
+        let mut tmp = [0f32; MR * NR];
+        for (t, i) in (i0..i0 + mc).step_by(MR).enumerate() {
+            let h = MR.min(i0 + mc - i);
+            // SAFETY: tile t lies in abuf; A's elements are in bounds.
+            unsafe { pack_a(g, pc, kc, i, h, abuf.as_mut_ptr().add(t * MR * kc)) };
+        }
+        for p in p0..p1 {
+            let j = jc + p * NR;
+            let w = NR.min(jc + nc - j);
+            // SAFETY: panel p lies in the packed slice.
+            let bp = unsafe { bbuf.add(p * NR * kc) };
+            for (t, i) in (i0..i0 + mc).step_by(MR).enumerate() {
+                let h = MR.min(i0 + mc - i);
+                let ap = abuf[t * MR * kc..].as_ptr();
+                // SAFETY: (i, j) is inside C's block; partial tiles go through tmp.
+                unsafe {
+                    let cp = g.c.add(i * g.ldc + j);
+                    if h == MR && w == NR {
+                        kernel(kc, ap, bp, cp, g.ldc, acc);
+                    } else {
+                        kernel(kc, ap, bp, tmp.as_mut_ptr(), NR, false);
+                        for r in 0..h {
+                            for x in 0..w {
+                                let d = cp.add(r * g.ldc + x);
+                                let v = tmp[r * NR + x];
+                                *d = if acc { *d + v } else { v };
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Packs rows `q0..q1` of the slice of B with rows `pc..pc+kc` and columns `jc..jc+nc`, stored as
+/// 16-column panels of `kc` rows each (the last one zero-padded), reading B along its contiguous
+/// direction.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_b(
+    g: Job,
+    pc: usize,
+    kc: usize,
+    (q0, q1): (usize, usize),
+    jc: usize,
+    nc: usize,
+    dst: *mut f32,
+) {
     unsafe {
-        let src = g.b.add(pc * g.b_rs + j * g.b_cs);
-        if w == NR && g.b_cs == 1 {
-            for q in 0..kc {
+        let (full, rest) = (nc / NR, nc % NR);
+        let src = g.b.add(pc * g.b_rs + jc * g.b_cs);
+        let last = dst.add(full * NR * kc);
+        if rest > 0 {
+            for q in q0..q1 {
+                std::ptr::write_bytes(last.add(q * NR + rest), 0, NR - rest);
+            }
+        }
+        if g.b_cs == 1 {
+            // Rows are contiguous: copy each one into every panel it crosses.
+            for q in q0..q1 {
                 let s = src.add(q * g.b_rs);
-                _mm256_storeu_ps(dst.add(q * NR), _mm256_loadu_ps(s));
-                _mm256_storeu_ps(dst.add(q * NR + 8), _mm256_loadu_ps(s.add(8)));
-            }
-            return;
-        }
-        if w < NR {
-            for q in 0..kc {
-                std::ptr::write_bytes(dst.add(q * NR + w), 0, NR - w);
-            }
-        }
-        if g.b_rs == 1 {
-            // Columns are contiguous: read each one along the reduction.
-            for x in 0..w {
-                let s = src.add(x * g.b_cs);
-                for q in 0..kc {
-                    *dst.add(q * NR + x) = *s.add(q);
+                for t in 0..full {
+                    let (s, d) = (s.add(t * NR), dst.add(t * NR * kc + q * NR));
+                    _mm256_storeu_ps(d, _mm256_loadu_ps(s));
+                    _mm256_storeu_ps(d.add(8), _mm256_loadu_ps(s.add(8)));
+                }
+                for x in 0..rest {
+                    *last.add(q * NR + x) = *s.add(full * NR + x);
                 }
             }
         } else {
-            for q in 0..kc {
-                for x in 0..w {
-                    *dst.add(q * NR + x) = *src.add(q * g.b_rs + x * g.b_cs);
+            // Columns are contiguous (B transposed) or neither: read each column along the
+            // reduction.
+            for x in 0..nc {
+                let (s, d) = (src.add(x * g.b_cs), dst.add(x / NR * NR * kc + x % NR));
+                for q in q0..q1 {
+                    *d.add(q * NR) = *s.add(q * g.b_rs);
                 }
             }
         }
@@ -248,8 +329,21 @@ unsafe fn pack_a(g: Job, pc: usize, kc: usize, i: usize, h: usize, dst: *mut f32
                 std::ptr::write_bytes(dst.add(q * MR + h), 0, MR - h);
             }
         }
-        if g.a_cs == 1 {
-            // Rows are contiguous: read each one along the reduction.
+        if g.a_cs == 1 && h == MR {
+            // Rows are contiguous: read the six in step, prefetching 256 bytes ahead in each
+            // (memory latency, not the copy, is the cost of packing A).
+            let rows: [*const f32; MR] = std::array::from_fn(|r| src.add(r * g.a_rs));
+            for q in 0..kc {
+                if q % 16 == 0 {
+                    for row in rows {
+                        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(q + 64) as *const i8);
+                    }
+                }
+                for (r, row) in rows.iter().enumerate() {
+                    *dst.add(q * MR + r) = *row.add(q);
+                }
+            }
+        } else if g.a_cs == 1 {
             for r in 0..h {
                 let s = src.add(r * g.a_rs);
                 for q in 0..kc {
