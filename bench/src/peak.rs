@@ -76,18 +76,25 @@ mod x86_loop {
         let mut c = [_mm256_setzero_ps(); 12];
         for _ in 0..reps {
             let (mut pa, mut pb) = (a.as_ptr(), b.as_ptr());
-            for _ in 0..KC {
-                // SAFETY: the assert above keeps pa + 6·KC and pb + 16·KC inside the slices.
-                unsafe {
-                    let b0 = _mm256_loadu_ps(pb);
-                    let b1 = _mm256_loadu_ps(pb.add(8));
-                    for r in 0..6 {
-                        let x = _mm256_broadcast_ss(&*pa.add(r));
-                        c[2 * r] = _mm256_fmadd_ps(x, b0, c[2 * r]);
-                        c[2 * r + 1] = _mm256_fmadd_ps(x, b1, c[2 * r + 1]);
+            // Unrolled four times, as nabla's kernel (backend/cpu/sgemm_avx2.rs) and those of
+            // BLIS and MKL are: the rolled loop runs ~10 % slower on Zen 3.
+            for _ in 0..KC / 4 {
+                for u in 0..4 {
+                    // SAFETY: the assert above keeps pa + 6·KC and pb + 16·KC inside the slices.
+                    unsafe {
+                        let b0 = _mm256_loadu_ps(pb.add(16 * u));
+                        let b1 = _mm256_loadu_ps(pb.add(16 * u + 8));
+                        for r in 0..6 {
+                            let x = _mm256_broadcast_ss(&*pa.add(6 * u + r));
+                            c[2 * r] = _mm256_fmadd_ps(x, b0, c[2 * r]);
+                            c[2 * r + 1] = _mm256_fmadd_ps(x, b1, c[2 * r + 1]);
+                        }
                     }
-                    pa = pa.add(6);
-                    pb = pb.add(16);
+                }
+                // SAFETY: as above (KC is a multiple of 4).
+                unsafe {
+                    pa = pa.add(24);
+                    pb = pb.add(64);
                 }
             }
         }
