@@ -31,8 +31,11 @@ fn features() -> Vec<&'static str> {
 pub fn host_info() -> Value {
     let f = features();
     let has = |x: &str| f.contains(&x);
+    // The same rule as crates/nabla/src/backend/cpu/gemm.rs.
     let matmul = if has("avx512f") {
         "gemm 0.19 avx512f kernels (x86-v4)"
+    } else if has("avx2") && has("fma") {
+        "large f32: nabla's blocked AVX2+FMA kernel (backend/cpu/sgemm_avx2.rs); f64 and small f32: gemm 0.19 fma kernels (x86-v3)"
     } else if has("fma") {
         "gemm 0.19 fma kernels (x86-v3: AVX2+FMA)"
     } else {
