@@ -25,9 +25,10 @@ const KC_MAX: usize = 512;
 const NC: usize = 1024;
 
 /// Products with at least this many multiply-adds (2²⁵, e.g. 320³), and every side at least
-/// [`MIN_SIDE`], use this kernel. Below it, `gemm` (which does not pack small operands) measured
-/// within ±10 % of it on the reference host, 128³ to 256³ and MLP-sized shapes; from 384³ up this
-/// kernel was 1.1-1.3x faster.
+/// [`MIN_SIDE`], use this kernel. Below it, `gemm` (which does not pack small operands) is as fast
+/// on the reference host: at 128³-256³ and MLP-sized shapes the ratio swung between 0.7x and 1.6x
+/// from run to run, while from 512³ up this kernel won in every run, 1.3-1.4x at 1024³ (see
+/// `probe_blocked_sgemm` below).
 pub(crate) const FROM_MADDS: usize = 1 << 25;
 /// See [`FROM_MADDS`].
 pub(crate) const MIN_SIDE: usize = 32;
@@ -554,6 +555,105 @@ mod tests {
         );
         for (x, y) in c.iter().zip(&c64) {
             assert!((*x as f64 - y).abs() < 1e-3, "{x} vs {y}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod probe {
+    /// Development probe, this kernel against the `gemm` crate, calls interleaved in one process
+    /// (so that both see the same host load): `cargo test --release -p nabla --lib
+    /// probe_blocked_sgemm -- --ignored --nocapture`. Prints the median GFLOP/s of each over 30
+    /// calls per size, on the rayon pool's threads and on one thread.
+    #[test]
+    #[ignore]
+    fn probe_blocked_sgemm() {
+        use std::time::Instant;
+        if !super::available() {
+            return;
+        }
+        for (m, n, k) in [
+            (256, 256, 256),
+            (512, 512, 512),
+            (1024, 1024, 1024),
+            (128, 784, 128),
+        ] {
+            let a: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
+                .collect();
+            let b: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.5)
+                .collect();
+            let mut c = vec![0f32; m * n];
+            for threads in [rayon::current_num_threads(), 1] {
+                let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+                for it in 0..33 {
+                    let t = Instant::now();
+                    // SAFETY: available() holds; the row-major operands fit their buffers.
+                    unsafe {
+                        super::sgemm(
+                            (m, n, k),
+                            a.as_ptr(),
+                            (k, 1),
+                            b.as_ptr(),
+                            (n, 1),
+                            c.as_mut_ptr(),
+                            n,
+                            false,
+                            threads,
+                        )
+                    };
+                    let t1 = t.elapsed().as_secs_f64();
+                    let par = if threads > 1 {
+                        gemm::Parallelism::Rayon(threads)
+                    } else {
+                        gemm::Parallelism::None
+                    };
+                    let t = Instant::now();
+                    // SAFETY: as above, with gemm's (column stride, row stride) order.
+                    unsafe {
+                        gemm::gemm(
+                            m,
+                            n,
+                            k,
+                            c.as_mut_ptr(),
+                            1,
+                            n as isize,
+                            false,
+                            a.as_ptr(),
+                            1,
+                            k as isize,
+                            b.as_ptr(),
+                            1,
+                            n as isize,
+                            0.0f32,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            par,
+                        )
+                    };
+                    let t2 = t.elapsed().as_secs_f64();
+                    if it >= 3 {
+                        ours.push(t1);
+                        theirs.push(t2);
+                    }
+                }
+                let median = |v: &mut Vec<f64>| {
+                    v.sort_by(f64::total_cmp);
+                    v[v.len() / 2]
+                };
+                let flops = 2.0 * (m * n * k) as f64;
+                let (g1, g2) = (
+                    flops / median(&mut ours) / 1e9,
+                    flops / median(&mut theirs) / 1e9,
+                );
+                println!(
+                    "{m}x{n}x{k}, {threads} thread(s): sgemm_avx2 {g1:.1} GFLOP/s, gemm {g2:.1} GFLOP/s, ratio {:.2}",
+                    g1 / g2
+                );
+            }
         }
     }
 }
