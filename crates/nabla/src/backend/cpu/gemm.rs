@@ -153,3 +153,75 @@ pub(crate) fn gemm<T: Element>(
         );
     }
 }
+
+/// Test support shared by the `f32` kernels (`sgemm_avx2`, the recurrent layers' micro-kernel).
+#[cfg(test)]
+pub(crate) mod check {
+    /// A product size `(m, n, k)` and whether A and B are read transposed.
+    pub(crate) type Case = (usize, usize, usize, bool, bool);
+
+    /// Runs `kernel((m, n, k), a, a_strides, b, b_strides, c, ldc, accumulate)` for every case,
+    /// with and without accumulation, on random operands with padded strides, and checks every
+    /// element of `c` (the `m × n` block, and the padding past `n` untouched) against an `f64`
+    /// product.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn against_naive(
+        cases: &[Case],
+        mut kernel: impl FnMut(
+            (usize, usize, usize),
+            &[f32],
+            (usize, usize),
+            &[f32],
+            (usize, usize),
+            &mut [f32],
+            usize,
+            bool,
+        ),
+    ) {
+        let mut state = 7u32;
+        let mut rnd = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for &(m, n, k, ta, tb) in cases {
+            for acc in [false, true] {
+                let (a_rs, a_cs) = if ta { (1, m + 1) } else { (k + 2, 1) };
+                let (b_rs, b_cs) = if tb { (1, k + 3) } else { (n + 1, 1) };
+                let a: Vec<f32> = (0..(m + 1) * (k + 2)).map(|_| rnd()).collect();
+                let b: Vec<f32> = (0..(n + 1) * (k + 3)).map(|_| rnd()).collect();
+                let ldc = n + 4;
+                let c0: Vec<f32> = (0..m * ldc).map(|_| rnd()).collect();
+                let mut c = c0.clone();
+                kernel(
+                    (m, n, k),
+                    &a,
+                    (a_rs, a_cs),
+                    &b,
+                    (b_rs, b_cs),
+                    &mut c,
+                    ldc,
+                    acc,
+                );
+                for i in 0..m {
+                    for j in 0..ldc {
+                        let want = if j < n {
+                            let dot: f64 = (0..k)
+                                .map(|p| {
+                                    a[i * a_rs + p * a_cs] as f64 * b[p * b_rs + j * b_cs] as f64
+                                })
+                                .sum();
+                            dot + if acc { c0[i * ldc + j] as f64 } else { 0.0 }
+                        } else {
+                            c0[i * ldc + j] as f64
+                        };
+                        let got = c[i * ldc + j] as f64;
+                        assert!(
+                            (got - want).abs() < 1e-4 * (k as f64).sqrt().max(1.0),
+                            "{m}x{n}x{k} ta={ta} tb={tb} acc={acc} at {i},{j}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

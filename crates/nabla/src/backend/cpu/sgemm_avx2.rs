@@ -444,71 +444,53 @@ unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usiz
     }
 }
 
+/// Deterministic row-major test operands, `m × k` and `k × n`, with values in [-0.5, 0.5).
+#[cfg(test)]
+fn operands((m, n, k): (usize, usize, usize)) -> (Vec<f32>, Vec<f32>) {
+    let a = (0..m * k).map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5);
+    let b = (0..k * n).map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.5);
+    (a.collect(), b.collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Every path (full and partial tiles, each operand's fast and strided packing, several
-    /// reduction blocks, both thread splits, accumulation) against an f64 reference.
+    /// reduction blocks, the thread splits, accumulation) against an f64 reference.
     #[test]
     fn matches_a_naive_product() {
         if !available() {
             return;
         }
-        let mut state = 7u32;
-        let mut rnd = || {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
-        // (m, n, k, A transposed, B transposed, accumulate, threads)
-        for &(m, n, k, ta, tb, acc, threads) in &[
-            (6, 16, 4, false, false, false, 1),
-            (7, 17, 5, false, false, true, 1),
-            (150, 40, 600, false, false, false, 1),
-            (150, 40, 600, true, true, true, 1),
-            (33, 1100, 70, false, true, false, 2),
-            (200, 35, 1030, true, false, true, 3),
-            (64, 64, 64, false, false, false, 2),
-            (1, 20, 3, true, true, false, 2),
-        ] {
-            let (a_rs, a_cs) = if ta { (1, m + 1) } else { (k + 2, 1) };
-            let (b_rs, b_cs) = if tb { (1, k + 3) } else { (n + 1, 1) };
-            let a: Vec<f32> = (0..(m + 1) * (k + 2)).map(|_| rnd()).collect();
-            let b: Vec<f32> = (0..(n + 1) * (k + 3)).map(|_| rnd()).collect();
-            let ldc = n + 4;
-            let c0: Vec<f32> = (0..m * ldc).map(|_| rnd()).collect();
-            let mut c = c0.clone();
-            // SAFETY: available() holds; the strides above keep every element inside a and b.
-            unsafe {
-                sgemm(
-                    (m, n, k),
-                    a.as_ptr(),
-                    (a_rs, a_cs),
-                    b.as_ptr(),
-                    (b_rs, b_cs),
-                    c.as_mut_ptr(),
-                    ldc,
-                    acc,
-                    threads,
-                )
-            };
-            for i in 0..m {
-                for j in 0..ldc {
-                    let want = if j < n {
-                        let dot: f64 = (0..k)
-                            .map(|p| a[i * a_rs + p * a_cs] as f64 * b[p * b_rs + j * b_cs] as f64)
-                            .sum();
-                        dot + if acc { c0[i * ldc + j] as f64 } else { 0.0 }
-                    } else {
-                        c0[i * ldc + j] as f64
-                    };
-                    let got = c[i * ldc + j] as f64;
-                    assert!(
-                        (got - want).abs() < 1e-4 * (k as f64).sqrt(),
-                        "{m}x{n}x{k} ta={ta} tb={tb} at {i},{j}: {got} vs {want}"
-                    );
+        // (m, n, k, A transposed, B transposed), on 1 to 3 threads.
+        let cases = [
+            (6, 16, 4, false, false),
+            (7, 17, 5, false, false),
+            (150, 40, 600, false, false),
+            (150, 40, 600, true, true),
+            (33, 1100, 70, false, true),
+            (200, 35, 1030, true, false),
+            (64, 64, 64, false, false),
+            (1, 20, 3, true, true),
+        ];
+        for threads in 1..=3 {
+            super::super::gemm::check::against_naive(&cases, |dims, a, sa, b, sb, c, ldc, acc| {
+                // SAFETY: available() holds; the checker sizes a, b and c for their strides.
+                unsafe {
+                    sgemm(
+                        dims,
+                        a.as_ptr(),
+                        sa,
+                        b.as_ptr(),
+                        sb,
+                        c.as_mut_ptr(),
+                        ldc,
+                        acc,
+                        threads,
+                    )
                 }
-            }
+            });
         }
     }
 
@@ -519,40 +501,32 @@ mod tests {
         use super::super::gemm::{Mat, gemm};
         let (m, n, k) = (200, 410, 420);
         assert!(m * n * k >= FROM_MADDS);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.5)
-            .collect();
+        let (a, b) = operands((m, n, k));
         let (a64, b64): (Vec<f64>, Vec<f64>) = (
             a.iter().map(|&x| x as f64).collect(),
             b.iter().map(|&x| x as f64).collect(),
         );
         // b is stored transposed (n × k) and read through swapped strides.
-        let (mut c, mut c64) = (vec![0f32; m * n], vec![0f64; m * n]);
-        gemm(
-            m,
-            n,
-            k,
-            &mut c,
-            n,
-            false,
-            Mat::new(&a, 0, (k, 1)),
-            Mat::new(&b, 0, (1, k)),
-            true,
-        );
-        gemm(
-            m,
-            n,
-            k,
-            &mut c64,
-            n,
-            false,
-            Mat::new(&a64, 0, (k, 1)),
-            Mat::new(&b64, 0, (1, k)),
-            true,
-        );
+        fn product<T: crate::dtype::Element>(
+            a: &[T],
+            b: &[T],
+            (m, n, k): (usize, usize, usize),
+        ) -> Vec<T> {
+            let mut c = vec![T::zero(); m * n];
+            gemm(
+                m,
+                n,
+                k,
+                &mut c,
+                n,
+                false,
+                Mat::new(a, 0, (k, 1)),
+                Mat::new(b, 0, (1, k)),
+                true,
+            );
+            c
+        }
+        let (c, c64) = (product(&a, &b, (m, n, k)), product(&a64, &b64, (m, n, k)));
         for (x, y) in c.iter().zip(&c64) {
             assert!((*x as f64 - y).abs() < 1e-3, "{x} vs {y}");
         }
@@ -578,12 +552,7 @@ mod probe {
             (1024, 1024, 1024),
             (128, 784, 128),
         ] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.5)
-                .collect();
+            let (a, b) = super::operands((m, n, k));
             let mut c = vec![0f32; m * n];
             for threads in [rayon::current_num_threads(), 1] {
                 let (mut ours, mut theirs) = (Vec::new(), Vec::new());

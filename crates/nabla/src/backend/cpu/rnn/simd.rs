@@ -617,58 +617,25 @@ mod tests {
         if !available() {
             return;
         }
-        let mut state = 1u32;
-        let mut rnd = || {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
-        // (m, n, k, A transposed, B transposed, accumulate, parallel_from)
-        for &(m, n, k, ta, tb, acc, par) in &[
-            (1, 8, 1, false, false, false, usize::MAX),
-            (16, 512, 128, false, true, false, usize::MAX),
-            (7, 40, 13, true, false, true, usize::MAX),
-            (13, 24, 9, false, false, true, 0),
-            (37, 64, 50, true, true, false, 0),
-            (9, 12, 7, false, false, true, usize::MAX),
-            (20, 3, 500, true, false, false, 0),
-            (2, 25, 5000, true, true, true, 0),
-        ] {
-            let (a_rs, a_cs) = if ta { (1, m) } else { (k, 1) };
-            let (b_rs, b_cs) = if tb { (1, k + 2) } else { (n + 3, 1) };
-            let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
-            let b: Vec<f32> = (0..k * (n + 3) + n * (k + 2)).map(|_| rnd()).collect();
-            let ldc = n + 5;
-            let c0: Vec<f32> = (0..m * ldc).map(|_| rnd()).collect();
-            let mut c = c0.clone();
-            let ok = sgemm(
-                (m, n, k),
-                &a,
-                (a_rs, a_cs),
-                &b,
-                (b_rs, b_cs),
-                &mut c,
-                ldc,
-                acc,
-                par,
+        // (m, n, k, A transposed, B transposed), each with the product split over two rayon tasks
+        // (parallel_from 0) and not.
+        let cases = [
+            (1, 8, 1, false, false),
+            (16, 512, 128, false, true),
+            (7, 40, 13, true, false),
+            (13, 24, 9, false, false),
+            (37, 64, 50, true, true),
+            (9, 12, 7, false, false),
+            (20, 3, 500, true, false),
+            (2, 25, 5000, true, true),
+        ];
+        for par in [0, usize::MAX] {
+            crate::backend::cpu::gemm::check::against_naive(
+                &cases,
+                |dims, a, sa, b, sb, c, ldc, acc| {
+                    assert!(sgemm(dims, a, sa, b, sb, c, ldc, acc, par));
+                },
             );
-            assert!(ok);
-            for i in 0..m {
-                for j in 0..ldc {
-                    let want = if j < n {
-                        let dot: f64 = (0..k)
-                            .map(|p| a[i * a_rs + p * a_cs] as f64 * b[p * b_rs + j * b_cs] as f64)
-                            .sum();
-                        dot + if acc { c0[i * ldc + j] as f64 } else { 0.0 }
-                    } else {
-                        c0[i * ldc + j] as f64
-                    };
-                    let got = c[i * ldc + j] as f64;
-                    assert!(
-                        (got - want).abs() < 1e-4,
-                        "{m}x{n}x{k} at {i},{j}: {got} vs {want}"
-                    );
-                }
-            }
         }
     }
 }
