@@ -1,10 +1,11 @@
 //! A blocked `f32` matrix product for AVX2+FMA hosts, laid out as in BLIS and GotoBLAS: the
 //! reduction is cut into blocks of at most `KC_MAX` steps and C's columns into slices of `NC`; for
 //! each pair, B's `kc × nc` slice is packed once into 16-column panels (shared by all threads,
-//! kept in L2/L3), then C's row blocks run as rayon tasks, each packing its `mc × kc` block of A
-//! into 6-row tiles (kept in its core's L2) and computing 6×16 register tiles from one A tile and
-//! one B panel (the panel stays in L1 while the block's A tiles pass by). Nothing is packed
-//! twice, and a worker that starts late still takes the blocks that are left.
+//! kept in L2/L3), then the calling thread and the rayon workers take C's row blocks from a shared
+//! counter, each packing its block's `mc × kc` slice of A into 6-row tiles (kept in its core's L2)
+//! and computing 6×16 register tiles from one A tile and one B panel (the panel stays in L1 while
+//! the block's A tiles pass by). Nothing is packed twice, the caller starts at once, and a worker
+//! that starts late still takes the blocks that are left.
 //!
 //! Measured on the reference host (AMD Zen 3, 2 cores, AVX2, see BENCHMARKS.md), it runs a 1024³
 //! product 1.2-1.4x faster than the `gemm` crate's AVX2 path; hosts with AVX-512 keep `gemm`'s
@@ -72,7 +73,7 @@ unsafe impl Sync for Job {}
 
 /// `c[m × n] (+)= a · b` for an `m × k` `a` (element `(i, p)` at `a[i·a_rs + p·a_cs]`) and a `k × n`
 /// `b` (element `(p, j)` at `b[p·b_rs + j·b_cs]`), into `c` with row stride `ldc`, overwriting it
-/// unless `accumulate`; split over `threads` rayon tasks.
+/// unless `accumulate`; on the calling thread and up to `threads - 1` rayon workers.
 ///
 /// # Safety
 /// [`available`] must be true, every element the sizes and strides address must lie inside its
@@ -148,10 +149,8 @@ unsafe impl Send for Packed {}
 unsafe impl Sync for Packed {}
 
 /// The product, loop by loop: for each `NC`-column slice and `KC`-step block of the reduction,
-/// B's slice is packed once (rows split over the threads), then the row blocks of C are computed
-/// as rayon tasks, each packing its own `mc × kc` block of A. The tasks share the packed B, so
-/// nothing is packed twice, and a thread that starts late (a sleeping worker woken by the
-/// product) still takes the blocks left.
+/// B's slice is packed once (its rows split over the threads when it is large), then the row
+/// blocks of C are computed through [`share`], each packing its own `mc × kc` block of A.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn blocked(g: Job, m: usize, n: usize, threads: usize) {
@@ -184,16 +183,12 @@ unsafe fn blocked(g: Job, m: usize, n: usize, threads: usize) {
                 } else {
                     kcur
                 };
-                let pack = |q0: usize| {
-                    let q1 = (q0 + step).min(kcur);
-                    // SAFETY: rows q0..q1 of the slice's panels lie in bbuf; B is in bounds.
-                    unsafe { pack_b(g, pc, kcur, (q0, q1), jc, nc, { bp }.0) };
-                };
-                share(
-                    if par_pack { threads } else { 1 },
-                    kcur.div_ceil(step),
-                    |t| pack(t * step),
-                );
+                let packers = if par_pack { threads } else { 1 };
+                share(packers, kcur.div_ceil(step), |t| {
+                    let rows = (t * step, (t * step + step).min(kcur));
+                    // SAFETY: these rows of the slice's panels lie in bbuf; B is in bounds.
+                    unsafe { pack_b(g, pc, kcur, rows, jc, nc, { bp }.0) };
+                });
                 let task = |t: usize| {
                     let (ib, jg) = (t / col_groups, t % col_groups);
                     let per = panels.div_ceil(col_groups);
