@@ -468,6 +468,9 @@ mod tests {
             (200, 35, 1030, true, false),
             (64, 64, 64, false, false),
             (1, 20, 3, true, true),
+            // a B slice of 512 × 520 floats (over 1 MiB): packed by several threads
+            (20, 520, 512, false, false),
+            (20, 520, 512, true, true),
         ];
         for threads in 1..=3 {
             super::super::gemm::check::against_naive(&cases, |dims, a, sa, b, sb, c, ldc, acc| {
