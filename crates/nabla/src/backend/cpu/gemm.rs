@@ -122,35 +122,106 @@ pub(crate) fn gemm<T: Element>(
         return;
     }
     let par = if threaded && rayon::current_num_threads() > 1 {
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
+        Parallelism::Rayon(rayon::current_num_threads())
     } else {
-        gemm::Parallelism::None
+        Parallelism::None
     };
     // SAFETY: the asserts above check that the last element each operand's strides address lies in
     // its buffer (strides are non-negative, so every other element does too), and that `dst`, an
     // exclusive borrow, holds the m×n block with row stride dst_rs.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        crate_gemm(
+            (m, n, k),
             dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
+            dst_rs,
             accumulate,
             a.buf.as_ptr().add(a.off),
-            a.cs as isize,
-            a.rs as isize,
+            (a.rs, a.cs),
             b.buf.as_ptr().add(b.off),
-            b.cs as isize,
-            b.rs as isize,
-            if accumulate { T::one() } else { T::zero() },
-            T::one(),
-            false,
-            false,
-            false,
+            (b.rs, b.cs),
             par,
         );
+    }
+}
+
+pub(crate) use gemm_common::Parallelism;
+
+/// `dst (+)= a · b` through the `gemm` project's kernels for `T` (`gemm_f32` or `gemm_f64`, chosen
+/// at run time for the CPU: AVX-512, AVX2+FMA or portable), with row-major `dst` (row stride
+/// `dst_rs`) and `(row, column)` strides for `a` and `b`.
+///
+/// # Safety
+/// Every element the sizes and strides address must lie inside its buffer, and `dst`'s `m × n`
+/// block must overlap neither operand.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn crate_gemm<T: Element>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    dst_rs: usize,
+    accumulate: bool,
+    a: *const T,
+    (a_rs, a_cs): (usize, usize),
+    b: *const T,
+    (b_rs, b_cs): (usize, usize),
+    par: Parallelism,
+) {
+    // gemm's arguments: dst (+ column and row strides), whether to read dst, lhs and rhs (column
+    // stride first), alpha (dst's factor), beta (the product's), three conjugation flags unused
+    // for real types, and the parallelism.
+    let (dst_rs, a_rs, a_cs, b_rs, b_cs) = (
+        dst_rs as isize,
+        a_rs as isize,
+        a_cs as isize,
+        b_rs as isize,
+        b_cs as isize,
+    );
+    // SAFETY: the caller's contract; the pointer casts are identities (T's DTYPE names its type,
+    // and Element is implemented only for f32 and f64).
+    unsafe {
+        match T::DTYPE {
+            DType::F32 => gemm_f32::gemm::f32::get_gemm_fn()(
+                m,
+                n,
+                k,
+                dst.cast(),
+                1,
+                dst_rs,
+                accumulate,
+                a.cast(),
+                a_cs,
+                a_rs,
+                b.cast(),
+                b_cs,
+                b_rs,
+                if accumulate { 1.0 } else { 0.0 },
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            ),
+            DType::F64 => gemm_f64::gemm::f64::get_gemm_fn()(
+                m,
+                n,
+                k,
+                dst.cast(),
+                1,
+                dst_rs,
+                accumulate,
+                a.cast(),
+                a_cs,
+                a_rs,
+                b.cast(),
+                b_cs,
+                b_rs,
+                if accumulate { 1.0 } else { 0.0 },
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            ),
+        }
     }
 }
 

@@ -540,6 +540,7 @@ mod probe {
     #[test]
     #[ignore]
     fn probe_blocked_sgemm() {
+        use crate::backend::cpu::gemm::Parallelism;
         use std::time::Instant;
         if !super::available() {
             return;
@@ -572,32 +573,22 @@ mod probe {
                     };
                     let t1 = t.elapsed().as_secs_f64();
                     let par = if threads > 1 {
-                        gemm::Parallelism::Rayon(threads)
+                        Parallelism::Rayon(threads)
                     } else {
-                        gemm::Parallelism::None
+                        Parallelism::None
                     };
                     let t = Instant::now();
                     // SAFETY: as above, with gemm's (column stride, row stride) order.
                     unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            k,
+                        crate::backend::cpu::gemm::crate_gemm(
+                            (m, n, k),
                             c.as_mut_ptr(),
-                            1,
-                            n as isize,
+                            n,
                             false,
                             a.as_ptr(),
-                            1,
-                            k as isize,
+                            (k, 1),
                             b.as_ptr(),
-                            1,
-                            n as isize,
-                            0.0f32,
-                            1.0,
-                            false,
-                            false,
-                            false,
+                            (n, 1),
                             par,
                         )
                     };

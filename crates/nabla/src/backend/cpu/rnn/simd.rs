@@ -646,6 +646,7 @@ mod probe {
     #[test]
     #[ignore]
     fn probe_sgemm() {
+        use crate::backend::cpu::gemm::Parallelism;
         use std::time::Instant;
         let shapes: &[(&str, usize, usize, usize, bool)] = &[
             ("fwd step h@Wt", 16, 512, 128, false),
@@ -675,29 +676,19 @@ mod probe {
                     let t = Instant::now();
                     for _ in 0..reps {
                         unsafe {
-                            gemm::gemm(
-                                m,
-                                n,
-                                k,
+                            crate::backend::cpu::gemm::crate_gemm(
+                                (m, n, k),
                                 c.as_mut_ptr(),
-                                1,
-                                n as isize,
+                                n,
                                 false,
                                 a.as_ptr(),
-                                a_cs as isize,
-                                a_rs as isize,
+                                (a_rs, a_cs),
                                 b.as_ptr(),
-                                1,
-                                n as isize,
-                                0.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
+                                (n, 1),
                                 if par == usize::MAX {
-                                    gemm::Parallelism::None
+                                    Parallelism::None
                                 } else {
-                                    gemm::Parallelism::Rayon(2)
+                                    Parallelism::Rayon(2)
                                 },
                             )
                         };
