@@ -1,4 +1,5 @@
-//! Criterion benches for developers: `cargo bench -p nabla-bench` (or `-- matmul` to pick some).
+//! Criterion benches for developers: `cargo bench -p nabla-bench --features criterion` (or
+//! `-- matmul` to pick some).
 //! The side-by-side comparison with PyTorch and JAX is `bench/run.sh`, not this.
 
 use criterion::{Criterion, criterion_group, criterion_main};
