@@ -293,3 +293,54 @@ fn small_network_gradients() {
     check_grad(f, &[x.clone(), w1.clone(), b1.clone(), w2.clone()]).unwrap();
     check_grad2(f, &[x, w1, b1, w2]).unwrap();
 }
+
+/// Convolution and max pooling write every element of their outputs, whose buffers can come from
+/// the pool of recycled buffers with stale contents: leave a NaN-filled buffer of the output's size
+/// there first (outputs of at least 16,384 elements are pooled), then check every value.
+#[test]
+fn outputs_from_recycled_buffers_are_fully_written() {
+    let mut rng = nabla::rand::rngs::StdRng::seed_from_u64(9);
+    let xd = [2, 4, 32, 32];
+    let wd = [16, 2, 3, 3];
+    let x = Tensor::randn(xd, DType::F64, &mut rng);
+    let w = Tensor::randn(wd, DType::F64, &mut rng);
+    let b = Tensor::randn([16], DType::F64, &mut rng);
+    let bv = b.to_vec::<f64>();
+    for opts in [
+        Conv2dOpts::default().padding(1).groups(2),
+        Conv2dOpts::default().groups(2),
+    ] {
+        for bias in [false, true] {
+            let (want, yd) = naive_conv2d(
+                &x.to_vec(),
+                xd,
+                &w.to_vec(),
+                wd,
+                bias.then_some(&bv[..]),
+                opts,
+            );
+            for dtype in [DType::F64, DType::F32] {
+                drop(Tensor::full(yd, f64::NAN, dtype));
+                let (xt, wt, bt) = (x.to_dtype(dtype), w.to_dtype(dtype), b.to_dtype(dtype));
+                let y = xt.conv2d(&wt, bias.then_some(&bt), opts);
+                let tol = if dtype == DType::F64 { 1e-12 } else { 1e-4 };
+                assert_close(
+                    &format!("conv {opts:?} bias {bias} {dtype:?}"),
+                    &y,
+                    &yd,
+                    &want,
+                    tol,
+                )
+                .unwrap();
+            }
+        }
+    }
+    let xd = [2, 16, 64, 64];
+    let x = distinct(xd, 10);
+    let (want, yd) = naive_pool(&x.to_vec(), xd, [2, 2], [2, 2], [0, 0], true);
+    for dtype in [DType::F64, DType::F32] {
+        drop(Tensor::full(yd, f64::NAN, dtype));
+        let y = x.to_dtype(dtype).max_pool2d([2, 2], [2, 2], [0, 0]);
+        assert_close(&format!("max pool {dtype:?}"), &y, &yd, &want, 1e-6).unwrap();
+    }
+}

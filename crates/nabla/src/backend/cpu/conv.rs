@@ -283,7 +283,9 @@ pub(crate) fn forward<T: Element>(
     let (tiles, scratch_len) = tiles(g, direct);
     let (k, l, cg_out, wo) = (g.k(), g.l(), g.cg_out(), g.wo);
     let per_n = g.c_out * l;
-    let data = storage::build(g.n * per_n, |o: &mut [T]| {
+    // Every element is written: the bias fill, or the first product into it (which overwrites
+    // without a bias); the row tiles cover every output row and the groups every channel.
+    let data = storage::build_overwrite(g.n * per_n, |o: &mut [T]| {
         over_batch(g.n, per_n, g.flops(), o, |i0, block, threaded| {
             with_scratch(scratch_len, |scratch: &mut [T]| {
                 for (j, dst_n) in block.chunks_exact_mut(per_n).enumerate() {

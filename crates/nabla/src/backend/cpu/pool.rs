@@ -42,10 +42,12 @@ pub(crate) fn plane_gather<T: Element>(
     out_shape: Shape,
 ) -> Tensor {
     let src = x.contiguous_data::<T>();
-    let data = storage::build(out_shape.numel(), |o: &mut [T]| {
+    // Every element is written: gathered below, or zeroed when a plane is empty.
+    let data = storage::build_overwrite(out_shape.numel(), |o: &mut [T]| {
         let work = o.len();
         let (op, ip) = (out_plane, in_plane);
         if op == 0 || ip == 0 {
+            o.fill(T::zero());
             return;
         }
         let body = |(o, (s, i)): (&mut [T], (&[T], &[u32]))| {
