@@ -294,9 +294,10 @@ fn small_network_gradients() {
     check_grad2(f, &[x, w1, b1, w2]).unwrap();
 }
 
-/// Convolution and max pooling write every element of their outputs, whose buffers can come from
-/// the pool of recycled buffers with stale contents: leave a NaN-filled buffer of the output's size
-/// there first (outputs of at least 16,384 elements are pooled), then check every value.
+/// Convolution (forward and input gradient) and max pooling write every element of their outputs,
+/// whose buffers can come from the pool of recycled buffers with stale contents: leave a NaN-filled
+/// buffer of the output's size there first (outputs of at least 16,384 elements are pooled), then
+/// check every value.
 #[test]
 fn outputs_from_recycled_buffers_are_fully_written() {
     let mut rng = nabla::rand::rngs::StdRng::seed_from_u64(9);
@@ -334,6 +335,33 @@ fn outputs_from_recycled_buffers_are_fully_written() {
                 .unwrap();
             }
         }
+    }
+    // The input gradient (a transposed convolution: folded columns, or direct products for a
+    // pointwise kernel), pulled back once over a pooled NaN buffer and once over a zero one.
+    let xd = [2, 8, 32, 32];
+    let x = Tensor::randn(xd, DType::F64, &mut rng);
+    for (wd, opts) in [
+        ([4, 8, 3, 3], Conv2dOpts::default().padding(1)),
+        ([6, 4, 1, 1], Conv2dOpts::default().groups(2)),
+    ] {
+        let w = Tensor::randn(wd, DType::F64, &mut rng);
+        let (y, pullback) = nabla::vjp(|v| v[0].conv2d(&w, None, opts), std::slice::from_ref(&x));
+        let r = Tensor::randn(y.dims(), DType::F64, &mut rng);
+        drop(Tensor::zeros(xd, DType::F64));
+        let want = pullback(&r).remove(0).to_vec::<f64>();
+        assert!(
+            want.iter().all(|v| v.is_finite()),
+            "input gradient {wd:?}: not finite"
+        );
+        drop(Tensor::full(xd, f64::NAN, DType::F64));
+        assert_close(
+            &format!("input gradient {wd:?}"),
+            &pullback(&r).remove(0),
+            &xd,
+            &want,
+            0.0,
+        )
+        .unwrap();
     }
     let xd = [2, 16, 64, 64];
     let x = distinct(xd, 10);

@@ -326,10 +326,15 @@ pub(crate) fn input_grad<T: Element>(g: &ConvGeom, gy: &Tensor, w: &Tensor) -> T
     // A pointwise convolution writes x̄ directly (it is contiguous), without folding columns.
     let direct = g.pointwise();
     let (tiles, scratch_len) = tiles(g, direct);
-    let data = storage::build(g.n * per_n, |o: &mut [T]| {
+    // Every element is written: by the products when pointwise, else zeroed per batch element (on
+    // the thread that then folds the columns into it) before the folds add to it.
+    let data = storage::build_overwrite(g.n * per_n, |o: &mut [T]| {
         over_batch(g.n, per_n, g.flops(), o, |i0, block, threaded| {
             with_scratch(scratch_len, |scratch: &mut [T]| {
                 for (j, dst_n) in block.chunks_exact_mut(per_n).enumerate() {
+                    if !direct {
+                        dst_n.fill(T::zero());
+                    }
                     let gm = batch_mat(&gv, i0 + j, g.wo);
                     for rows in &tiles {
                         let tl = rows.len() * wo;
