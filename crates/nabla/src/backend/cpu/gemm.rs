@@ -175,52 +175,38 @@ pub(crate) unsafe fn crate_gemm<T: Element>(
         b_rs as isize,
         b_cs as isize,
     );
-    // SAFETY: the caller's contract; the pointer casts are identities (T's DTYPE names its type,
-    // and Element is implemented only for f32 and f64).
+    // One call for either kernel: the literals take the kernel's element type, and the pointer
+    // casts are identities (T's DTYPE names its type; Element is implemented for f32 and f64 only).
+    macro_rules! call {
+        ($kernel:expr) => {
+            $kernel(
+                m,
+                n,
+                k,
+                dst.cast(),
+                1,
+                dst_rs,
+                accumulate,
+                a.cast(),
+                a_cs,
+                a_rs,
+                b.cast(),
+                b_cs,
+                b_rs,
+                if accumulate { 1.0 } else { 0.0 },
+                1.0,
+                false,
+                false,
+                false,
+                par,
+            )
+        };
+    }
+    // SAFETY: the caller's contract.
     unsafe {
         match T::DTYPE {
-            DType::F32 => gemm_f32::gemm::f32::get_gemm_fn()(
-                m,
-                n,
-                k,
-                dst.cast(),
-                1,
-                dst_rs,
-                accumulate,
-                a.cast(),
-                a_cs,
-                a_rs,
-                b.cast(),
-                b_cs,
-                b_rs,
-                if accumulate { 1.0 } else { 0.0 },
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            ),
-            DType::F64 => gemm_f64::gemm::f64::get_gemm_fn()(
-                m,
-                n,
-                k,
-                dst.cast(),
-                1,
-                dst_rs,
-                accumulate,
-                a.cast(),
-                a_cs,
-                a_rs,
-                b.cast(),
-                b_cs,
-                b_rs,
-                if accumulate { 1.0 } else { 0.0 },
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            ),
+            DType::F32 => call!(gemm_f32::gemm::f32::get_gemm_fn()),
+            DType::F64 => call!(gemm_f64::gemm::f64::get_gemm_fn()),
         }
     }
 }
