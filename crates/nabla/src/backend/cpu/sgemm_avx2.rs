@@ -578,7 +578,7 @@ mod probe {
                         Parallelism::None
                     };
                     let t = Instant::now();
-                    // SAFETY: as above, with gemm's (column stride, row stride) order.
+                    // SAFETY: as above (the same operands and strides, through the gemm crate).
                     unsafe {
                         crate::backend::cpu::gemm::crate_gemm(
                             (m, n, k),
