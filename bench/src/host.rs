@@ -35,7 +35,7 @@ pub fn host_info() -> Value {
     let matmul = if has("avx512f") {
         "gemm 0.19 avx512f kernels (x86-v4)"
     } else if has("avx2") && has("fma") {
-        "large f32: nabla's blocked AVX2+FMA kernel (backend/cpu/sgemm_avx2.rs); f64 and small f32: gemm 0.19 fma kernels (x86-v3)"
+        "f32 from 2^18 multiply-adds (every side >= 32): nabla's blocked AVX2+FMA kernel (backend/cpu/sgemm_avx2.rs); f64 and smaller f32: gemm 0.19 fma kernels (x86-v3)"
     } else if has("fma") {
         "gemm 0.19 fma kernels (x86-v3: AVX2+FMA)"
     } else {

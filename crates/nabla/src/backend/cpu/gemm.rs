@@ -1,9 +1,9 @@
 //! The one call site of the `gemm` project's kernels (`gemm_f32`, `gemm_f64`, through
 //! [`crate_gemm`]): a bounds-checked, strided `dst (+)= a · b` used by the matrix product, the
 //! convolution kernels and the recurrent layers' non-`f32` path. Tiny products run as a plain
-//! loop, below the crate's dispatch cost; large `f32` products on AVX2 hosts without AVX-512 run in
-//! nabla's own blocked kernel ([`super::sgemm_avx2`]), which is faster there than the crate's AVX2
-//! path.
+//! loop, below the crate's dispatch cost; `f32` products from 64³ multiply-adds on AVX2 hosts
+//! without AVX-512 run in nabla's own blocked kernel ([`super::sgemm_avx2`]), which is faster
+//! there than the crate's AVX2 path.
 
 use super::sgemm_avx2;
 use crate::dtype::{DType, Element};
