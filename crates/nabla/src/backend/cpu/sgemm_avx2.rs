@@ -549,10 +549,15 @@ mod probe {
             return;
         }
         for (m, n, k) in [
+            // the smallest products this kernel takes (see FROM_MADDS), and conv- and MLP-sized ones
+            (64, 64, 64),
+            (64, 32, 128),
+            (96, 96, 96),
+            (64, 121, 288),
+            (128, 784, 128),
             (256, 256, 256),
             (512, 512, 512),
             (1024, 1024, 1024),
-            (128, 784, 128),
         ] {
             let (a, b) = super::operands((m, n, k));
             let mut c = vec![0f32; m * n];
