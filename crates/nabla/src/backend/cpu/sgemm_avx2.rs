@@ -28,10 +28,11 @@ const NC: usize = 1024;
 /// Products with at least this many multiply-adds (2¹⁸, e.g. 64³), and every side at least
 /// [`MIN_SIDE`], use this kernel; smaller ones go to `gemm`. Measured on the reference host
 /// (2026-12-02, `probe_blocked_sgemm` and interleaved `nabla-bench` processes), this kernel was
-/// faster than `gemm`'s AVX2 path from 32³ up on one thread (1.1-1.5x) and in all but one shape on
-/// two (64×32×128: 0.65x), and it sped up `nabla-bench matmul` 1.4-2.1x at n = 64-128 and 1.3x at
-/// 256, mlp-step at batch 128 1.1x, cnn-step 1.0-1.1x and conv2d 1.1x. (Until then the bound was
-/// 2²⁵, set when earlier versions of the kernel swung between 0.7x and 1.6x at 128³-256³.)
+/// faster than `gemm`'s AVX2 path from 32³ up on one thread (1.1-1.5x) and at most shapes on two
+/// (at 64³ and 64×32×128 the probe's two-thread figure fell to 0.65-0.87x in some runs), and it
+/// sped up `nabla-bench matmul` 1.4-2.1x at n = 64-128 and 1.3x at 256, mlp-step at batch 128
+/// 1.1x, cnn-step 1.0-1.1x and conv2d 1.1x. (Until then the bound was 2²⁵, set when earlier
+/// versions of the kernel swung between 0.7x and 1.6x at 128³-256³.)
 pub(crate) const FROM_MADDS: usize = 1 << 18;
 /// See [`FROM_MADDS`].
 pub(crate) const MIN_SIDE: usize = 32;
