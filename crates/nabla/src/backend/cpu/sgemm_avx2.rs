@@ -550,7 +550,7 @@ mod probe {
             return;
         }
         for (m, n, k) in [
-            // the smallest products this kernel takes (see FROM_MADDS), and conv- and MLP-sized ones
+            // the smallest products this kernel takes (FROM_MADDS), conv- and MLP-sized ones
             (64, 64, 64),
             (64, 32, 128),
             (96, 96, 96),
